@@ -1,0 +1,252 @@
+//! Store configuration: every knob with its default, unit and bound.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::error::Error;
+use crate::segment::format::{MAX_KEY_BYTES, MAX_RECORD_BYTES_LIMIT};
+
+/// When a put is acknowledged, and what a crash can take away.
+///
+/// | mode | put resolves `Ok` after | process crash loses | power loss loses |
+/// |---|---|---|---|
+/// | `Sync` | its frame is written with direct I/O **and** `fdatasync` returned | nothing acknowledged | nothing acknowledged |
+/// | `Async` | the in-memory map is updated | puts whose direct write had not been issued yet: at most the shard's queue plus one batch | everything acknowledged in the last `flush_interval_ms` plus the write time of one batch |
+///
+/// In `Sync` mode a record becomes visible to `get` only after it is durable,
+/// so a reader never sees a value that a crash could still take back. In
+/// `Async` mode `get` sees a record as soon as it is acknowledged; a crash
+/// can then lose it (see the table), and recovery returns the newest record
+/// that reached the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// Acknowledge only after the record is on stable storage (group commit).
+    #[default]
+    Sync,
+    /// Acknowledge after the memory update; the log is written in the
+    /// background and flushed at least every `flush_interval_ms`.
+    Async,
+}
+
+/// What recovery at `open` tolerates in the bytes it finds on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RecoveryMode {
+    /// A frame cut short at the end of a shard's newest segment (a crash
+    /// mid-write) is dropped with a warning; any other bad frame fails `open`
+    /// with its file and offset.
+    #[default]
+    TolerateTornTail,
+    /// Any bad frame, even a torn tail, fails `open`.
+    Strict,
+    /// Bad frames are skipped; reading resumes at the next valid frame and the
+    /// skipped bytes are counted in the recovery report.
+    SkipCorrupt,
+}
+
+/// Configuration of a [`Store`](crate::Store). Build with [`Config::new`] and
+/// the chained setters; [`Store::open`](crate::Store::open) validates it.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub(crate) dir: PathBuf,
+    pub(crate) shards: usize,
+    pub(crate) version_field: String,
+    pub(crate) durability: Durability,
+    pub(crate) flush_interval_ms: u64,
+    pub(crate) max_segment_bytes: u64,
+    pub(crate) max_segment_records: u64,
+    pub(crate) max_record_bytes: usize,
+    pub(crate) max_batch_bytes: usize,
+    pub(crate) queue_depth: usize,
+    pub(crate) recovery_mode: RecoveryMode,
+    pub(crate) pin_cpus: bool,
+    pub(crate) allow_non_durable_dir: bool,
+}
+
+/// Default `max_segment_bytes`: 256 MiB.
+pub const DEFAULT_MAX_SEGMENT_BYTES: u64 = 256 << 20;
+/// Default `max_record_bytes`: 16 MiB.
+pub const DEFAULT_MAX_RECORD_BYTES: usize = 16 << 20;
+/// Default `max_batch_bytes`: 8 MiB.
+pub const DEFAULT_MAX_BATCH_BYTES: usize = 8 << 20;
+/// Default `queue_depth`: 4096 puts per shard.
+pub const DEFAULT_QUEUE_DEPTH: usize = 4096;
+/// Default `flush_interval_ms` (Async only): 10 ms.
+pub const DEFAULT_FLUSH_INTERVAL_MS: u64 = 10;
+
+impl Config {
+    /// A configuration for the data dir `dir` with every other field at its
+    /// default.
+    pub fn new(dir: impl AsRef<Path>) -> Self {
+        let shards = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Config {
+            dir: dir.as_ref().to_path_buf(),
+            shards,
+            version_field: "collection_time".to_owned(),
+            durability: Durability::Sync,
+            flush_interval_ms: DEFAULT_FLUSH_INTERVAL_MS,
+            max_segment_bytes: DEFAULT_MAX_SEGMENT_BYTES,
+            max_segment_records: u64::MAX,
+            max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+            max_batch_bytes: DEFAULT_MAX_BATCH_BYTES,
+            queue_depth: DEFAULT_QUEUE_DEPTH,
+            recovery_mode: RecoveryMode::TolerateTornTail,
+            pin_cpus: true,
+            allow_non_durable_dir: false,
+        }
+    }
+
+    /// Number of shards, each one executor thread with its own map and log.
+    /// Default: the number of CPUs available. Bound: 1..=1024.
+    pub fn shards(mut self, shards: usize) -> Self {
+        self.shards = shards;
+        self
+    }
+
+    /// Name of the top-level integer field holding each record's version.
+    /// Default `"collection_time"`. Must be non-empty.
+    pub fn version_field(mut self, field: impl Into<String>) -> Self {
+        self.version_field = field.into();
+        self
+    }
+
+    /// When puts are acknowledged. Default [`Durability::Sync`].
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// Async mode only: the longest time, in milliseconds, an acknowledged
+    /// record may stay unflushed. Default 10. Bound: 1..=60000.
+    pub fn flush_interval_ms(mut self, ms: u64) -> Self {
+        self.flush_interval_ms = ms;
+        self
+    }
+
+    /// Seal the active segment once it holds this many bytes. Default 256 MiB.
+    /// Bound: at least 1 MiB and at least `max_record_bytes` + 64 KiB. A segment
+    /// may exceed it by at most one group commit (`max_batch_bytes`).
+    pub fn max_segment_bytes(mut self, bytes: u64) -> Self {
+        self.max_segment_bytes = bytes;
+        self
+    }
+
+    /// Seal the active segment once it holds this many frames. Default
+    /// unlimited (`u64::MAX`). Bound: at least 1.
+    pub fn max_segment_records(mut self, records: u64) -> Self {
+        self.max_segment_records = records;
+        self
+    }
+
+    /// Largest accepted serialized record, in bytes. Default 16 MiB. Bound:
+    /// 1..=256 MiB (the format's limit).
+    pub fn max_record_bytes(mut self, bytes: usize) -> Self {
+        self.max_record_bytes = bytes;
+        self
+    }
+
+    /// Largest group commit a shard assembles, in bytes: a batch closes when
+    /// it reaches this size (or when the queue is empty). Default 8 MiB.
+    /// Bound: 64 KiB..=1 GiB. One record larger than this still goes alone.
+    pub fn max_batch_bytes(mut self, bytes: usize) -> Self {
+        self.max_batch_bytes = bytes;
+        self
+    }
+
+    /// Puts a shard may hold queued before new puts wait (back-pressure).
+    /// Default 4096. Bound: 1..=1_048_576.
+    pub fn queue_depth(mut self, depth: usize) -> Self {
+        self.queue_depth = depth;
+        self
+    }
+
+    /// What recovery tolerates. Default [`RecoveryMode::TolerateTornTail`].
+    pub fn recovery_mode(mut self, mode: RecoveryMode) -> Self {
+        self.recovery_mode = mode;
+        self
+    }
+
+    /// Pin shard `i` to the `i`-th allowed CPU (modulo their count). Default
+    /// `true`; turn off when the host process pins its own threads.
+    pub fn pin_cpus(mut self, pin: bool) -> Self {
+        self.pin_cpus = pin;
+        self
+    }
+
+    /// Accept a data dir on a filesystem without direct I/O or durable
+    /// storage (tmpfs, ramfs). Default `false`: `open` refuses such a dir,
+    /// because nothing written there survives a power loss.
+    pub fn allow_non_durable_dir(mut self, allow: bool) -> Self {
+        self.allow_non_durable_dir = allow;
+        self
+    }
+
+    /// The data dir.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The configured durability.
+    pub fn durability_mode(&self) -> Durability {
+        self.durability
+    }
+
+    /// The Async flush interval as a `Duration`.
+    pub(crate) fn flush_interval(&self) -> Duration {
+        Duration::from_millis(self.flush_interval_ms)
+    }
+
+    /// Checks every field against its documented bound.
+    pub fn validate(&self) -> Result<(), Error> {
+        let bad = |field: &'static str, reason: String| Err(Error::InvalidConfig { field, reason });
+        if self.dir.as_os_str().is_empty() {
+            return bad("dir", "must not be empty".into());
+        }
+        if !(1..=1024).contains(&self.shards) {
+            return bad("shards", format!("is {}, must be 1..=1024", self.shards));
+        }
+        if self.version_field.is_empty() {
+            return bad("version_field", "must not be empty".into());
+        }
+        if !(1..=60_000).contains(&self.flush_interval_ms) {
+            return bad(
+                "flush_interval_ms",
+                format!("is {}, must be 1..=60000", self.flush_interval_ms),
+            );
+        }
+        if self.max_record_bytes == 0 || self.max_record_bytes > MAX_RECORD_BYTES_LIMIT {
+            return bad(
+                "max_record_bytes",
+                format!(
+                    "is {}, must be 1..={MAX_RECORD_BYTES_LIMIT}",
+                    self.max_record_bytes
+                ),
+            );
+        }
+        let min_segment = (1u64 << 20).max(self.max_record_bytes as u64 + MAX_KEY_BYTES as u64 + (64 << 10));
+        if self.max_segment_bytes < min_segment {
+            return bad(
+                "max_segment_bytes",
+                format!(
+                    "is {}, must be at least {min_segment} (1 MiB and one max-size record)",
+                    self.max_segment_bytes
+                ),
+            );
+        }
+        if self.max_segment_records == 0 {
+            return bad("max_segment_records", "must be at least 1".into());
+        }
+        if !((64 << 10)..=(1 << 30)).contains(&self.max_batch_bytes) {
+            return bad(
+                "max_batch_bytes",
+                format!("is {}, must be 65536..=1073741824", self.max_batch_bytes),
+            );
+        }
+        if !(1..=1 << 20).contains(&self.queue_depth) {
+            return bad(
+                "queue_depth",
+                format!("is {}, must be 1..=1048576", self.queue_depth),
+            );
+        }
+        Ok(())
+    }
+}

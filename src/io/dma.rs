@@ -1,0 +1,64 @@
+//! The production backend: glommio DMA files (O_DIRECT through io_uring).
+//!
+//! glommio's stream writer is deliberately not used: dropping it without
+//! `close` loses data, and it rewrites its padded tail block later, which
+//! would put acknowledged frames at risk of a torn rewrite.
+
+use std::io;
+use std::path::Path;
+
+use glommio::io::{DmaBuffer, DmaFile, Directory, OpenOptions};
+
+use crate::io::{LogBuffer, LogFile, LogFs};
+
+/// glommio DMA filesystem access; only usable on a glommio executor thread.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct DmaFs;
+
+impl LogBuffer for DmaBuffer {
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        self.as_bytes_mut()
+    }
+}
+
+impl LogFile for DmaFile {
+    type Buffer = DmaBuffer;
+
+    fn alignment(&self) -> u64 {
+        DmaFile::alignment(self)
+    }
+
+    fn alloc(&self, len: usize) -> DmaBuffer {
+        self.alloc_dma_buffer(len)
+    }
+
+    async fn write_at(&self, buf: DmaBuffer, offset: u64) -> io::Result<usize> {
+        Ok(DmaFile::write_at(self, buf, offset).await?)
+    }
+
+    async fn sync_data(&self) -> io::Result<()> {
+        Ok(self.fdatasync().await?)
+    }
+
+    async fn close(self) -> io::Result<()> {
+        Ok(DmaFile::close(self).await?)
+    }
+}
+
+impl LogFs for DmaFs {
+    type File = DmaFile;
+
+    async fn create(&self, path: &Path) -> io::Result<DmaFile> {
+        Ok(OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .dma_open(path)
+            .await?)
+    }
+
+    async fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        let d = Directory::open(dir).await?;
+        d.sync().await?;
+        Ok(d.close().await?)
+    }
+}

@@ -1,0 +1,54 @@
+//! The narrow I/O seam of a shard: every byte a shard writes to its log goes
+//! through [`LogFs`] and [`LogFile`]. Production uses glommio DMA files
+//! ([`dma`]); a fault-injecting disk and a portable fallback plug in here.
+//!
+//! Direct I/O rules the seam enforces on its callers: buffers come from
+//! [`LogFile::alloc`] (aligned for the device), offsets and lengths are
+//! multiples of [`LogFile::alignment`], and nothing is durable until
+//! [`LogFile::sync_data`] returns.
+
+pub(crate) mod dma;
+
+use std::io;
+use std::path::Path;
+
+/// A buffer suitable for direct I/O on one file.
+pub(crate) trait LogBuffer {
+    /// The whole buffer, writable.
+    fn bytes_mut(&mut self) -> &mut [u8];
+}
+
+/// One open log file.
+pub(crate) trait LogFile {
+    /// The buffer type writes take ownership of.
+    type Buffer: LogBuffer;
+
+    /// Required alignment of offsets, lengths and buffers, in bytes.
+    fn alignment(&self) -> u64;
+
+    /// A buffer of `len` bytes (a multiple of `alignment`) with unspecified
+    /// contents.
+    fn alloc(&self, len: usize) -> Self::Buffer;
+
+    /// Writes the whole buffer at `offset`; returns the bytes written (fewer
+    /// than the buffer means the device ran out of space).
+    async fn write_at(&self, buf: Self::Buffer, offset: u64) -> io::Result<usize>;
+
+    /// Makes every completed write durable (fdatasync).
+    async fn sync_data(&self) -> io::Result<()>;
+
+    /// Closes the file.
+    async fn close(self) -> io::Result<()>;
+}
+
+/// The filesystem operations of a shard.
+pub(crate) trait LogFs: Clone {
+    /// The file type this filesystem opens.
+    type File: LogFile;
+
+    /// Creates `path` (which must not exist) for direct-I/O writes.
+    async fn create(&self, path: &Path) -> io::Result<Self::File>;
+
+    /// Makes the directory entries of `dir` durable (fsync on the directory).
+    async fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+}

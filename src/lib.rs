@@ -1,0 +1,59 @@
+//! # ringstore
+//!
+//! An embeddable, thread-per-core, in-memory key/record store for Linux that
+//! persists every write through io_uring direct I/O.
+//!
+//! * `put` serializes the record on the caller's thread and hands it to the
+//!   shard that owns the key (one glommio executor per shard); the shard
+//!   appends a batch of puts as one direct write on a fresh aligned block,
+//!   makes it durable with one `fdatasync` (group commit), then publishes the
+//!   records and acknowledges the puts.
+//! * `get` is synchronous and lock-free from any thread: it returns a
+//!   ref-counted [`RecordRef`] to the archived record, never a copy.
+//! * `open` recovers the newest record of every key from the log.
+//!
+//! ```no_run
+//! use ringstore::{Config, Record, Store, PutOutcome};
+//!
+//! let store = Store::open(Config::new("/var/lib/myservice/ringstore"))?;
+//! let record = Record::new()
+//!     .with("collection_time", 1_700_000_000_000_000_000i64)
+//!     .with("temperature", 21.5);
+//! assert_eq!(store.put_blocking("sensor7", &record)?, PutOutcome::Applied);
+//! let got = store.get("sensor7").expect("just written");
+//! assert_eq!(got.version(), 1_700_000_000_000_000_000);
+//! println!("{}", got.to_json());
+//! store.close()?;
+//! # Ok::<(), ringstore::Error>(())
+//! ```
+
+mod config;
+mod error;
+mod io;
+mod lock;
+mod preflight;
+mod record;
+mod record_ref;
+mod recovery;
+mod segment;
+mod shard;
+mod store;
+
+pub use config::{Config, Durability, RecoveryMode};
+pub use error::Error;
+pub use record::{ArchivedRecord, ArchivedValue, Record, Value};
+pub use record_ref::RecordRef;
+pub use recovery::{DamageReport, RecoveryReport};
+pub use store::{PutOutcome, Store};
+
+/// Internals for the tools, benches and tests: the on-disk format and its one
+/// decoder. Not part of the stable API.
+#[doc(hidden)]
+pub mod inspect {
+    pub use crate::recovery::{parse_segment_name, parse_shard_dir};
+    pub use crate::record_ref::InvalidPayload;
+    pub use crate::segment::format;
+    pub use crate::segment::reader::{ReadError, SegmentReader};
+    pub use crate::segment::writer::segment_file_name;
+    pub use crate::shard::shard_for;
+}

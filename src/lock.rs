@@ -1,0 +1,49 @@
+//! The data-dir lock: `<dir>/LOCK`, held with `flock(LOCK_EX|LOCK_NB)` for the
+//! store's lifetime and released by the kernel if the process dies.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{FlockOperation, flock};
+
+use crate::error::Error;
+
+/// Name of the lock file inside the data dir.
+pub const LOCK_FILE: &str = "LOCK";
+
+/// A held lock; dropping it releases the lock.
+#[derive(Debug)]
+pub(crate) struct DirLock {
+    _file: File,
+}
+
+impl DirLock {
+    /// Takes the lock on `dir` or fails with `Error::Locked`.
+    pub fn acquire(dir: &Path) -> Result<DirLock, Error> {
+        let path: PathBuf = dir.join(LOCK_FILE);
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| Error::io("opening lock file", &path, e))?;
+        if let Err(e) = flock(&file, FlockOperation::NonBlockingLockExclusive) {
+            if e == rustix::io::Errno::WOULDBLOCK {
+                let mut text = String::new();
+                let _ = file.read_to_string(&mut text);
+                return Err(Error::Locked {
+                    path,
+                    pid: text.trim().parse().ok(),
+                });
+            }
+            return Err(Error::io("locking data dir", &path, e.into()));
+        }
+        // The pid is informational (for the `Locked` message): best effort.
+        let _ = file.set_len(0);
+        let _ = file.seek(SeekFrom::Start(0));
+        let _ = write!(file, "{}", std::process::id());
+        Ok(DirLock { _file: file })
+    }
+}

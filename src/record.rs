@@ -1,0 +1,256 @@
+//! The record model: the seed's `map[string]interface{}` as an ordered map of
+//! field name → [`Value`], archived with rkyv so a stored record is read in
+//! place, without deserializing.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use rkyv::{Archive, Deserialize, Serialize};
+
+/// A dynamic value: what one field of a record holds.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[rkyv(serialize_bounds(
+    __S: rkyv::ser::Writer + rkyv::ser::Allocator,
+    __S::Error: rkyv::rancor::Source,
+))]
+#[rkyv(deserialize_bounds(__D::Error: rkyv::rancor::Source))]
+#[rkyv(bytecheck(bounds(__C: rkyv::validation::ArchiveContext)))]
+pub enum Value {
+    /// No value (JSON `null`).
+    Null,
+    /// A boolean.
+    Bool(bool),
+    /// A signed 64-bit integer.
+    Int(i64),
+    /// A 64-bit float.
+    Float(f64),
+    /// A UTF-8 string.
+    Str(String),
+    /// Raw bytes (JSON: a lowercase hex string).
+    Bytes(Vec<u8>),
+    /// An ordered list of values.
+    List(#[rkyv(omit_bounds)] Vec<Value>),
+    /// A nested map.
+    Map(#[rkyv(omit_bounds)] BTreeMap<String, Value>),
+}
+
+impl Value {
+    /// The name of this value's type, for error messages.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Null => "Null",
+            Value::Bool(_) => "Bool",
+            Value::Int(_) => "Int",
+            Value::Float(_) => "Float",
+            Value::Str(_) => "Str",
+            Value::Bytes(_) => "Bytes",
+            Value::List(_) => "List",
+            Value::Map(_) => "Map",
+        }
+    }
+}
+
+macro_rules! value_from {
+    ($($t:ty => $variant:ident($conv:expr)),* $(,)?) => {
+        $(impl From<$t> for Value {
+            fn from(v: $t) -> Self {
+                Value::$variant($conv(v))
+            }
+        })*
+    };
+}
+
+value_from! {
+    bool => Bool(|v| v),
+    i64 => Int(|v| v),
+    i32 => Int(i64::from),
+    u32 => Int(i64::from),
+    f64 => Float(|v| v),
+    String => Str(|v| v),
+    &str => Str(str::to_owned),
+    Vec<u8> => Bytes(|v| v),
+    Vec<Value> => List(|v| v),
+}
+
+/// A record: field name → value, ordered by field name. One top-level field
+/// (by default `collection_time`, see `Config::version_field`) holds the
+/// record's integer version.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+pub struct Record {
+    fields: BTreeMap<String, Value>,
+}
+
+impl Record {
+    /// An empty record.
+    pub fn new() -> Self {
+        Record::default()
+    }
+
+    /// Sets `field` to `value`, returning the record (builder style).
+    pub fn with(mut self, field: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.insert(field, value);
+        self
+    }
+
+    /// Sets `field` to `value`, returning the previous value.
+    pub fn insert(&mut self, field: impl Into<String>, value: impl Into<Value>) -> Option<Value> {
+        self.fields.insert(field.into(), value.into())
+    }
+
+    /// The value of `field`.
+    pub fn get(&self, field: &str) -> Option<&Value> {
+        self.fields.get(field)
+    }
+
+    /// Number of top-level fields.
+    pub fn len(&self) -> usize {
+        self.fields.len()
+    }
+
+    /// Whether the record has no fields.
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty()
+    }
+
+    /// The fields in name order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.fields.iter().map(|(k, v)| (k.as_str(), v))
+    }
+}
+
+impl FromIterator<(String, Value)> for Record {
+    fn from_iter<I: IntoIterator<Item = (String, Value)>>(iter: I) -> Self {
+        Record {
+            fields: iter.into_iter().collect(),
+        }
+    }
+}
+
+impl ArchivedRecord {
+    /// The archived value of `field`, read in place.
+    pub fn get(&self, field: &str) -> Option<&ArchivedValue> {
+        self.fields.get(field)
+    }
+
+    /// The archived fields in name order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &ArchivedValue)> {
+        self.fields.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// Number of top-level fields.
+    pub fn len(&self) -> usize {
+        self.fields.len()
+    }
+
+    /// Whether the record has no fields.
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty()
+    }
+
+    /// Appends the record as one JSON object to `out` (no trailing newline).
+    /// Non-finite floats become `null`; bytes become a lowercase hex string.
+    pub fn write_json(&self, out: &mut String) {
+        write_json_map(self.fields.iter().map(|(k, v)| (k.as_str(), v)), out);
+    }
+
+    /// The record as one JSON object.
+    pub fn to_json(&self) -> String {
+        let mut out = String::new();
+        self.write_json(&mut out);
+        out
+    }
+}
+
+fn write_json_map<'a>(entries: impl Iterator<Item = (&'a str, &'a ArchivedValue)>, out: &mut String) {
+    out.push('{');
+    for (i, (k, v)) in entries.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_json_str(k, out);
+        out.push(':');
+        write_json_value(v, out);
+    }
+    out.push('}');
+}
+
+fn write_json_value(value: &ArchivedValue, out: &mut String) {
+    match value {
+        ArchivedValue::Null => out.push_str("null"),
+        ArchivedValue::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        ArchivedValue::Int(i) => {
+            let _ = write!(out, "{}", i.to_native());
+        }
+        ArchivedValue::Float(f) => {
+            let f = f.to_native();
+            if f.is_finite() {
+                // `{:?}` keeps a `.0` on integral floats so readers see a float.
+                let _ = write!(out, "{f:?}");
+            } else {
+                out.push_str("null");
+            }
+        }
+        ArchivedValue::Str(s) => write_json_str(s.as_str(), out),
+        ArchivedValue::Bytes(b) => {
+            out.push('"');
+            for byte in b.iter() {
+                let _ = write!(out, "{byte:02x}");
+            }
+            out.push('"');
+        }
+        ArchivedValue::List(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_json_value(item, out);
+            }
+            out.push(']');
+        }
+        ArchivedValue::Map(map) => write_json_map(map.iter().map(|(k, v)| (k.as_str(), v)), out),
+    }
+}
+
+/// Appends `s` as a JSON string literal.
+pub(crate) fn write_json_str(s: &str, out: &mut String) {
+    out.reserve(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn archived_record_renders_as_json() {
+        let r = Record::new()
+            .with("collection_time", 5i64)
+            .with("name", "a\"b\n")
+            .with("x", 1.0)
+            .with("bad", f64::NAN)
+            .with("raw", vec![0u8, 255])
+            .with("list", vec![Value::Null, Value::Bool(true)]);
+        let bytes = rkyv::to_bytes::<rkyv::rancor::Error>(&r).expect("serialize");
+        let archived =
+            rkyv::access::<ArchivedRecord, rkyv::rancor::Error>(&bytes).expect("valid archive");
+        assert_eq!(
+            archived.to_json(),
+            r#"{"bad":null,"collection_time":5,"list":[null,true],"name":"a\"b\n","raw":"00ff","x":1.0}"#
+        );
+    }
+}

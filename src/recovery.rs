@@ -1,0 +1,275 @@
+//! Start-up recovery: read every segment of every `shard-*` folder through the
+//! shared decoder and rebuild the newest record per key. Recency is the
+//! record's version; ties go to the later write by (generation, lsn) — never
+//! file order or clocks. The recovery mode decides what damaged bytes cost.
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::config::RecoveryMode;
+use crate::error::Error;
+use crate::record_ref::RecordRef;
+use crate::segment::format::MAX_BLOCK_SIZE;
+use crate::segment::reader::{ReadError, SegmentReader};
+
+/// What recovery found and did at `open`.
+#[derive(Debug, Clone, Default)]
+pub struct RecoveryReport {
+    /// Segment files read.
+    pub segments: usize,
+    /// Valid frames read.
+    pub frames: u64,
+    /// Bytes of segment files read.
+    pub bytes: u64,
+    /// Distinct keys recovered.
+    pub keys: usize,
+    /// Generation of the run that wrote last (0 for a new dir).
+    pub previous_generation: u64,
+    /// Torn tails found (a crash mid-write) and truncated away.
+    pub torn_tails: Vec<DamageReport>,
+    /// Damaged regions skipped (`RecoveryMode::SkipCorrupt` only).
+    pub skipped: Vec<DamageReport>,
+    /// Wall time spent.
+    pub elapsed: Duration,
+}
+
+/// One damaged region of a segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DamageReport {
+    /// The segment file.
+    pub path: PathBuf,
+    /// Offset of the first bad byte (a frame or header position).
+    pub offset: u64,
+    /// Bytes dropped (truncated or skipped).
+    pub bytes: u64,
+    /// What was wrong.
+    pub reason: String,
+}
+
+/// The result of reading a data dir.
+pub(crate) struct Recovered {
+    /// Newest record of each key.
+    pub records: Vec<RecordRef>,
+    /// Highest segment seq seen in each shard folder.
+    pub max_seq: HashMap<usize, u64>,
+    pub report: RecoveryReport,
+}
+
+/// Ordering key of a frame: version first, then the later write.
+type Rank = (i64, u64, u64);
+
+/// A `shard-<i>` folder name → `i`.
+pub fn parse_shard_dir(name: &str) -> Option<usize> {
+    name.strip_prefix("shard-")?.parse().ok()
+}
+
+/// A `<seq:020>.seg` file name → `seq`.
+pub fn parse_segment_name(name: &str) -> Option<u64> {
+    let digits = name.strip_suffix(".seg")?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// The shard folders of `dir`, sorted by index.
+pub(crate) fn shard_dirs(dir: &Path) -> Result<Vec<(usize, PathBuf)>, Error> {
+    let mut out = Vec::new();
+    let entries = fs::read_dir(dir).map_err(|e| Error::io("listing data dir", dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("listing data dir", dir, e))?;
+        if let Some(i) = entry.file_name().to_str().and_then(parse_shard_dir) {
+            if entry.path().is_dir() {
+                out.push((i, entry.path()));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// The segments of a shard folder, sorted by seq.
+pub(crate) fn segments(shard_dir: &Path) -> Result<Vec<(u64, PathBuf)>, Error> {
+    let mut out = Vec::new();
+    let entries = fs::read_dir(shard_dir).map_err(|e| Error::io("listing shard dir", shard_dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("listing shard dir", shard_dir, e))?;
+        if let Some(seq) = entry.file_name().to_str().and_then(parse_segment_name) {
+            out.push((seq, entry.path()));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn corrupt(path: &Path, offset: u64, reason: impl Into<String>) -> Error {
+    Error::Corrupt {
+        path: path.to_path_buf(),
+        offset,
+        reason: reason.into(),
+    }
+}
+
+fn read_error(path: &Path, e: ReadError) -> Error {
+    match e {
+        ReadError::Io(e) => Error::io("reading segment", path, e),
+        ReadError::Format { offset, error } => corrupt(path, offset, error.to_string()),
+    }
+}
+
+/// Reads the whole data dir.
+pub(crate) fn recover(dir: &Path, mode: RecoveryMode) -> Result<Recovered, Error> {
+    let started = Instant::now();
+    let mut best: HashMap<Box<str>, (Rank, RecordRef)> = HashMap::new();
+    let mut max_seq = HashMap::new();
+    let mut report = RecoveryReport::default();
+    for (shard, shard_dir) in shard_dirs(dir)? {
+        let segs = segments(&shard_dir)?;
+        if let Some((seq, _)) = segs.last() {
+            max_seq.insert(shard, *seq);
+        }
+        let last = segs.len().saturating_sub(1);
+        for (i, (_, path)) in segs.iter().enumerate() {
+            read_segment(path, i == last, mode, &mut best, &mut report)?;
+        }
+    }
+    report.keys = best.len();
+    report.elapsed = started.elapsed();
+    Ok(Recovered {
+        records: best.into_values().map(|(_, r)| r).collect(),
+        max_seq,
+        report,
+    })
+}
+
+fn read_segment(
+    path: &Path,
+    is_last: bool,
+    mode: RecoveryMode,
+    best: &mut HashMap<Box<str>, (Rank, RecordRef)>,
+    report: &mut RecoveryReport,
+) -> Result<(), Error> {
+    let mut reader = match SegmentReader::open(path) {
+        Ok(r) => r,
+        Err(ReadError::Format { offset, error }) => {
+            // A crash while creating the newest segment leaves a file whose
+            // header never became durable; no frame in it was acknowledged.
+            let len = fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+            if is_last && mode != RecoveryMode::Strict && len <= u64::from(MAX_BLOCK_SIZE) {
+                remove_torn_segment(path)?;
+                report.torn_tails.push(DamageReport {
+                    path: path.to_path_buf(),
+                    offset,
+                    bytes: len,
+                    reason: format!("segment header never completed ({error}); file removed"),
+                });
+                return Ok(());
+            }
+            return Err(corrupt(path, offset, format!("bad segment header: {error}")));
+        }
+        Err(e) => return Err(read_error(path, e)),
+    };
+    report.segments += 1;
+    report.bytes += reader.file_len();
+    report.previous_generation = report.previous_generation.max(reader.header().generation);
+    loop {
+        let damage = match reader.next_frame() {
+            Ok(Some((offset, frame))) => {
+                report.frames += 1;
+                let rank = (frame.version, frame.generation, frame.lsn);
+                let newer = best.get(frame.key).is_none_or(|(r, _)| rank > *r);
+                if newer {
+                    let record = RecordRef::from_untrusted(frame.key, frame.version, frame.payload)
+                        .map_err(|e| corrupt(path, offset, format!("invalid record payload: {}", e.0)))?;
+                    best.insert(frame.key.into(), (rank, record));
+                }
+                continue;
+            }
+            Ok(None) => {
+                let end = reader.position();
+                if !reader.has_bytes_after(end).map_err(|e| read_error(path, e))? {
+                    return Ok(());
+                }
+                (end, "non-zero bytes after the end of the written data".to_owned())
+            }
+            Err(ReadError::Format { offset, error }) => (offset, error.to_string()),
+            Err(e) => return Err(read_error(path, e)),
+        };
+        let (offset, reason) = damage;
+        let resume = reader.resync_after(offset).map_err(|e| read_error(path, e))?;
+        match (mode, resume) {
+            (RecoveryMode::SkipCorrupt, Some(at)) => {
+                report.skipped.push(DamageReport {
+                    path: path.to_path_buf(),
+                    offset,
+                    bytes: at - offset,
+                    reason,
+                });
+            }
+            (RecoveryMode::TolerateTornTail | RecoveryMode::SkipCorrupt, None) if is_last => {
+                truncate_torn_tail(path, offset)?;
+                report.torn_tails.push(DamageReport {
+                    path: path.to_path_buf(),
+                    offset,
+                    bytes: reader.file_len() - offset,
+                    reason,
+                });
+                log::warn!("{}: torn tail at offset {offset} truncated ({} bytes)", path.display(), reader.file_len() - offset);
+                return Ok(());
+            }
+            (RecoveryMode::SkipCorrupt, None) => {
+                report.skipped.push(DamageReport {
+                    path: path.to_path_buf(),
+                    offset,
+                    bytes: reader.file_len() - offset,
+                    reason,
+                });
+                return Ok(());
+            }
+            (_, Some(_)) => {
+                return Err(corrupt(
+                    path,
+                    offset,
+                    format!("{reason}; valid frames follow, so this is not a torn tail (open with RecoveryMode::SkipCorrupt to skip it)"),
+                ));
+            }
+            (_, None) => {
+                return Err(corrupt(
+                    path,
+                    offset,
+                    format!("{reason} (open with RecoveryMode::TolerateTornTail to truncate it)"),
+                ));
+            }
+        }
+    }
+}
+
+/// Cuts a torn tail off the newest segment and makes the cut durable, so the
+/// segment ends cleanly even after newer segments are created.
+fn truncate_torn_tail(path: &Path, offset: u64) -> Result<(), Error> {
+    let file = fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| Error::io("opening torn segment", path, e))?;
+    file.set_len(offset)
+        .map_err(|e| Error::io("truncating torn tail", path, e))?;
+    file.sync_all()
+        .map_err(|e| Error::io("syncing truncated segment", path, e))
+}
+
+fn remove_torn_segment(path: &Path) -> Result<(), Error> {
+    fs::remove_file(path).map_err(|e| Error::io("removing torn segment", path, e))?;
+    if let Some(parent) = path.parent() {
+        sync_dir(parent)?;
+    }
+    Ok(())
+}
+
+/// fsync of a directory (std, for recovery and open).
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), Error> {
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io("syncing directory", dir, e))
+}

@@ -1,0 +1,472 @@
+//! The on-disk format, byte by byte (see `docs/FORMAT.md`): the segment header
+//! block and the frame. This module is the only place that encodes or decodes
+//! them; the writer, recovery, the log tool and the tests all go through it.
+//!
+//! Every integer is fixed-width little-endian. Bytes read from disk are
+//! untrusted: lengths are bounded before use and checksums are checked before
+//! any field is believed.
+
+use std::fmt;
+
+/// First 8 bytes of every segment file.
+pub const SEGMENT_MAGIC: [u8; 8] = *b"RINGSEG\0";
+/// Version of this format; bumped on any incompatible change.
+pub const FORMAT_VERSION: u32 = 1;
+/// Smallest block size: every group commit starts on a multiple of the block
+/// size, which is at least this and at least the device's direct-I/O
+/// alignment. The header occupies the whole first block.
+pub const MIN_BLOCK_SIZE: u32 = 4096;
+/// Largest block size accepted from a header.
+pub const MAX_BLOCK_SIZE: u32 = 1 << 20;
+/// Bytes of the header that carry fields (the rest of the block is zero).
+pub const HEADER_LEN: usize = 64;
+/// Bytes of a frame before its key.
+pub const FRAME_HEADER_LEN: usize = 40;
+/// Frames start on multiples of this.
+pub const FRAME_ALIGN: usize = 8;
+/// Largest key, in bytes.
+pub const MAX_KEY_BYTES: usize = 1024;
+/// Largest serialized record the format accepts (`Config::max_record_bytes`
+/// may only lower it).
+pub const MAX_RECORD_BYTES_LIMIT: usize = 256 << 20;
+/// Largest frame the format accepts.
+pub const MAX_FRAME_LEN: usize = payload_offset(MAX_KEY_BYTES) + MAX_RECORD_BYTES_LIMIT;
+/// Frame kind: one put.
+pub const KIND_PUT: u8 = 1;
+
+const _: () = assert!(HEADER_LEN <= MIN_BLOCK_SIZE as usize);
+const _: () = assert!(MIN_BLOCK_SIZE as usize % FRAME_ALIGN == 0);
+const _: () = assert!(FRAME_HEADER_LEN % FRAME_ALIGN == 0);
+const _: () = assert!(MAX_KEY_BYTES <= u16::MAX as usize);
+const _: () = assert!(MAX_FRAME_LEN <= u32::MAX as usize);
+
+/// Rounds `v` up to a multiple of `align` (a power of two).
+pub const fn align_up(v: usize, align: usize) -> usize {
+    (v + align - 1) & !(align - 1)
+}
+
+/// Offset of the payload inside a frame whose key has `key_len` bytes; it is
+/// 8-aligned so an archived record can be read in place.
+pub const fn payload_offset(key_len: usize) -> usize {
+    align_up(FRAME_HEADER_LEN + key_len, FRAME_ALIGN)
+}
+
+/// Exact length of a frame (the `len` field).
+pub const fn frame_len(key_len: usize, payload_len: usize) -> usize {
+    payload_offset(key_len) + payload_len
+}
+
+/// Bytes a frame occupies in a batch, including the zero padding that keeps
+/// the next frame 8-aligned.
+pub const fn frame_footprint(key_len: usize, payload_len: usize) -> usize {
+    align_up(frame_len(key_len, payload_len), FRAME_ALIGN)
+}
+
+/// The header block at the start of every segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SegmentHeader {
+    /// Block size of this segment: batches start on multiples of it and the
+    /// header occupies the first block.
+    pub block_size: u32,
+    /// Shard that wrote the segment.
+    pub shard: u32,
+    /// Shard count of the store when the segment was created.
+    pub shard_count: u32,
+    /// Sequence number of the segment within its shard folder.
+    pub seq: u64,
+    /// Store generation (bumped at every open) that created the segment.
+    pub generation: u64,
+    /// Creation time, nanoseconds since the Unix epoch (informational only:
+    /// never used to order anything).
+    pub created_unix_ns: u64,
+}
+
+/// One decoded frame, borrowing its key and payload from the read buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Frame<'a> {
+    /// The record's version (value of the version field).
+    pub version: i64,
+    /// Log sequence number within (shard, generation).
+    pub lsn: u64,
+    /// Store generation that wrote the frame.
+    pub generation: u64,
+    /// The key.
+    pub key: &'a str,
+    /// The rkyv-archived record (not validated here: see `crate::stored`).
+    pub payload: &'a [u8],
+    /// Exact frame length (`len` field).
+    pub len: u32,
+}
+
+/// Why bytes are not a valid header or frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FormatError {
+    /// Fewer bytes than the structure needs (a torn or short file).
+    Truncated {
+        /// Bytes needed from the start of the structure.
+        needed: usize,
+        /// Bytes available.
+        available: usize,
+    },
+    /// The segment does not start with the magic.
+    BadMagic,
+    /// A format version this build cannot read.
+    UnsupportedVersion(u32),
+    /// The stored checksum does not match the bytes.
+    ChecksumMismatch {
+        /// The checksum in the bytes.
+        stored: u32,
+        /// The checksum computed over them.
+        computed: u32,
+    },
+    /// A field is out of its bounds.
+    BadField {
+        /// Which field.
+        field: &'static str,
+        /// Its value.
+        value: u64,
+    },
+    /// The key is not UTF-8.
+    KeyNotUtf8,
+}
+
+impl fmt::Display for FormatError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FormatError::Truncated { needed, available } => {
+                write!(f, "truncated: needs {needed} bytes, only {available} present")
+            }
+            FormatError::BadMagic => write!(f, "not a ringstore segment (bad magic)"),
+            FormatError::UnsupportedVersion(v) => {
+                write!(f, "format version {v} is not supported (this build reads {FORMAT_VERSION})")
+            }
+            FormatError::ChecksumMismatch { stored, computed } => write!(
+                f,
+                "checksum mismatch (stored {stored:#010x}, computed {computed:#010x})"
+            ),
+            FormatError::BadField { field, value } => write!(f, "field `{field}` out of bounds: {value}"),
+            FormatError::KeyNotUtf8 => write!(f, "key is not UTF-8"),
+        }
+    }
+}
+
+impl std::error::Error for FormatError {}
+
+fn le_u16(b: &[u8], at: usize) -> u16 {
+    let mut a = [0u8; 2];
+    if let Some(s) = b.get(at..at + 2) {
+        a.copy_from_slice(s);
+    }
+    u16::from_le_bytes(a)
+}
+
+fn le_u32(b: &[u8], at: usize) -> u32 {
+    let mut a = [0u8; 4];
+    if let Some(s) = b.get(at..at + 4) {
+        a.copy_from_slice(s);
+    }
+    u32::from_le_bytes(a)
+}
+
+fn le_u64(b: &[u8], at: usize) -> u64 {
+    let mut a = [0u8; 8];
+    if let Some(s) = b.get(at..at + 8) {
+        a.copy_from_slice(s);
+    }
+    u64::from_le_bytes(a)
+}
+
+fn put(out: &mut [u8], at: usize, bytes: &[u8]) {
+    if let Some(dst) = out.get_mut(at..at + bytes.len()) {
+        dst.copy_from_slice(bytes);
+    } else {
+        debug_assert!(false, "encode target too small");
+    }
+}
+
+impl SegmentHeader {
+    /// Encodes the header into the first `HEADER_LEN` bytes of `out` (the
+    /// caller zeroes the rest of the block).
+    pub fn encode(&self, out: &mut [u8]) {
+        debug_assert!(out.len() >= HEADER_LEN);
+        put(out, 0, &SEGMENT_MAGIC);
+        put(out, 8, &FORMAT_VERSION.to_le_bytes());
+        put(out, 12, &self.block_size.to_le_bytes());
+        put(out, 16, &self.shard.to_le_bytes());
+        put(out, 20, &self.shard_count.to_le_bytes());
+        put(out, 24, &self.seq.to_le_bytes());
+        put(out, 32, &self.generation.to_le_bytes());
+        put(out, 40, &self.created_unix_ns.to_le_bytes());
+        put(out, 48, &[0u8; 12]);
+        let crc = out.get(..60).map_or(0, crc32c::crc32c);
+        put(out, 60, &crc.to_le_bytes());
+        debug_assert_eq!(SegmentHeader::decode(out).as_ref(), Ok(self));
+    }
+
+    /// Decodes and checks a header from the start of a segment.
+    pub fn decode(bytes: &[u8]) -> Result<SegmentHeader, FormatError> {
+        let Some(head) = bytes.get(..HEADER_LEN) else {
+            return Err(FormatError::Truncated {
+                needed: HEADER_LEN,
+                available: bytes.len(),
+            });
+        };
+        if head.get(..8) != Some(&SEGMENT_MAGIC[..]) {
+            return Err(FormatError::BadMagic);
+        }
+        let stored = le_u32(head, 60);
+        let computed = head.get(..60).map_or(0, crc32c::crc32c);
+        if stored != computed {
+            return Err(FormatError::ChecksumMismatch { stored, computed });
+        }
+        let version = le_u32(head, 8);
+        if version != FORMAT_VERSION {
+            return Err(FormatError::UnsupportedVersion(version));
+        }
+        let block_size = le_u32(head, 12);
+        if !(MIN_BLOCK_SIZE..=MAX_BLOCK_SIZE).contains(&block_size) || !block_size.is_power_of_two()
+        {
+            return Err(FormatError::BadField {
+                field: "block_size",
+                value: block_size.into(),
+            });
+        }
+        Ok(SegmentHeader {
+            block_size,
+            shard: le_u32(head, 16),
+            shard_count: le_u32(head, 20),
+            seq: le_u64(head, 24),
+            generation: le_u64(head, 32),
+            created_unix_ns: le_u64(head, 40),
+        })
+    }
+}
+
+/// The fields of a frame to encode.
+#[derive(Debug, Clone, Copy)]
+pub struct FrameFields<'a> {
+    /// The record's version.
+    pub version: i64,
+    /// Log sequence number.
+    pub lsn: u64,
+    /// Store generation.
+    pub generation: u64,
+    /// The key (1..=MAX_KEY_BYTES bytes).
+    pub key: &'a str,
+    /// The archived record.
+    pub payload: &'a [u8],
+    /// CRC32C of `payload` alone (computed on the caller's thread).
+    pub payload_crc: u32,
+}
+
+/// Encodes one frame at the start of `out`, which must hold at least
+/// `frame_footprint(key.len(), payload.len())` bytes; the padding bytes are
+/// zeroed. Returns the footprint.
+pub fn encode_frame(f: &FrameFields<'_>, out: &mut [u8]) -> usize {
+    let key = f.key.as_bytes();
+    let p_off = payload_offset(key.len());
+    let len = frame_len(key.len(), f.payload.len());
+    let footprint = align_up(len, FRAME_ALIGN);
+    debug_assert!(out.len() >= footprint);
+    debug_assert!(!key.is_empty() && key.len() <= MAX_KEY_BYTES);
+    debug_assert!(len <= MAX_FRAME_LEN);
+    put(out, 0, &(len as u32).to_le_bytes());
+    put(out, 8, &[KIND_PUT, 0]);
+    put(out, 10, &(key.len() as u16).to_le_bytes());
+    put(out, 12, &(f.payload.len() as u32).to_le_bytes());
+    put(out, 16, &f.version.to_le_bytes());
+    put(out, 24, &f.lsn.to_le_bytes());
+    put(out, 32, &f.generation.to_le_bytes());
+    put(out, FRAME_HEADER_LEN, key);
+    if let Some(pad) = out.get_mut(FRAME_HEADER_LEN + key.len()..p_off) {
+        pad.fill(0);
+    }
+    put(out, p_off, f.payload);
+    if let Some(pad) = out.get_mut(len..footprint) {
+        pad.fill(0);
+    }
+    // The CRC covers [8, len): header fields, key, padding, then the payload,
+    // whose own CRC was computed on the caller's thread and is combined here.
+    let head_crc = out.get(8..p_off).map_or(0, crc32c::crc32c);
+    let crc = crc32c::crc32c_combine(head_crc, f.payload_crc, f.payload.len());
+    put(out, 4, &crc.to_le_bytes());
+    debug_assert!(matches!(
+        decode_frame(out.get(..len).unwrap_or_default()),
+        Ok(fr) if fr.key == f.key && fr.payload == f.payload && fr.version == f.version && fr.lsn == f.lsn
+    ));
+    footprint
+}
+
+/// What the bytes at a frame position hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slot {
+    /// A frame header begins here, claiming `len` bytes.
+    Frame {
+        /// The claimed frame length (bounded, at least `FRAME_HEADER_LEN`).
+        len: usize,
+    },
+    /// Filler after a batch: skip to the next block boundary.
+    Filler,
+    /// Zeros at a block boundary: nothing was written here (end of data).
+    Unwritten,
+}
+
+/// Classifies the 8-aligned position `pos` of a segment from the first bytes
+/// found there (`head` needs at least 4 bytes; fewer means end of file).
+pub fn classify(head: &[u8], pos: u64, block_size: u32) -> Result<Slot, FormatError> {
+    if head.len() < 4 {
+        return Err(FormatError::Truncated {
+            needed: 4,
+            available: head.len(),
+        });
+    }
+    let len = le_u32(head, 0) as usize;
+    if len == 0 {
+        return Ok(if pos % u64::from(block_size) == 0 {
+            Slot::Unwritten
+        } else {
+            Slot::Filler
+        });
+    }
+    if !(FRAME_HEADER_LEN..=MAX_FRAME_LEN).contains(&len) {
+        return Err(FormatError::BadField {
+            field: "len",
+            value: len as u64,
+        });
+    }
+    Ok(Slot::Frame { len })
+}
+
+/// Decodes and checks one whole frame: `bytes` must be exactly the `len`
+/// bytes that `classify` reported (fewer is `Truncated`).
+pub fn decode_frame(bytes: &[u8]) -> Result<Frame<'_>, FormatError> {
+    if bytes.len() < FRAME_HEADER_LEN {
+        return Err(FormatError::Truncated {
+            needed: FRAME_HEADER_LEN,
+            available: bytes.len(),
+        });
+    }
+    let len = le_u32(bytes, 0) as usize;
+    if !(FRAME_HEADER_LEN..=MAX_FRAME_LEN).contains(&len) {
+        return Err(FormatError::BadField {
+            field: "len",
+            value: len as u64,
+        });
+    }
+    let Some(frame) = bytes.get(..len) else {
+        return Err(FormatError::Truncated {
+            needed: len,
+            available: bytes.len(),
+        });
+    };
+    let stored = le_u32(frame, 4);
+    let computed = frame.get(8..).map_or(0, crc32c::crc32c);
+    if stored != computed {
+        return Err(FormatError::ChecksumMismatch { stored, computed });
+    }
+    let kind = frame.get(8).copied().unwrap_or(0);
+    if kind != KIND_PUT {
+        return Err(FormatError::BadField {
+            field: "kind",
+            value: kind.into(),
+        });
+    }
+    let key_len = le_u16(frame, 10) as usize;
+    if key_len == 0 || key_len > MAX_KEY_BYTES {
+        return Err(FormatError::BadField {
+            field: "key_len",
+            value: key_len as u64,
+        });
+    }
+    let payload_len = le_u32(frame, 12) as usize;
+    if frame_len(key_len, payload_len) != len {
+        return Err(FormatError::BadField {
+            field: "payload_len",
+            value: payload_len as u64,
+        });
+    }
+    let key = frame
+        .get(FRAME_HEADER_LEN..FRAME_HEADER_LEN + key_len)
+        .ok_or(FormatError::Truncated {
+            needed: FRAME_HEADER_LEN + key_len,
+            available: len,
+        })?;
+    let key = std::str::from_utf8(key).map_err(|_| FormatError::KeyNotUtf8)?;
+    let payload = frame.get(payload_offset(key_len)..).unwrap_or_default();
+    Ok(Frame {
+        version: le_u64(frame, 16) as i64,
+        lsn: le_u64(frame, 24),
+        generation: le_u64(frame, 32),
+        key,
+        payload,
+        len: len as u32,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame_bytes(key: &str, payload: &[u8]) -> Vec<u8> {
+        let mut out = vec![0xAA; frame_footprint(key.len(), payload.len())];
+        let n = encode_frame(
+            &FrameFields {
+                version: -7,
+                lsn: 42,
+                generation: 3,
+                key,
+                payload,
+                payload_crc: crc32c::crc32c(payload),
+            },
+            &mut out,
+        );
+        assert_eq!(n, out.len());
+        out
+    }
+
+    #[test]
+    fn frame_round_trips() {
+        let bytes = frame_bytes("sensor1", b"hello payload");
+        let f = decode_frame(&bytes).expect("valid frame");
+        assert_eq!((f.key, f.payload, f.version, f.lsn, f.generation), ("sensor1", &b"hello payload"[..], -7, 42, 3));
+        assert_eq!(classify(&bytes, 8, 4096), Ok(Slot::Frame { len: f.len as usize }));
+    }
+
+    #[test]
+    fn every_flipped_bit_is_detected() {
+        let bytes = frame_bytes("k", b"0123456789");
+        let len = decode_frame(&bytes).expect("valid").len as usize;
+        for i in 0..len * 8 {
+            let mut b = bytes.clone();
+            if let Some(x) = b.get_mut(i / 8) {
+                *x ^= 1 << (i % 8);
+            }
+            assert!(decode_frame(&b).is_err(), "flip of bit {i} went unnoticed");
+        }
+    }
+
+    #[test]
+    fn header_round_trips_and_rejects_damage() {
+        let h = SegmentHeader {
+            block_size: 4096,
+            shard: 1,
+            shard_count: 2,
+            seq: 9,
+            generation: 4,
+            created_unix_ns: 123,
+        };
+        let mut block = vec![0u8; 4096];
+        h.encode(&mut block);
+        assert_eq!(SegmentHeader::decode(&block), Ok(h));
+        block[30] ^= 1;
+        assert!(matches!(SegmentHeader::decode(&block), Err(FormatError::ChecksumMismatch { .. })));
+        assert!(matches!(SegmentHeader::decode(&block[..10]), Err(FormatError::Truncated { .. })));
+    }
+
+    #[test]
+    fn zeros_are_filler_or_end() {
+        assert_eq!(classify(&[0; 8], 4096, 4096), Ok(Slot::Unwritten));
+        assert_eq!(classify(&[0; 8], 4104, 4096), Ok(Slot::Filler));
+        assert!(classify(&[1, 0, 0, 0], 0, 4096).is_err());
+    }
+}

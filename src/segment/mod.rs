@@ -1,0 +1,5 @@
+//! Segments: the append-only log files of a shard.
+
+pub mod format;
+pub mod reader;
+pub(crate) mod writer;

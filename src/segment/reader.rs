@@ -1,0 +1,237 @@
+//! Streaming reader of one segment file: header, then frame after frame,
+//! through a bounded window, so memory stays constant whatever the file size.
+//! Recovery, the log tool and tests read segments only through this type.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use crate::segment::format::{
+    FRAME_ALIGN, Frame, FormatError, SegmentHeader, Slot, align_up, classify, decode_frame,
+};
+
+/// Bytes read from the file at a time (a frame larger than this is read whole).
+const WINDOW_BYTES: usize = 4 << 20;
+
+/// A problem found while reading a segment.
+#[derive(Debug)]
+pub enum ReadError {
+    /// The operating system failed a read.
+    Io(io::Error),
+    /// The bytes at `offset` are not a valid header or frame.
+    Format {
+        /// Byte offset of the bad header or frame.
+        offset: u64,
+        /// What is wrong with it.
+        error: FormatError,
+    },
+}
+
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadError::Io(e) => write!(f, "read failed: {e}"),
+            ReadError::Format { offset, error } => write!(f, "at offset {offset}: {error}"),
+        }
+    }
+}
+
+/// Reads a segment file sequentially.
+#[derive(Debug)]
+pub struct SegmentReader {
+    file: File,
+    path: PathBuf,
+    header: SegmentHeader,
+    file_len: u64,
+    pos: u64,
+    window: Window,
+    stopped: bool,
+}
+
+/// The bytes of the file currently in memory.
+#[derive(Debug, Default)]
+struct Window {
+    buf: Vec<u8>,
+    start: u64,
+}
+
+impl SegmentReader {
+    /// Opens `path` and checks its header.
+    pub fn open(path: &Path) -> Result<SegmentReader, ReadError> {
+        let file = File::open(path).map_err(ReadError::Io)?;
+        let file_len = file.metadata().map_err(ReadError::Io)?.len();
+        let mut reader = SegmentReader {
+            file,
+            path: path.to_path_buf(),
+            header: SegmentHeader {
+                block_size: 0,
+                shard: 0,
+                shard_count: 0,
+                seq: 0,
+                generation: 0,
+                created_unix_ns: 0,
+            },
+            file_len,
+            pos: 0,
+            window: Window::default(),
+            stopped: false,
+        };
+        let head = fetch(&mut reader.window, &reader.file, reader.file_len, 0, crate::segment::format::HEADER_LEN)?;
+        reader.header =
+            SegmentHeader::decode(head).map_err(|error| ReadError::Format { offset: 0, error })?;
+        reader.pos = u64::from(reader.header.block_size);
+        Ok(reader)
+    }
+
+    /// The segment's header.
+    pub fn header(&self) -> &SegmentHeader {
+        &self.header
+    }
+
+    /// The segment's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Size of the file in bytes.
+    pub fn file_len(&self) -> u64 {
+        self.file_len
+    }
+
+    /// Offset of the next read: after the last good frame once `next` has
+    /// returned `Ok(None)`.
+    pub fn position(&self) -> u64 {
+        self.pos
+    }
+
+    /// The next frame and its offset; `Ok(None)` at the end of the written
+    /// data. After an error, further calls return `Ok(None)` (the offset of
+    /// the bad bytes is in the error; `position` stays at it).
+    pub fn next_frame(&mut self) -> Result<Option<(u64, Frame<'_>)>, ReadError> {
+        if self.stopped {
+            return Ok(None);
+        }
+        let block = self.header.block_size;
+        loop {
+            if self.pos >= self.file_len {
+                self.stopped = true;
+                return Ok(None);
+            }
+            let pos = self.pos;
+            let head = fetch(&mut self.window, &self.file, self.file_len, pos, 4)?;
+            match classify(head, pos, block) {
+                Ok(Slot::Unwritten) => {
+                    self.stopped = true;
+                    return Ok(None);
+                }
+                Ok(Slot::Filler) => {
+                    self.pos = align_up(pos as usize + 1, block as usize) as u64;
+                }
+                Ok(Slot::Frame { len }) => {
+                    let available = self.file_len - pos;
+                    if (len as u64) > available {
+                        self.stopped = true;
+                        return Err(ReadError::Format {
+                            offset: pos,
+                            error: FormatError::Truncated {
+                                needed: len,
+                                available: available as usize,
+                            },
+                        });
+                    }
+                    // Borrow dance: compute the next position before handing
+                    // out a frame that borrows the window.
+                    self.pos = align_up(pos as usize + len, FRAME_ALIGN) as u64;
+                    let bytes = fetch(&mut self.window, &self.file, self.file_len, pos, len)?;
+                    return match decode_frame(bytes) {
+                        Ok(frame) => Ok(Some((pos, frame))),
+                        Err(error) => {
+                            self.pos = pos;
+                            self.stopped = true;
+                            Err(ReadError::Format { offset: pos, error })
+                        }
+                    };
+                }
+                Err(error) => {
+                    self.stopped = true;
+                    return Err(ReadError::Format { offset: pos, error });
+                }
+            }
+        }
+    }
+
+}
+
+impl SegmentReader {
+    /// After damage at `offset`: the first block boundary past it where a
+    /// valid frame starts (every batch starts on a block boundary), if any.
+    /// Moves the reader there and resumes reading when found.
+    pub fn resync_after(&mut self, offset: u64) -> Result<Option<u64>, ReadError> {
+        let block_size = self.header.block_size;
+        let block = u64::from(block_size);
+        let mut at = (offset / block + 1) * block;
+        while at < self.file_len {
+            let head = fetch(&mut self.window, &self.file, self.file_len, at, 4)?;
+            if let Ok(Slot::Frame { len }) = classify(head, at, block_size) {
+                if at + len as u64 <= self.file_len {
+                    let bytes = fetch(&mut self.window, &self.file, self.file_len, at, len)?;
+                    if decode_frame(bytes).is_ok() {
+                        self.pos = at;
+                        self.stopped = false;
+                        return Ok(Some(at));
+                    }
+                }
+            }
+            at += block;
+        }
+        Ok(None)
+    }
+
+    /// Whether any byte in `[offset, file_len)` is non-zero (leftovers of a
+    /// torn write past the end of the written data).
+    pub fn has_bytes_after(&mut self, offset: u64) -> Result<bool, ReadError> {
+        let mut at = offset;
+        while at < self.file_len {
+            let n = ((self.file_len - at) as usize).min(WINDOW_BYTES);
+            if fetch(&mut self.window, &self.file, self.file_len, at, n)?.iter().any(|&b| b != 0) {
+                return Ok(true);
+            }
+            at += n as u64;
+        }
+        Ok(false)
+    }
+}
+
+/// `len` bytes at `offset` (fewer only at the end of the file), read through
+/// the window.
+fn fetch<'w>(
+    window: &'w mut Window,
+    file: &File,
+    file_len: u64,
+    offset: u64,
+    len: usize,
+) -> Result<&'w [u8], ReadError> {
+    let in_window =
+        offset >= window.start && offset + len as u64 <= window.start + window.buf.len() as u64;
+    if !in_window {
+        let want = len.max(WINDOW_BYTES) as u64;
+        let want = want.min(file_len.saturating_sub(offset)) as usize;
+        window.buf.resize(want, 0);
+        let mut filled = 0;
+        while filled < want {
+            let dst = window.buf.get_mut(filled..).unwrap_or_default();
+            match file.read_at(dst, offset + filled as u64) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(ReadError::Io(e)),
+            }
+        }
+        window.buf.truncate(filled);
+        window.start = offset;
+    }
+    let start = (offset - window.start) as usize;
+    let end = (start + len).min(window.buf.len());
+    Ok(window.buf.get(start..end).unwrap_or_default())
+}

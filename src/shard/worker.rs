@@ -1,0 +1,272 @@
+//! The shard's executor loop: drain the queue into a batch, decide recency,
+//! append the batch as one direct write on a fresh block, make it durable
+//! (group commit), then publish and acknowledge.
+
+use std::collections::HashMap;
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use futures::future::{Either, select};
+
+use crate::config::Durability;
+use crate::error::Error;
+use crate::io::LogFs;
+use crate::segment::format::FrameFields;
+use crate::segment::writer::{PendingFrame, SegmentWriter, WriterSpec};
+use crate::shard::ShardShared;
+use crate::shard::index;
+use crate::shard::submission::{Msg, QueueReceiver, Submission};
+use crate::store::PutOutcome;
+
+/// Everything a shard executor needs, built on the opening thread.
+pub(crate) struct WorkerSetup {
+    pub shared: Arc<ShardShared>,
+    pub receiver: QueueReceiver,
+    pub spec: WriterSpec,
+    pub first_seq: u64,
+    pub durability: Durability,
+    pub flush_interval: Duration,
+    pub max_batch_bytes: usize,
+}
+
+struct Worker<Fs: LogFs> {
+    shared: Arc<ShardShared>,
+    receiver: QueueReceiver,
+    writer: SegmentWriter<Fs>,
+    durability: Durability,
+    flush_interval: Duration,
+    max_batch_bytes: usize,
+    /// Last log sequence number used in this generation.
+    lsn: u64,
+    /// Async mode: when the oldest acknowledged-but-unsynced write happened.
+    dirty_since: Option<Instant>,
+}
+
+/// Runs the shard until shutdown. `ready` learns whether the first segment
+/// could be created; after that, failures are reported to the puts.
+pub(crate) async fn run<Fs: LogFs>(
+    fs: Fs,
+    setup: WorkerSetup,
+    ready: std::sync::mpsc::SyncSender<Result<(), Error>>,
+) {
+    let WorkerSetup {
+        shared,
+        mut receiver,
+        spec,
+        first_seq,
+        durability,
+        flush_interval,
+        max_batch_bytes,
+    } = setup;
+    let writer = match SegmentWriter::create(fs, spec, first_seq).await {
+        Ok(w) => {
+            let _ = ready.send(Ok(()));
+            w
+        }
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            receiver.close(&shared.queue);
+            return;
+        }
+    };
+    drop(ready);
+    let mut worker = Worker {
+        shared,
+        receiver,
+        writer,
+        durability,
+        flush_interval,
+        max_batch_bytes,
+        lsn: 0,
+        dirty_since: None,
+    };
+    worker.serve().await;
+}
+
+impl<Fs: LogFs> Worker<Fs> {
+    async fn serve(&mut self) {
+        let mut batch: Vec<Submission> = Vec::new();
+        loop {
+            let Some(first) = self.wait_message().await else {
+                break;
+            };
+            let mut shutdown = false;
+            let mut bytes = 0usize;
+            let take = |msg: Msg, batch: &mut Vec<Submission>, bytes: &mut usize| match msg {
+                Msg::Put(s) => {
+                    *bytes += s.record.as_bytes().len();
+                    batch.push(s);
+                    false
+                }
+                Msg::Shutdown => true,
+            };
+            shutdown |= take(first, &mut batch, &mut bytes);
+            while !shutdown && bytes < self.max_batch_bytes {
+                match self.receiver.rx.try_recv() {
+                    Ok(msg) => shutdown |= take(msg, &mut batch, &mut bytes),
+                    Err(_) => break,
+                }
+            }
+            self.receiver.release(&self.shared.queue, batch.len());
+            if !batch.is_empty() {
+                self.commit(&mut batch).await;
+                batch.clear();
+            }
+            if self.dirty_since.is_some_and(|t| t.elapsed() >= self.flush_interval) {
+                self.flush().await;
+            }
+            if shutdown {
+                break;
+            }
+        }
+        self.receiver.close(&self.shared.queue);
+        if self.dirty_since.is_some() {
+            self.flush().await;
+        }
+        // A close failure after a successful flush loses nothing; the next
+        // open recovers whatever is on disk.
+        if let Err(e) = self.writer.close().await {
+            log::warn!("shard {}: closing the active segment failed: {e}", self.shared.id);
+        }
+    }
+
+    /// The next message; in Async mode, flushes when the interval runs out
+    /// while waiting. `None` when every sender is gone.
+    async fn wait_message(&mut self) -> Option<Msg> {
+        loop {
+            let Some(since) = self.dirty_since else {
+                return self.receiver.rx.next().await;
+            };
+            let left = self.flush_interval.saturating_sub(since.elapsed());
+            if left.is_zero() {
+                self.flush().await;
+                continue;
+            }
+            let next = pin!(self.receiver.rx.next());
+            let timer = pin!(glommio::timer::sleep(left));
+            match select(next, timer).await {
+                Either::Left((msg, _)) => return msg,
+                Either::Right(_) => self.flush().await,
+            }
+        }
+    }
+
+    /// Async mode: makes everything written so far durable.
+    async fn flush(&mut self) {
+        self.dirty_since = None;
+        if self.shared.failure().is_some() {
+            return;
+        }
+        if let Err(e) = self.writer.sync().await {
+            log::error!(
+                "shard {}: background fdatasync failed, acknowledged Async puts may be lost: {e}",
+                self.shared.id
+            );
+            self.shared.mark_failed(e.to_string());
+        }
+    }
+
+    /// Decides, persists, publishes and acknowledges one batch.
+    async fn commit(&mut self, batch: &mut Vec<Submission>) {
+        if let Some(cause) = self.shared.failure() {
+            for sub in batch.drain(..) {
+                let _ = sub.reply.send(Err(Error::ShardFailed {
+                    shard: self.shared.id,
+                    cause: cause.clone(),
+                }));
+            }
+            return;
+        }
+        let outcomes = self.decide(batch);
+        let first_lsn = self.lsn + 1;
+        self.lsn += batch.len() as u64;
+        let generation = self.writer.generation();
+        let frames: Vec<PendingFrame<'_>> = batch
+            .iter()
+            .zip(first_lsn..)
+            .map(|(s, lsn)| PendingFrame {
+                fields: FrameFields {
+                    version: s.record.version(),
+                    lsn,
+                    generation,
+                    key: s.record.key(),
+                    payload: s.record.as_bytes(),
+                    payload_crc: s.payload_crc,
+                },
+            })
+            .collect();
+        match self.durability {
+            Durability::Sync => {
+                let mut result = self.writer.append(&frames).await;
+                if result.is_ok() {
+                    result = self.writer.sync().await;
+                }
+                drop(frames);
+                match result {
+                    Ok(()) => self.publish_and_reply(batch, &outcomes),
+                    Err(e) => {
+                        self.shared.mark_failed(e.to_string());
+                        for sub in batch.drain(..) {
+                            let _ = sub.reply.send(Err(e.clone()));
+                        }
+                    }
+                }
+            }
+            Durability::Async => {
+                let result = self.writer.append(&frames).await;
+                drop(frames);
+                if let Err(e) = result {
+                    // Puts of this batch were not acknowledged yet: fail them.
+                    self.shared.mark_failed(e.to_string());
+                    for sub in batch.drain(..) {
+                        let _ = sub.reply.send(Err(e.clone()));
+                    }
+                    return;
+                }
+                self.dirty_since.get_or_insert_with(Instant::now);
+                self.publish_and_reply(batch, &outcomes);
+            }
+        }
+    }
+
+    /// Newest wins: a put applies when its version is at least the newest
+    /// known for its key (ties go to the later write), counting earlier puts
+    /// of the same batch.
+    fn decide(&self, batch: &[Submission]) -> Vec<PutOutcome> {
+        let mut newest: HashMap<&str, i64> = HashMap::new();
+        batch
+            .iter()
+            .map(|s| {
+                let key = s.record.key();
+                let version = s.record.version();
+                let current = newest
+                    .get(key)
+                    .copied()
+                    .or_else(|| index::version_of(&self.shared.index, key));
+                match current {
+                    Some(current_version) if version < current_version => {
+                        PutOutcome::Stale { current_version }
+                    }
+                    _ => {
+                        newest.insert(key, version);
+                        PutOutcome::Applied
+                    }
+                }
+            })
+            .collect()
+    }
+
+    fn publish_and_reply(&self, batch: &mut Vec<Submission>, outcomes: &[PutOutcome]) {
+        debug_assert_eq!(batch.len(), outcomes.len());
+        for (sub, outcome) in batch.iter().zip(outcomes) {
+            if *outcome == PutOutcome::Applied {
+                index::publish(&self.shared.index, sub.record.clone());
+            }
+        }
+        for (sub, outcome) in batch.drain(..).zip(outcomes) {
+            let _ = sub.reply.send(Ok(*outcome));
+        }
+    }
+}

@@ -119,8 +119,26 @@ fn read_error(path: &Path, e: ReadError) -> Error {
     }
 }
 
+/// Whether recovery may repair what it finds (truncate torn tails, remove
+/// segments whose header never completed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Repair {
+    /// `Store::open`: make the dir clean for the next run.
+    Allowed,
+    /// Tools: report only, never modify the dir.
+    ReadOnly,
+}
+
+/// Reads the newest record of every key of a data dir exactly as
+/// `Store::open` would, without modifying anything (torn tails are reported,
+/// not truncated). For tools and tests.
+pub fn scan_latest(dir: &Path, mode: RecoveryMode) -> Result<(Vec<RecordRef>, RecoveryReport), Error> {
+    let r = recover(dir, mode, Repair::ReadOnly)?;
+    Ok((r.records, r.report))
+}
+
 /// Reads the whole data dir.
-pub(crate) fn recover(dir: &Path, mode: RecoveryMode) -> Result<Recovered, Error> {
+pub(crate) fn recover(dir: &Path, mode: RecoveryMode, repair: Repair) -> Result<Recovered, Error> {
     let started = Instant::now();
     let mut best: HashMap<Box<str>, (Rank, RecordRef)> = HashMap::new();
     let mut max_seq = HashMap::new();
@@ -132,7 +150,7 @@ pub(crate) fn recover(dir: &Path, mode: RecoveryMode) -> Result<Recovered, Error
         }
         let last = segs.len().saturating_sub(1);
         for (i, (_, path)) in segs.iter().enumerate() {
-            read_segment(path, i == last, mode, &mut best, &mut report)?;
+            read_segment(path, i == last, mode, repair, &mut best, &mut report)?;
         }
     }
     report.keys = best.len();
@@ -148,6 +166,7 @@ fn read_segment(
     path: &Path,
     is_last: bool,
     mode: RecoveryMode,
+    repair: Repair,
     best: &mut HashMap<Box<str>, (Rank, RecordRef)>,
     report: &mut RecoveryReport,
 ) -> Result<(), Error> {
@@ -158,12 +177,14 @@ fn read_segment(
             // header never became durable; no frame in it was acknowledged.
             let len = fs::metadata(path).map(|m| m.len()).unwrap_or(0);
             if is_last && mode != RecoveryMode::Strict && len <= u64::from(MAX_BLOCK_SIZE) {
-                remove_torn_segment(path)?;
+                if repair == Repair::Allowed {
+                    remove_torn_segment(path)?;
+                }
                 report.torn_tails.push(DamageReport {
                     path: path.to_path_buf(),
                     offset,
                     bytes: len,
-                    reason: format!("segment header never completed ({error}); file removed"),
+                    reason: format!("segment header never completed ({error})"),
                 });
                 return Ok(());
             }
@@ -209,7 +230,9 @@ fn read_segment(
                 });
             }
             (RecoveryMode::TolerateTornTail | RecoveryMode::SkipCorrupt, None) if is_last => {
-                truncate_torn_tail(path, offset)?;
+                if repair == Repair::Allowed {
+                    truncate_torn_tail(path, offset)?;
+                }
                 report.torn_tails.push(DamageReport {
                     path: path.to_path_buf(),
                     offset,
@@ -235,11 +258,18 @@ fn read_segment(
                     format!("{reason}; valid frames follow, so this is not a torn tail (open with RecoveryMode::SkipCorrupt to skip it)"),
                 ));
             }
+            (RecoveryMode::Strict, None) if is_last => {
+                return Err(corrupt(
+                    path,
+                    offset,
+                    format!("{reason}: a torn tail, refused in Strict mode (TolerateTornTail truncates it)"),
+                ));
+            }
             (_, None) => {
                 return Err(corrupt(
                     path,
                     offset,
-                    format!("{reason} (open with RecoveryMode::TolerateTornTail to truncate it)"),
+                    format!("{reason}, in a segment that is not its shard's newest (SkipCorrupt skips it)"),
                 ));
             }
         }

@@ -80,7 +80,7 @@ impl Store {
         std::fs::create_dir_all(&dir).map_err(|e| Error::io("creating data dir", &dir, e))?;
         crate::preflight::check(&dir, config.allow_non_durable_dir)?;
         let lock = DirLock::acquire(&dir)?;
-        let recovered = recovery::recover(&dir, config.recovery_mode)?;
+        let recovered = recovery::recover(&dir, config.recovery_mode, recovery::Repair::Allowed)?;
         let generation = recovered.report.previous_generation + 1;
         let n = config.shards;
 

@@ -222,7 +222,8 @@ impl Config {
                 ),
             );
         }
-        let min_segment = (1u64 << 20).max(self.max_record_bytes as u64 + MAX_KEY_BYTES as u64 + (64 << 10));
+        let min_segment =
+            (1u64 << 20).max(self.max_record_bytes as u64 + MAX_KEY_BYTES as u64 + (64 << 10));
         if self.max_segment_bytes < min_segment {
             return bad(
                 "max_segment_bytes",

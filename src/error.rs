@@ -66,7 +66,9 @@ pub enum Error {
     },
 
     /// The version field is present but not an integer.
-    #[error("record for key {key:?} has version field `{field}` of type {found}; it must be an Int")]
+    #[error(
+        "record for key {key:?} has version field `{field}` of type {found}; it must be an Int"
+    )]
     InvalidVersion {
         /// The key of the rejected put.
         key: String,

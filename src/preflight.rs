@@ -63,10 +63,17 @@ fn check_filesystem(dir: &Path, allow_non_durable_dir: bool) -> Result<(), Error
         Err(e) if e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => {
             Err(Error::NoDirectIo {
                 path: dir.to_path_buf(),
-                filesystem: format!("a filesystem without O_DIRECT (statfs type {:#x})", fs.f_type),
+                filesystem: format!(
+                    "a filesystem without O_DIRECT (statfs type {:#x})",
+                    fs.f_type
+                ),
             })
         }
-        Err(e) => Err(Error::io("creating a probe file in the data dir", &probe, e)),
+        Err(e) => Err(Error::io(
+            "creating a probe file in the data dir",
+            &probe,
+            e,
+        )),
     }
 }
 
@@ -74,8 +81,14 @@ fn check_kernel() -> Result<(), Error> {
     let uname = rustix::system::uname();
     let release = uname.release().to_string_lossy();
     let mut parts = release.split(|c: char| !c.is_ascii_digit());
-    let major = parts.next().and_then(|p| p.parse::<u32>().ok()).unwrap_or(0);
-    let minor = parts.next().and_then(|p| p.parse::<u32>().ok()).unwrap_or(0);
+    let major = parts
+        .next()
+        .and_then(|p| p.parse::<u32>().ok())
+        .unwrap_or(0);
+    let minor = parts
+        .next()
+        .and_then(|p| p.parse::<u32>().ok())
+        .unwrap_or(0);
     if (major, minor) < MIN_KERNEL {
         return Err(Error::IoUringUnavailable {
             reason: format!("kernel {release} is older than 5.8"),
@@ -134,7 +147,10 @@ fn check_io_uring() -> Result<(), Error> {
 }
 
 /// Creates and closes a tiny ring.
-#[expect(unsafe_code, reason = "io_uring_setup has no safe wrapper; glommio would panic instead")]
+#[expect(
+    unsafe_code,
+    reason = "io_uring_setup has no safe wrapper; glommio would panic instead"
+)]
 fn try_ring() -> io::Result<()> {
     let mut params = rustix::io_uring::io_uring_params::default();
     // SAFETY: `params` is a valid, zeroed `io_uring_params` that outlives the

@@ -161,7 +161,10 @@ impl ArchivedRecord {
     }
 }
 
-fn write_json_map<'a>(entries: impl Iterator<Item = (&'a str, &'a ArchivedValue)>, out: &mut String) {
+fn write_json_map<'a>(
+    entries: impl Iterator<Item = (&'a str, &'a ArchivedValue)>,
+    out: &mut String,
+) {
     out.push('{');
     for (i, (k, v)) in entries.enumerate() {
         if i > 0 {

@@ -68,7 +68,10 @@ impl RecordRef {
     }
 
     /// The archived record, read in place (zero-copy).
-    #[expect(unsafe_code, reason = "validated once at construction; re-validating each read costs O(record size)")]
+    #[expect(
+        unsafe_code,
+        reason = "validated once at construction; re-validating each read costs O(record size)"
+    )]
     pub fn archived(&self) -> &ArchivedRecord {
         // SAFETY: `Stored` is only built by `from_serialized` (bytes produced by
         // rkyv from a `Record` in this process) or `from_untrusted` (bytes that

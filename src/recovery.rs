@@ -93,7 +93,8 @@ pub(crate) fn shard_dirs(dir: &Path) -> Result<Vec<(usize, PathBuf)>, Error> {
 /// The segments of a shard folder, sorted by seq.
 pub(crate) fn segments(shard_dir: &Path) -> Result<Vec<(u64, PathBuf)>, Error> {
     let mut out = Vec::new();
-    let entries = fs::read_dir(shard_dir).map_err(|e| Error::io("listing shard dir", shard_dir, e))?;
+    let entries =
+        fs::read_dir(shard_dir).map_err(|e| Error::io("listing shard dir", shard_dir, e))?;
     for entry in entries {
         let entry = entry.map_err(|e| Error::io("listing shard dir", shard_dir, e))?;
         if let Some(seq) = entry.file_name().to_str().and_then(parse_segment_name) {
@@ -132,7 +133,10 @@ pub(crate) enum Repair {
 /// Reads the newest record of every key of a data dir exactly as
 /// `Store::open` would, without modifying anything (torn tails are reported,
 /// not truncated). For tools and tests.
-pub fn scan_latest(dir: &Path, mode: RecoveryMode) -> Result<(Vec<RecordRef>, RecoveryReport), Error> {
+pub fn scan_latest(
+    dir: &Path,
+    mode: RecoveryMode,
+) -> Result<(Vec<RecordRef>, RecoveryReport), Error> {
     let r = recover(dir, mode, Repair::ReadOnly)?;
     Ok((r.records, r.report))
 }
@@ -188,7 +192,11 @@ fn read_segment(
                 });
                 return Ok(());
             }
-            return Err(corrupt(path, offset, format!("bad segment header: {error}")));
+            return Err(corrupt(
+                path,
+                offset,
+                format!("bad segment header: {error}"),
+            ));
         }
         Err(e) => return Err(read_error(path, e)),
     };
@@ -203,23 +211,33 @@ fn read_segment(
                 let newer = best.get(frame.key).is_none_or(|(r, _)| rank > *r);
                 if newer {
                     let record = RecordRef::from_untrusted(frame.key, frame.version, frame.payload)
-                        .map_err(|e| corrupt(path, offset, format!("invalid record payload: {}", e.0)))?;
+                        .map_err(|e| {
+                            corrupt(path, offset, format!("invalid record payload: {}", e.0))
+                        })?;
                     best.insert(frame.key.into(), (rank, record));
                 }
                 continue;
             }
             Ok(None) => {
                 let end = reader.position();
-                if !reader.has_bytes_after(end).map_err(|e| read_error(path, e))? {
+                if !reader
+                    .has_bytes_after(end)
+                    .map_err(|e| read_error(path, e))?
+                {
                     return Ok(());
                 }
-                (end, "non-zero bytes after the end of the written data".to_owned())
+                (
+                    end,
+                    "non-zero bytes after the end of the written data".to_owned(),
+                )
             }
             Err(ReadError::Format { offset, error }) => (offset, error.to_string()),
             Err(e) => return Err(read_error(path, e)),
         };
         let (offset, reason) = damage;
-        let resume = reader.resync_after(offset).map_err(|e| read_error(path, e))?;
+        let resume = reader
+            .resync_after(offset)
+            .map_err(|e| read_error(path, e))?;
         match (mode, resume) {
             (RecoveryMode::SkipCorrupt, Some(at)) => {
                 report.skipped.push(DamageReport {
@@ -239,7 +257,11 @@ fn read_segment(
                     bytes: reader.file_len() - offset,
                     reason,
                 });
-                log::warn!("{}: torn tail at offset {offset} truncated ({} bytes)", path.display(), reader.file_len() - offset);
+                log::warn!(
+                    "{}: torn tail at offset {offset} truncated ({} bytes)",
+                    path.display(),
+                    reader.file_len() - offset
+                );
                 return Ok(());
             }
             (RecoveryMode::SkipCorrupt, None) => {
@@ -255,21 +277,27 @@ fn read_segment(
                 return Err(corrupt(
                     path,
                     offset,
-                    format!("{reason}; valid frames follow, so this is not a torn tail (open with RecoveryMode::SkipCorrupt to skip it)"),
+                    format!(
+                        "{reason}; valid frames follow, so this is not a torn tail (open with RecoveryMode::SkipCorrupt to skip it)"
+                    ),
                 ));
             }
             (RecoveryMode::Strict, None) if is_last => {
                 return Err(corrupt(
                     path,
                     offset,
-                    format!("{reason}: a torn tail, refused in Strict mode (TolerateTornTail truncates it)"),
+                    format!(
+                        "{reason}: a torn tail, refused in Strict mode (TolerateTornTail truncates it)"
+                    ),
                 ));
             }
             (_, None) => {
                 return Err(corrupt(
                     path,
                     offset,
-                    format!("{reason}, in a segment that is not its shard's newest (SkipCorrupt skips it)"),
+                    format!(
+                        "{reason}, in a segment that is not its shard's newest (SkipCorrupt skips it)"
+                    ),
                 ));
             }
         }

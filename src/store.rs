@@ -212,7 +212,11 @@ impl Store {
         futures::executor::block_on(self.put(key, record))
     }
 
-    fn prepare(&self, key: &str, record: &Record) -> Result<(Arc<ShardShared>, RecordRef, u32), Error> {
+    fn prepare(
+        &self,
+        key: &str,
+        record: &Record,
+    ) -> Result<(Arc<ShardShared>, RecordRef, u32), Error> {
         let inner = &self.inner;
         if inner.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
@@ -245,10 +249,11 @@ impl Store {
                 });
             }
         };
-        let bytes = rkyv::to_bytes::<rkyv::rancor::Error>(record).map_err(|e| Error::Serialize {
-            key: key.to_owned(),
-            reason: e.to_string(),
-        })?;
+        let bytes =
+            rkyv::to_bytes::<rkyv::rancor::Error>(record).map_err(|e| Error::Serialize {
+                key: key.to_owned(),
+                reason: e.to_string(),
+            })?;
         if bytes.len() > inner.config.max_record_bytes {
             return Err(Error::RecordTooLarge {
                 key: key.to_owned(),
@@ -263,7 +268,11 @@ impl Store {
             .get(shard_for(key, inner.shards.len()))
             .cloned()
             .ok_or(Error::Closed)?;
-        Ok((shard, RecordRef::from_serialized(key.into(), version, bytes), payload_crc))
+        Ok((
+            shard,
+            RecordRef::from_serialized(key.into(), version, bytes),
+            payload_crc,
+        ))
     }
 
     /// The newest readable record of `key`: synchronous, lock-free, from any
@@ -310,7 +319,12 @@ impl Store {
     pub fn close(&self) -> Result<(), Error> {
         self.inner.closed.store(true, Ordering::Release);
         self.inner.shutdown_and_join();
-        match self.inner.shards.iter().find_map(|s| s.failure().map(|c| (s.id, c))) {
+        match self
+            .inner
+            .shards
+            .iter()
+            .find_map(|s| s.failure().map(|c| (s.id, c)))
+        {
             Some((shard, cause)) => Err(Error::ShardFailed { shard, cause }),
             None => Ok(()),
         }

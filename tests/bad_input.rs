@@ -1,6 +1,11 @@
 //! Every class of bad input gets its exact typed error, writes nothing, and
 //! leaves the store working.
 
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers: a failure here is a test failure"
+)]
+
 mod common;
 
 use ringstore::{Config, Error, PutOutcome, Record, Store, Value};
@@ -11,7 +16,12 @@ fn frames(dir: &std::path::Path) -> usize {
 
 fn assert_still_works(store: &Store, dir: &std::path::Path) {
     let before = frames(dir);
-    assert_eq!(store.put_blocking("healthy", &common::record(before as i64, "ok")).unwrap(), PutOutcome::Applied);
+    assert_eq!(
+        store
+            .put_blocking("healthy", &common::record(before as i64, "ok"))
+            .unwrap(),
+        PutOutcome::Applied
+    );
     assert_eq!(frames(dir), before + 1);
 }
 
@@ -19,23 +29,52 @@ fn assert_still_works(store: &Store, dir: &std::path::Path) {
 fn bad_puts_are_refused_and_change_nothing() {
     let dir = common::temp_dir();
     let store = Store::open(common::config(dir.path()).max_record_bytes(64 << 10)).unwrap();
-    let cases: Vec<(&str, String, Record, fn(&Error) -> bool)> = vec![
-        ("empty key", String::new(), common::record(1, "x"), |e| matches!(e, Error::EmptyKey { .. })),
+    type Case = (&'static str, String, Record, fn(&Error) -> bool);
+    let cases: Vec<Case> = vec![
+        ("empty key", String::new(), common::record(1, "x"), |e| {
+            matches!(e, Error::EmptyKey { .. })
+        }),
         ("long key", "k".repeat(1025), common::record(1, "x"), |e| {
-            matches!(e, Error::KeyTooLong { len_bytes: 1025, max_bytes: 1024 })
+            matches!(
+                e,
+                Error::KeyTooLong {
+                    len_bytes: 1025,
+                    max_bytes: 1024
+                }
+            )
         }),
-        ("big record", "big".into(), common::record(1, &"x".repeat(100 << 10)), |e| {
-            matches!(e, Error::RecordTooLarge { max_bytes: 65536, .. })
-        }),
-        ("no version", "nov".into(), Record::new().with("other", 1i64), |e| {
-            matches!(e, Error::MissingVersion { field, .. } if field == "collection_time")
-        }),
-        ("float version", "fv".into(), Record::new().with("collection_time", 1.5), |e| {
-            matches!(e, Error::InvalidVersion { found: "Float", .. })
-        }),
-        ("string version", "sv".into(), Record::new().with("collection_time", Value::Str("5".into())), |e| {
-            matches!(e, Error::InvalidVersion { found: "Str", .. })
-        }),
+        (
+            "big record",
+            "big".into(),
+            common::record(1, &"x".repeat(100 << 10)),
+            |e| {
+                matches!(
+                    e,
+                    Error::RecordTooLarge {
+                        max_bytes: 65536,
+                        ..
+                    }
+                )
+            },
+        ),
+        (
+            "no version",
+            "nov".into(),
+            Record::new().with("other", 1i64),
+            |e| matches!(e, Error::MissingVersion { field, .. } if field == "collection_time"),
+        ),
+        (
+            "float version",
+            "fv".into(),
+            Record::new().with("collection_time", 1.5),
+            |e| matches!(e, Error::InvalidVersion { found: "Float", .. }),
+        ),
+        (
+            "string version",
+            "sv".into(),
+            Record::new().with("collection_time", Value::Str("5".into())),
+            |e| matches!(e, Error::InvalidVersion { found: "Str", .. }),
+        ),
     ];
     for (name, key, record, is_expected) in cases {
         let before = frames(dir.path());
@@ -43,11 +82,16 @@ fn bad_puts_are_refused_and_change_nothing() {
         assert!(is_expected(&err), "{name}: unexpected error {err:?}");
         assert!(!err.to_string().is_empty());
         assert_eq!(frames(dir.path()), before, "{name}: something was written");
-        assert!(store.get(&key).is_none(), "{name}: something became readable");
+        assert!(
+            store.get(&key).is_none(),
+            "{name}: something became readable"
+        );
         assert_still_works(&store, dir.path());
     }
     // A key of exactly the maximum length is fine.
-    store.put_blocking(&"k".repeat(1024), &common::record(1, "max")).unwrap();
+    store
+        .put_blocking(&"k".repeat(1024), &common::record(1, "max"))
+        .unwrap();
     store.close().unwrap();
 }
 
@@ -58,7 +102,10 @@ fn put_after_close_is_refused_and_gets_still_answer() {
     store.put_blocking("a", &common::record(1, "a")).unwrap();
     let clone = store.clone();
     store.close().unwrap();
-    assert!(matches!(clone.put_blocking("a", &common::record(2, "a")), Err(Error::Closed)));
+    assert!(matches!(
+        clone.put_blocking("a", &common::record(2, "a")),
+        Err(Error::Closed)
+    ));
     assert_eq!(clone.get("a").unwrap().version(), 1);
     assert_eq!(frames(dir.path()), 1);
 }
@@ -75,7 +122,10 @@ fn second_open_of_a_dir_is_locked() {
     store.close().unwrap();
     drop(store);
     // Released with the store.
-    Store::open(common::config(dir.path())).unwrap().close().unwrap();
+    Store::open(common::config(dir.path()))
+        .unwrap()
+        .close()
+        .unwrap();
 }
 
 #[test]
@@ -83,11 +133,23 @@ fn invalid_config_is_refused() {
     let dir = common::temp_dir();
     let cases = [
         (common::config(dir.path()).shards(0), "shards"),
-        (common::config(dir.path()).version_field(""), "version_field"),
+        (
+            common::config(dir.path()).version_field(""),
+            "version_field",
+        ),
         (common::config(dir.path()).queue_depth(0), "queue_depth"),
-        (common::config(dir.path()).max_record_bytes(0), "max_record_bytes"),
-        (common::config(dir.path()).max_segment_bytes(4096), "max_segment_bytes"),
-        (common::config(dir.path()).flush_interval_ms(0), "flush_interval_ms"),
+        (
+            common::config(dir.path()).max_record_bytes(0),
+            "max_record_bytes",
+        ),
+        (
+            common::config(dir.path()).max_segment_bytes(4096),
+            "max_segment_bytes",
+        ),
+        (
+            common::config(dir.path()).flush_interval_ms(0),
+            "flush_interval_ms",
+        ),
     ];
     for (config, field) in cases {
         match Store::open(config) {
@@ -101,7 +163,11 @@ fn invalid_config_is_refused() {
 fn tmpfs_dir_is_refused_unless_allowed() {
     let shm = std::path::Path::new("/dev/shm");
     let is_tmpfs = std::fs::read_to_string("/proc/mounts")
-        .map(|m| m.lines().any(|l| l.split(' ').nth(1) == Some("/dev/shm") && l.split(' ').nth(2) == Some("tmpfs")))
+        .map(|m| {
+            m.lines().any(|l| {
+                l.split(' ').nth(1) == Some("/dev/shm") && l.split(' ').nth(2) == Some("tmpfs")
+            })
+        })
         .unwrap_or(false);
     if !is_tmpfs {
         eprintln!("skipped: /dev/shm is not a tmpfs mount on this machine");
@@ -109,11 +175,21 @@ fn tmpfs_dir_is_refused_unless_allowed() {
     }
     let dir = tempfile::tempdir_in(shm).unwrap();
     match Store::open(Config::new(dir.path()).shards(1).pin_cpus(false)) {
-        Err(Error::NoDirectIo { filesystem, .. }) => assert!(filesystem.contains("tmpfs"), "{filesystem}"),
+        Err(Error::NoDirectIo { filesystem, .. }) => {
+            assert!(filesystem.contains("tmpfs"), "{filesystem}")
+        }
         other => panic!("expected NoDirectIo, got {other:?}"),
     }
-    let store = Store::open(Config::new(dir.path()).shards(1).pin_cpus(false).allow_non_durable_dir(true)).unwrap();
-    store.put_blocking("t", &common::record(1, "tmpfs")).unwrap();
+    let store = Store::open(
+        Config::new(dir.path())
+            .shards(1)
+            .pin_cpus(false)
+            .allow_non_durable_dir(true),
+    )
+    .unwrap();
+    store
+        .put_blocking("t", &common::record(1, "tmpfs"))
+        .unwrap();
     assert_eq!(store.get("t").unwrap().version(), 1);
     store.close().unwrap();
 }
@@ -142,5 +218,9 @@ fn low_memlock_is_reported_with_its_remedy() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success() && stdout.contains("CHILD-OK"), "child failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success() && stdout.contains("CHILD-OK"),
+        "child failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -52,7 +52,9 @@ fn every_put_lands_once_and_each_key_in_one_shard() {
                         let n = w * 1000 + i;
                         let key = key_of(n * 7);
                         let version = n as i64;
-                        store.put_blocking(&key, &common::record(version, "thread")).unwrap();
+                        store
+                            .put_blocking(&key, &common::record(version, "thread"))
+                            .unwrap();
                         (key, version)
                     })
                     .collect::<Vec<_>>()
@@ -69,8 +71,14 @@ fn every_put_lands_once_and_each_key_in_one_shard() {
                             let n = 100_000 + t * 10_000 + task * 100 + i;
                             let key = key_of(n * 13);
                             let version = n as i64;
-                            let outcome = store.put(&key, &common::record(version, "task")).await.unwrap();
-                            assert!(matches!(outcome, PutOutcome::Applied | PutOutcome::Stale { .. }));
+                            let outcome = store
+                                .put(&key, &common::record(version, "task"))
+                                .await
+                                .unwrap();
+                            assert!(matches!(
+                                outcome,
+                                PutOutcome::Applied | PutOutcome::Stale { .. }
+                            ));
                             out.push((key, version));
                         }
                         out
@@ -105,20 +113,33 @@ fn every_put_lands_once_and_each_key_in_one_shard() {
     store.close().unwrap();
 
     let frames = common::read_all_frames(dir.path());
-    let mut on_disk: Vec<(String, i64)> = frames.iter().map(|f| (f.key.clone(), f.version)).collect();
+    let mut on_disk: Vec<(String, i64)> =
+        frames.iter().map(|f| (f.key.clone(), f.version)).collect();
     on_disk.sort();
     acked.sort();
-    assert_eq!(on_disk, acked, "the log holds every acknowledged put exactly once");
+    assert_eq!(
+        on_disk, acked,
+        "the log holds every acknowledged put exactly once"
+    );
     let mut shard_of: BTreeMap<&str, BTreeSet<usize>> = BTreeMap::new();
     for f in &frames {
-        shard_of.entry(f.key.as_str()).or_default().insert(f.shard_dir);
+        shard_of
+            .entry(f.key.as_str())
+            .or_default()
+            .insert(f.shard_dir);
     }
     for (k, shards) in shard_of {
         assert_eq!(shards.len(), 1, "{k} is in shards {shards:?}");
-        assert_eq!(shards.first().copied(), Some(ringstore::inspect::shard_for(k, 3)));
+        assert_eq!(
+            shards.first().copied(),
+            Some(ringstore::inspect::shard_for(k, 3))
+        );
     }
     // (shard, generation, lsn) is unique: the log order is total per shard.
-    let mut lsns: Vec<_> = frames.iter().map(|f| (f.shard_dir, f.generation, f.lsn)).collect();
+    let mut lsns: Vec<_> = frames
+        .iter()
+        .map(|f| (f.shard_dir, f.generation, f.lsn))
+        .collect();
     lsns.sort();
     lsns.dedup();
     assert_eq!(lsns.len(), frames.len());

@@ -2,6 +2,11 @@
 //! acknowledgement; the parent kills it with SIGKILL mid-stream, reopens the
 //! dir, and finds every acknowledged put (or a newer version of its key).
 
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers: a failure here is a test failure"
+)]
+
 mod common;
 
 use std::collections::HashMap;
@@ -11,8 +16,8 @@ use std::process::{Command, Stdio};
 use ringstore::{Durability, Store};
 
 fn child(dir: &str, durability: Durability) {
-    let store = Store::open(common::config(std::path::Path::new(dir)).durability(durability)).unwrap();
-    let out = std::io::stdout();
+    let store =
+        Store::open(common::config(std::path::Path::new(dir)).durability(durability)).unwrap();
     let writers: Vec<_> = (0..4)
         .map(|w| {
             let store = store.clone();
@@ -20,7 +25,9 @@ fn child(dir: &str, durability: Durability) {
                 for i in 0i64.. {
                     let key = format!("key{}", (i * 7 + w) % 50);
                     let version = i * 4 + w;
-                    store.put_blocking(&key, &common::record(version, "crash")).unwrap();
+                    store
+                        .put_blocking(&key, &common::record(version, "crash"))
+                        .unwrap();
                     let mut lock = std::io::stdout().lock();
                     let _ = writeln!(lock, "ACK {key} {version}");
                     let _ = lock.flush();
@@ -28,7 +35,6 @@ fn child(dir: &str, durability: Durability) {
             })
         })
         .collect();
-    drop(out);
     for w in writers {
         let _ = w.join();
     }
@@ -81,9 +87,15 @@ fn crash_and_recover(durability: Durability, test_name: &str) {
 
         let store = Store::open(common::config(dir.path())).unwrap();
         for (key, version) in &acked {
-            let got = store.get(key).unwrap_or_else(|| panic!("round {round}: {key} lost after kill"));
+            let got = store
+                .get(key)
+                .unwrap_or_else(|| panic!("round {round}: {key} lost after kill"));
             if durability == Durability::Sync {
-                assert!(got.version() >= *version, "round {round}: {key} has {} < acked {version}", got.version());
+                assert!(
+                    got.version() >= *version,
+                    "round {round}: {key} has {} < acked {version}",
+                    got.version()
+                );
             }
         }
         eprintln!(

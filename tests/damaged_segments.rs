@@ -2,6 +2,11 @@
 //! (Strict) and reported; a flipped byte before the tail fails `open` with the
 //! file and offset, or is skipped (SkipCorrupt) keeping every intact frame.
 
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers: a failure here is a test failure"
+)]
+
 mod common;
 
 use std::fs::OpenOptions;
@@ -15,13 +20,16 @@ use ringstore::{Error, RecoveryMode, Store};
 fn make_dir(dir: &Path, n: i64) -> PathBuf {
     let store = Store::open(common::config(dir).shards(1)).unwrap();
     for i in 0..n {
-        store.put_blocking(&format!("k{i}"), &common::record(i, "damage")).unwrap();
+        store
+            .put_blocking(&format!("k{i}"), &common::record(i, "damage"))
+            .unwrap();
     }
     store.close().unwrap();
     let frames = common::read_all_frames(dir);
     assert_eq!(frames.len() as i64, n);
-    let seq = frames[0].seq;
-    dir.join("shard-0").join(ringstore::inspect::segment_file_name(seq))
+    let seq = frames.first().map(|f| f.seq).unwrap();
+    dir.join("shard-0")
+        .join(ringstore::inspect::segment_file_name(seq))
 }
 
 fn open(dir: &Path, mode: RecoveryMode) -> Result<Store, Error> {
@@ -50,7 +58,9 @@ fn torn_tail_is_truncated_by_default_and_refused_in_strict_mode() {
     let report = store.recovery_report();
     assert_eq!(report.torn_tails.len(), 1);
     assert_eq!(report.torn_tails[0].offset, last);
-    store.put_blocking("k4", &common::record(4, "rewritten")).unwrap();
+    store
+        .put_blocking("k4", &common::record(4, "rewritten"))
+        .unwrap();
     store.close().unwrap();
     drop(store);
     // The truncation made the old segment clean: even Strict opens now.
@@ -65,7 +75,11 @@ fn flipped_byte_before_the_tail_names_file_and_offset() {
     let seg = make_dir(dir.path(), 6);
     let frames = common::read_all_frames(dir.path());
     let victim = &frames[2];
-    let f = OpenOptions::new().read(true).write(true).open(&seg).unwrap();
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&seg)
+        .unwrap();
     let mut b = [0u8; 1];
     f.read_exact_at(&mut b, victim.offset + 60).unwrap();
     f.write_all_at(&[b[0] ^ 0x40], victim.offset + 60).unwrap();
@@ -73,7 +87,9 @@ fn flipped_byte_before_the_tail_names_file_and_offset() {
     for mode in [RecoveryMode::Strict, RecoveryMode::TolerateTornTail] {
         match open(dir.path(), mode) {
             Err(e @ Error::Corrupt { .. }) => {
-                let Error::Corrupt { path, offset, .. } = &e else { unreachable!() };
+                let Error::Corrupt { path, offset, .. } = &e else {
+                    unreachable!()
+                };
                 assert_eq!(path, &seg);
                 assert_eq!(*offset, victim.offset, "{mode:?}");
                 assert!(e.to_string().contains(&victim.offset.to_string()));
@@ -95,12 +111,17 @@ fn garbage_header_of_an_old_segment_is_corruption() {
     let dir = common::temp_dir();
     let seg = make_dir(dir.path(), 2);
     // Open once more so the damaged segment is no longer the newest.
-    open(dir.path(), RecoveryMode::TolerateTornTail).unwrap().close().unwrap();
+    open(dir.path(), RecoveryMode::TolerateTornTail)
+        .unwrap()
+        .close()
+        .unwrap();
     let f = OpenOptions::new().write(true).open(&seg).unwrap();
     f.write_all_at(b"garbage!", 0).unwrap();
     drop(f);
     match open(dir.path(), RecoveryMode::TolerateTornTail) {
-        Err(Error::Corrupt { path, offset: 0, .. }) => assert_eq!(path, seg),
+        Err(Error::Corrupt {
+            path, offset: 0, ..
+        }) => assert_eq!(path, seg),
         other => panic!("expected Corrupt at 0, got {other:?}"),
     }
 }

@@ -12,7 +12,9 @@ fn acknowledged_put_is_readable_from_the_file_at_once() {
     let store = Store::open(common::config(dir.path()).durability(Durability::Sync)).unwrap();
     for i in 0..20i64 {
         let key = format!("k{}", i % 5);
-        store.put_blocking(&key, &common::record(i, "durable")).unwrap();
+        store
+            .put_blocking(&key, &common::record(i, "durable"))
+            .unwrap();
         let frames = common::read_all_frames(dir.path());
         assert!(
             frames.iter().any(|f| f.key == key && f.version == i),

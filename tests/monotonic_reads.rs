@@ -27,9 +27,17 @@ fn versions_never_go_backwards_for_readers() {
                         for k in keys {
                             if let Some(r) = store.get(k) {
                                 let last = seen.entry(k.as_str()).or_insert(i64::MIN);
-                                assert!(r.version() >= *last, "{k}: saw {} after {}", r.version(), *last);
+                                assert!(
+                                    r.version() >= *last,
+                                    "{k}: saw {} after {}",
+                                    r.version(),
+                                    *last
+                                );
                                 // The handle's bytes agree with its version.
-                                assert_eq!(common::int_field(&r.to_record(), "collection_time"), Some(r.version()));
+                                assert_eq!(
+                                    common::int_field(&r.to_record(), "collection_time"),
+                                    Some(r.version())
+                                );
                                 *last = r.version();
                                 reads += 1;
                             }
@@ -48,7 +56,9 @@ fn versions_never_go_backwards_for_readers() {
                     for i in 0..150i64 {
                         let k = &keys[(i as usize + w as usize) % keys.len()];
                         let version = i * 4 + ((w * 3) % 4) - (i % 7) * 5;
-                        store.put_blocking(k, &common::record(version, "m")).unwrap();
+                        store
+                            .put_blocking(k, &common::record(version, "m"))
+                            .unwrap();
                     }
                 })
             })

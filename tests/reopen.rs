@@ -1,6 +1,11 @@
 //! Write, close, reopen: every key's newest record comes back byte for byte,
 //! stale history does not win, and the shard count may change between runs.
 
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers: a failure here is a test failure"
+)]
+
 mod common;
 
 use std::collections::BTreeMap;
@@ -37,22 +42,30 @@ fn close_and_reopen_restores_the_newest_records() {
     let dir = common::temp_dir();
     let store = Store::open(common::config(dir.path())).unwrap();
     let newest = write_history(&store, 30, 4);
-    let bytes: BTreeMap<String, Vec<u8>> =
-        newest.keys().map(|k| (k.clone(), store.get(k).unwrap().as_bytes().to_vec())).collect();
+    let bytes: BTreeMap<String, Vec<u8>> = newest
+        .keys()
+        .map(|k| (k.clone(), store.get(k).unwrap().as_bytes().to_vec()))
+        .collect();
     store.close().unwrap();
     drop(store);
 
     let store = Store::open(common::config(dir.path())).unwrap();
     assert_all_back(&store, &newest);
     for (k, b) in &bytes {
-        assert_eq!(store.get(k).unwrap().as_bytes(), &b[..], "{k}: archived bytes differ");
+        assert_eq!(
+            store.get(k).unwrap().as_bytes(),
+            &b[..],
+            "{k}: archived bytes differ"
+        );
     }
     let report = store.recovery_report();
     assert_eq!(report.frames, 30 * 4 * 2);
     assert_eq!(report.keys, 30);
     assert!(report.torn_tails.is_empty());
     // New writes after reopen win over the recovered ones, and survive again.
-    store.put_blocking("sensor0", &common::record(1_000, "after")).unwrap();
+    store
+        .put_blocking("sensor0", &common::record(1_000, "after"))
+        .unwrap();
     store.close().unwrap();
     drop(store);
     let store = Store::open(common::config(dir.path())).unwrap();

@@ -32,23 +32,44 @@ fn newest_version_wins_and_stale_puts_are_logged() {
     });
     assert_eq!(
         outcomes[0],
-        vec![PutOutcome::Applied, PutOutcome::Applied, PutOutcome::Stale { current_version: t + 100 }]
+        vec![
+            PutOutcome::Applied,
+            PutOutcome::Applied,
+            PutOutcome::Stale {
+                current_version: t + 100
+            }
+        ]
     );
     assert_eq!(
         outcomes[1],
-        vec![PutOutcome::Applied, PutOutcome::Stale { current_version: t }, PutOutcome::Applied]
+        vec![
+            PutOutcome::Applied,
+            PutOutcome::Stale { current_version: t },
+            PutOutcome::Applied
+        ]
     );
     let a = store.get("sensorA").unwrap();
     let b = store.get("sensorB").unwrap();
     assert_eq!(a.version(), t + 100);
     assert_eq!(b.version(), t + 110);
-    assert_eq!(common::int_field(&a.to_record(), "collection_time"), Some(t + 100));
+    assert_eq!(
+        common::int_field(&a.to_record(), "collection_time"),
+        Some(t + 100)
+    );
     assert_eq!(a.to_record(), common::record(t + 100, "sensorA"));
 
     let frames = common::read_all_frames(dir.path());
-    assert_eq!(frames.len(), 6, "all six puts, stale ones too, are in the log");
+    assert_eq!(
+        frames.len(),
+        6,
+        "all six puts, stale ones too, are in the log"
+    );
     for (key, versions) in plans {
-        let mut on_disk: Vec<i64> = frames.iter().filter(|f| f.key == key).map(|f| f.version).collect();
+        let mut on_disk: Vec<i64> = frames
+            .iter()
+            .filter(|f| f.key == key)
+            .map(|f| f.version)
+            .collect();
         on_disk.sort();
         let mut want = versions.to_vec();
         want.sort();

@@ -7,7 +7,7 @@
 use std::io;
 use std::path::Path;
 
-use glommio::io::{DmaBuffer, DmaFile, Directory, OpenOptions};
+use glommio::io::{Directory, DmaBuffer, DmaFile, OpenOptions};
 
 use crate::io::{LogBuffer, LogFile, LogFs};
 

@@ -134,17 +134,25 @@ impl fmt::Display for FormatError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             FormatError::Truncated { needed, available } => {
-                write!(f, "truncated: needs {needed} bytes, only {available} present")
+                write!(
+                    f,
+                    "truncated: needs {needed} bytes, only {available} present"
+                )
             }
             FormatError::BadMagic => write!(f, "not a ringstore segment (bad magic)"),
             FormatError::UnsupportedVersion(v) => {
-                write!(f, "format version {v} is not supported (this build reads {FORMAT_VERSION})")
+                write!(
+                    f,
+                    "format version {v} is not supported (this build reads {FORMAT_VERSION})"
+                )
             }
             FormatError::ChecksumMismatch { stored, computed } => write!(
                 f,
                 "checksum mismatch (stored {stored:#010x}, computed {computed:#010x})"
             ),
-            FormatError::BadField { field, value } => write!(f, "field `{field}` out of bounds: {value}"),
+            FormatError::BadField { field, value } => {
+                write!(f, "field `{field}` out of bounds: {value}")
+            }
             FormatError::KeyNotUtf8 => write!(f, "key is not UTF-8"),
         }
     }
@@ -428,8 +436,16 @@ mod tests {
     fn frame_round_trips() {
         let bytes = frame_bytes("sensor1", b"hello payload");
         let f = decode_frame(&bytes).expect("valid frame");
-        assert_eq!((f.key, f.payload, f.version, f.lsn, f.generation), ("sensor1", &b"hello payload"[..], -7, 42, 3));
-        assert_eq!(classify(&bytes, 8, 4096), Ok(Slot::Frame { len: f.len as usize }));
+        assert_eq!(
+            (f.key, f.payload, f.version, f.lsn, f.generation),
+            ("sensor1", &b"hello payload"[..], -7, 42, 3)
+        );
+        assert_eq!(
+            classify(&bytes, 8, 4096),
+            Ok(Slot::Frame {
+                len: f.len as usize
+            })
+        );
     }
 
     #[test]
@@ -459,8 +475,14 @@ mod tests {
         h.encode(&mut block);
         assert_eq!(SegmentHeader::decode(&block), Ok(h));
         block[30] ^= 1;
-        assert!(matches!(SegmentHeader::decode(&block), Err(FormatError::ChecksumMismatch { .. })));
-        assert!(matches!(SegmentHeader::decode(&block[..10]), Err(FormatError::Truncated { .. })));
+        assert!(matches!(
+            SegmentHeader::decode(&block),
+            Err(FormatError::ChecksumMismatch { .. })
+        ));
+        assert!(matches!(
+            SegmentHeader::decode(&block[..10]),
+            Err(FormatError::Truncated { .. })
+        ));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use crate::segment::format::{
-    FRAME_ALIGN, Frame, FormatError, SegmentHeader, Slot, align_up, classify, decode_frame,
+    FRAME_ALIGN, FormatError, Frame, SegmentHeader, Slot, align_up, classify, decode_frame,
 };
 
 /// Bytes read from the file at a time (a frame larger than this is read whole).
@@ -77,7 +77,13 @@ impl SegmentReader {
             window: Window::default(),
             stopped: false,
         };
-        let head = fetch(&mut reader.window, &reader.file, reader.file_len, 0, crate::segment::format::HEADER_LEN)?;
+        let head = fetch(
+            &mut reader.window,
+            &reader.file,
+            reader.file_len,
+            0,
+            crate::segment::format::HEADER_LEN,
+        )?;
         reader.header =
             SegmentHeader::decode(head).map_err(|error| ReadError::Format { offset: 0, error })?;
         reader.pos = u64::from(reader.header.block_size);
@@ -160,7 +166,6 @@ impl SegmentReader {
             }
         }
     }
-
 }
 
 impl SegmentReader {
@@ -194,7 +199,10 @@ impl SegmentReader {
         let mut at = offset;
         while at < self.file_len {
             let n = ((self.file_len - at) as usize).min(WINDOW_BYTES);
-            if fetch(&mut self.window, &self.file, self.file_len, at, n)?.iter().any(|&b| b != 0) {
+            if fetch(&mut self.window, &self.file, self.file_len, at, n)?
+                .iter()
+                .any(|&b| b != 0)
+            {
                 return Ok(true);
             }
             at += n as u64;

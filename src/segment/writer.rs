@@ -126,7 +126,11 @@ impl<Fs: LogFs> SegmentWriter<Fs> {
         Ok(())
     }
 
-    async fn write_block_aligned(&mut self, buf: <Fs::File as LogFile>::Buffer, len: usize) -> Result<(), Error> {
+    async fn write_block_aligned(
+        &mut self,
+        buf: <Fs::File as LogFile>::Buffer,
+        len: usize,
+    ) -> Result<(), Error> {
         let Some(file) = self.file.as_ref() else {
             return Err(Error::Closed);
         };

@@ -60,7 +60,10 @@ mod tests {
         // would re-route every key of every existing data dir.
         // XXH3-64 (seed 0) of the empty input, from the reference test vectors.
         assert_eq!(xxhash_rust::xxh3::xxh3_64(b""), 0x2D06_8005_38D3_94C2);
-        let got: Vec<usize> = ["sensor0", "sensor1", "sensor2", "a"].iter().map(|k| shard_for(k, 7)).collect();
+        let got: Vec<usize> = ["sensor0", "sensor1", "sensor2", "a"]
+            .iter()
+            .map(|k| shard_for(k, 7))
+            .collect();
         assert_eq!(got, PINNED);
     }
 

@@ -83,7 +83,6 @@ impl Queue {
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::SeqCst)
     }
-
 }
 
 impl QueueReceiver {
@@ -132,8 +131,7 @@ impl Future for Reserve<'_> {
             }
             let n = q.queued.load(Ordering::SeqCst);
             if n < q.capacity {
-                if q
-                    .queued
+                if q.queued
                     .compare_exchange_weak(n, n + 1, Ordering::SeqCst, Ordering::SeqCst)
                     .is_ok()
                 {

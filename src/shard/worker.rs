@@ -114,7 +114,10 @@ impl<Fs: LogFs> Worker<Fs> {
                 self.commit(&mut batch).await;
                 batch.clear();
             }
-            if self.dirty_since.is_some_and(|t| t.elapsed() >= self.flush_interval) {
+            if self
+                .dirty_since
+                .is_some_and(|t| t.elapsed() >= self.flush_interval)
+            {
                 self.flush().await;
             }
             if shutdown {
@@ -128,7 +131,10 @@ impl<Fs: LogFs> Worker<Fs> {
         // A close failure after a successful flush loses nothing; the next
         // open recovers whatever is on disk.
         if let Err(e) = self.writer.close().await {
-            log::warn!("shard {}: closing the active segment failed: {e}", self.shared.id);
+            log::warn!(
+                "shard {}: closing the active segment failed: {e}",
+                self.shared.id
+            );
         }
     }
 

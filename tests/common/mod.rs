@@ -1,5 +1,9 @@
 //! Helpers shared by the integration tests (public API only).
 #![allow(dead_code, reason = "each test file uses a different subset")]
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers: a failure here is a test failure"
+)]
 
 use std::path::{Path, PathBuf};
 
@@ -13,7 +17,10 @@ pub fn temp_dir() -> tempfile::TempDir {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")));
     std::fs::create_dir_all(&parent).unwrap();
-    tempfile::Builder::new().prefix("ringstore-test-").tempdir_in(parent).unwrap()
+    tempfile::Builder::new()
+        .prefix("ringstore-test-")
+        .tempdir_in(parent)
+        .unwrap()
 }
 
 /// A config for tests: two shards, unpinned (tests run in parallel).
@@ -53,7 +60,10 @@ pub fn read_all_frames(dir: &Path) -> Vec<DiskFrame> {
             .unwrap()
             .filter_map(|e| {
                 let e = e.unwrap();
-                e.file_name().to_str().and_then(parse_segment_name).map(|s| (s, e.path()))
+                e.file_name()
+                    .to_str()
+                    .and_then(parse_segment_name)
+                    .map(|s| (s, e.path()))
             })
             .collect();
         segs.sort();

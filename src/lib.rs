@@ -27,6 +27,11 @@
 //! # Ok::<(), ringstore::Error>(())
 //! ```
 
+/// The README's examples are compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 mod config;
 mod error;
 mod io;

@@ -15,6 +15,7 @@ use rkyv::{Archive, Deserialize, Serialize};
 ))]
 #[rkyv(deserialize_bounds(__D::Error: rkyv::rancor::Source))]
 #[rkyv(bytecheck(bounds(__C: rkyv::validation::ArchiveContext)))]
+#[rkyv(derive(Debug))]
 pub enum Value {
     /// No value (JSON `null`).
     Null,
@@ -76,6 +77,7 @@ value_from! {
 /// (by default `collection_time`, see `Config::version_field`) holds the
 /// record's integer version.
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+#[rkyv(derive(Debug))]
 pub struct Record {
     fields: BTreeMap<String, Value>,
 }

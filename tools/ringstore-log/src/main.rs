@@ -1,1 +1,266 @@
-fn main() {}
+//! `ringstore-log`: argument parsing only; the work is in the library.
+
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use ringstore::RecoveryMode;
+use ringstore_log::dump::{DumpFilter, DumpFormat};
+use ringstore_log::export::{ExportFormat, ExportOptions};
+use ringstore_log::source::discover;
+use ringstore_log::verify::VerifyOptions;
+use ringstore_log::{EXIT_ERROR, EXIT_OK, ToolError};
+
+/// Read-only inspection of ringstore data dirs: list, verify, dump, newest
+/// records, export for analytics. Never modifies the data dir; safe to run
+/// while a store is writing to it.
+///
+/// Exit codes: 0 = clean, 1 = problems found in the data, 2 = usage or I/O
+/// error.
+#[derive(Parser, Debug)]
+#[command(name = "ringstore-log", version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// List shards and segments: seq, size, records, first/last version,
+    /// sealed or active, and totals.
+    Ls {
+        /// Data dir, shard folder or segment file.
+        path: PathBuf,
+        /// One JSON object per segment, then a totals object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check every segment header, frame, CRC and record payload; print each
+    /// problem with file, byte offset, frame number and reason. Streams with
+    /// constant memory.
+    ///
+    /// The end of the newest segment of a shard, cut mid-frame (a write in
+    /// progress while the store runs, or a crash), is reported as a torn tail,
+    /// not as a problem: recovery drops it. Exit 0 when no problem was found
+    /// (torn tails allowed), 1 when any problem was found, 2 on usage or I/O
+    /// error.
+    Verify {
+        /// Data dir, shard folder or segment file.
+        path: PathBuf,
+        /// JSON Lines: one object per finding ("kind": "problem" or
+        /// "torn_tail"), then a "summary" object.
+        #[arg(long)]
+        json: bool,
+        /// Count torn tails as problems too (like RecoveryMode::Strict).
+        #[arg(long)]
+        strict: bool,
+        /// Top-level record field holding the version: when a record has it as
+        /// an integer, it must equal the frame's version. Empty: no check.
+        #[arg(long, default_value = "collection_time")]
+        version_field: String,
+    },
+    /// Print records as JSON Lines:
+    /// {"key","version","shard","segment","offset","record":{...}}, in log
+    /// order (shard, then segment, then offset). Damage is reported on stderr
+    /// and skipped (exit 1).
+    Dump {
+        /// Data dir, shard folder or segment file.
+        path: PathBuf,
+        /// Only this key.
+        #[arg(long)]
+        key: Option<String>,
+        /// Only versions >= this.
+        #[arg(long, allow_hyphen_values = true)]
+        since_version: Option<i64>,
+        /// Only versions <= this.
+        #[arg(long, allow_hyphen_values = true)]
+        until_version: Option<i64>,
+        /// Stop after this many records.
+        #[arg(long)]
+        limit: Option<u64>,
+        /// json: JSON Lines records; table: frame headers only (shard,
+        /// segment, offset, len, lsn, generation, version, key).
+        #[arg(long, value_enum, default_value_t = DumpFormatArg::Json)]
+        format: DumpFormatArg,
+    },
+    /// Print the newest record of every key exactly as Store::open would
+    /// recover it, as JSON Lines sorted by key.
+    Latest {
+        /// Data dir.
+        path: PathBuf,
+        /// What damage to tolerate, as the store's RecoveryMode.
+        #[arg(long, value_enum, default_value_t = ModeArg::TolerateTornTail)]
+        mode: ModeArg,
+    },
+    /// Write the full history (or only the newest record per key) to a file:
+    /// JSON Lines (the lines of `dump`) or Parquet (one row per record:
+    /// key, version, shard, segment, offset, then one typed column per
+    /// top-level field, nested values as JSON strings).
+    Export {
+        /// Data dir (or shard folder / segment file, without --latest).
+        path: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum)]
+        format: ExportFormatArg,
+        /// Output file (created or replaced; refused inside the data dir).
+        #[arg(long)]
+        out: PathBuf,
+        /// Only the newest record of each key, as recovery chooses it.
+        #[arg(long)]
+        latest: bool,
+        /// With --latest: what damage to tolerate, as the store's RecoveryMode.
+        #[arg(long, value_enum, default_value_t = ModeArg::TolerateTornTail)]
+        mode: ModeArg,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum DumpFormatArg {
+    Json,
+    Table,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum ExportFormatArg {
+    Jsonl,
+    Parquet,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum ModeArg {
+    /// Drop a torn tail at the end of a shard's newest segment; refuse other damage.
+    TolerateTornTail,
+    /// Refuse any damage.
+    Strict,
+    /// Skip damaged frames, keep every intact one.
+    SkipCorrupt,
+}
+
+impl From<ModeArg> for RecoveryMode {
+    fn from(m: ModeArg) -> Self {
+        match m {
+            ModeArg::TolerateTornTail => RecoveryMode::TolerateTornTail,
+            ModeArg::Strict => RecoveryMode::Strict,
+            ModeArg::SkipCorrupt => RecoveryMode::SkipCorrupt,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) if e.is_broken_pipe() => ExitCode::from(EXIT_OK),
+        Err(e) => {
+            eprintln!("ringstore-log: error: {e}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<u8, ToolError> {
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::with_capacity(1 << 20, stdout.lock());
+    let mut err = std::io::stderr().lock();
+    match cli.command {
+        Command::Ls { path, json } => {
+            let source = discover(&path)?;
+            ringstore_log::ls::ls(&source, json, &mut out)?;
+            Ok(EXIT_OK)
+        }
+        Command::Verify {
+            path,
+            json,
+            strict,
+            version_field,
+        } => {
+            let source = discover(&path)?;
+            let opts = VerifyOptions {
+                json,
+                strict,
+                version_field: Some(version_field).filter(|f| !f.is_empty()),
+                progress: true,
+            };
+            let summary = ringstore_log::verify::verify(&source, &opts, &mut out)?;
+            Ok(summary.exit_code())
+        }
+        Command::Dump {
+            path,
+            key,
+            since_version,
+            until_version,
+            limit,
+            format,
+        } => {
+            let source = discover(&path)?;
+            let filter = DumpFilter {
+                key,
+                since_version,
+                until_version,
+                limit,
+            };
+            let format = match format {
+                DumpFormatArg::Json => DumpFormat::Json,
+                DumpFormatArg::Table => DumpFormat::Table,
+            };
+            let summary = ringstore_log::dump::dump(&source, &filter, format, &mut out, &mut err)?;
+            Ok(summary.exit_code())
+        }
+        Command::Latest { path, mode } => {
+            let source = discover(&path)?;
+            let latest = ringstore_log::latest::latest(&source, &path, mode.into(), true)?;
+            for t in &latest.report.torn_tails {
+                writeln!(
+                    err,
+                    "ringstore-log: torn tail (in progress) in {}: offset {}: {}",
+                    t.path.display(),
+                    t.offset,
+                    t.reason
+                )?;
+            }
+            ringstore_log::latest::write_latest(&latest, &mut out)?;
+            Ok(if latest.report.skipped.is_empty() { EXIT_OK } else { ringstore_log::EXIT_PROBLEMS })
+        }
+        Command::Export {
+            path,
+            format,
+            out: out_path,
+            latest,
+            mode,
+        } => export(&path, format, out_path, latest, mode, &mut err),
+    }
+}
+
+fn export(
+    path: &Path,
+    format: ExportFormatArg,
+    out: PathBuf,
+    latest: bool,
+    mode: ModeArg,
+    err: &mut dyn Write,
+) -> Result<u8, ToolError> {
+    let source = discover(path)?;
+    let opts = ExportOptions {
+        format: match format {
+            ExportFormatArg::Jsonl => ExportFormat::Jsonl,
+            ExportFormatArg::Parquet => ExportFormat::Parquet,
+        },
+        out,
+        latest,
+        mode: mode.into(),
+        progress: true,
+    };
+    let s = ringstore_log::export::export(&source, path, &opts, err)?;
+    let secs = s.elapsed.as_secs_f64();
+    writeln!(
+        err,
+        "ringstore-log: exported {} rows to {} ({} bytes) from {} bytes of log in {secs:.3} s ({:.1} MB/s)",
+        s.rows,
+        opts.out.display(),
+        s.bytes_written,
+        s.bytes_read,
+        if secs > 0.0 { s.bytes_read as f64 / 1e6 / secs } else { 0.0 }
+    )?;
+    Ok(s.exit_code())
+}

@@ -1,0 +1,236 @@
+//! The raw device, measured with plain direct I/O in the run's own dir, so the
+//! store's figures can be read as a fraction of what the disk gives:
+//!
+//! 1. `seq_write`: 1 MiB `O_DIRECT` writes, not durable — raw bandwidth;
+//! 2. `durable_write`: the same with `O_DSYNC`, every write durable when it
+//!    returns — the ceiling for a store that acknowledges only durable data.
+//!    On a disk with a volatile write cache and no FUA every such write costs
+//!    a cache flush;
+//! 3. `fsync_write`: one 128 KiB direct write then `fdatasync`, one at a time
+//!    — the latency floor of a single durable write.
+//!
+//! Tests 1 and 2 keep `depth` writes in flight with one thread per write, each
+//! appending to its own file (as each shard appends to its own segment).
+
+use std::fs::{self, File, OpenOptions};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use rustix::fs::OFlags;
+use serde::Serialize;
+
+use crate::error::LoadError;
+use crate::payload::Rng;
+use crate::report::LatencySummary;
+use crate::workload::new_histogram;
+
+/// Bytes per write of the bandwidth tests.
+pub const BLOCK_BYTES: usize = 1 << 20;
+/// Bytes per write of the fdatasync latency test.
+pub const FSYNC_WRITE_BYTES: usize = 128 << 10;
+/// Writes timed by the fdatasync latency test.
+pub const FSYNC_WRITES: usize = 200;
+/// Buffer and offset alignment for direct I/O: covers 512 and 4096 byte
+/// logical blocks.
+const ALIGN: usize = 4096;
+
+/// How much the bandwidth tests write.
+#[derive(Debug, Clone, Copy)]
+pub struct BaselineSpec {
+    /// Bytes written by each bandwidth test.
+    pub bytes: u64,
+    /// Writes in flight (threads).
+    pub depth: usize,
+}
+
+/// One measurement of the device.
+#[derive(Debug, Clone, Serialize)]
+pub struct BaselineRun {
+    /// Direct-I/O write bandwidth, MB/s (10^6 bytes).
+    pub seq_write_mb_per_s: f64,
+    /// Durable (`O_DSYNC`) direct-I/O write bandwidth, MB/s.
+    pub durable_write_mb_per_s: f64,
+    /// Latency of one 128 KiB direct write plus `fdatasync`, microseconds.
+    pub fsync_write_us: LatencySummary,
+}
+
+/// The baseline as reported: the mean of the runs before and after the store
+/// (the disk drifts), and both runs.
+#[derive(Debug, Clone, Serialize)]
+pub struct Baseline {
+    /// Mean raw direct-I/O bandwidth, MB/s.
+    pub seq_write_mb_per_s: f64,
+    /// Mean durable bandwidth, MB/s: the ceiling of a `Sync` store.
+    pub durable_write_mb_per_s: f64,
+    /// Mean p50 of write + fdatasync, microseconds.
+    pub fsync_write_p50_us: f64,
+    /// Mean p99 of write + fdatasync, microseconds.
+    pub fsync_write_p99_us: f64,
+    /// Bytes per write of the bandwidth tests.
+    pub block_bytes: usize,
+    /// Bytes written by each bandwidth test.
+    pub bytes_per_test: u64,
+    /// Writes in flight in the bandwidth tests.
+    pub queue_depth: usize,
+    /// Bytes per write of the fdatasync test.
+    pub fsync_write_bytes: usize,
+    /// Before the store ran.
+    pub before: BaselineRun,
+    /// After the store ran.
+    pub after: BaselineRun,
+}
+
+impl Baseline {
+    /// Combines the two runs.
+    pub fn new(spec: BaselineSpec, before: BaselineRun, after: BaselineRun) -> Baseline {
+        let mean = |a: f64, b: f64| (a + b) / 2.0;
+        Baseline {
+            seq_write_mb_per_s: mean(before.seq_write_mb_per_s, after.seq_write_mb_per_s),
+            durable_write_mb_per_s: mean(before.durable_write_mb_per_s, after.durable_write_mb_per_s),
+            fsync_write_p50_us: mean(before.fsync_write_us.p50, after.fsync_write_us.p50),
+            fsync_write_p99_us: mean(before.fsync_write_us.p99, after.fsync_write_us.p99),
+            block_bytes: BLOCK_BYTES,
+            bytes_per_test: spec.bytes,
+            queue_depth: spec.depth,
+            fsync_write_bytes: FSYNC_WRITE_BYTES,
+            before,
+            after,
+        }
+    }
+}
+
+/// Runs the three tests in `dir` (created, and emptied afterwards).
+pub fn measure(dir: &Path, spec: BaselineSpec) -> Result<BaselineRun, LoadError> {
+    fs::create_dir_all(dir).map_err(|e| LoadError::io("creating", dir, e))?;
+    let seq_write_mb_per_s = bandwidth(dir, spec, false)?;
+    let durable_write_mb_per_s = bandwidth(dir, spec, true)?;
+    let fsync_write_us = fsync_latency(dir)?;
+    Ok(BaselineRun {
+        seq_write_mb_per_s,
+        durable_write_mb_per_s,
+        fsync_write_us,
+    })
+}
+
+/// A heap buffer whose usable part starts on an `ALIGN` boundary, as direct
+/// I/O requires: over-allocate and skip to the boundary, no unsafe needed.
+struct AlignedBuf {
+    storage: Vec<u8>,
+    start: usize,
+    len: usize,
+}
+
+impl AlignedBuf {
+    /// `len` bytes of pseudo-random data (incompressible, so a virtual disk
+    /// cannot shortcut zeros).
+    fn random(len: usize, seed: u64) -> AlignedBuf {
+        let mut rng = Rng::new(seed, 0);
+        let storage: Vec<u8> = (0..len + ALIGN).map(|_| rng.next_u64() as u8).collect();
+        let start = storage.as_ptr().align_offset(ALIGN).min(ALIGN);
+        AlignedBuf {
+            storage,
+            start,
+            len,
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        self.storage.get(self.start..self.start + self.len).unwrap_or(&[])
+    }
+}
+
+fn open_direct(path: &Path, dsync: bool) -> Result<File, LoadError> {
+    let mut flags = OFlags::DIRECT;
+    if dsync {
+        flags |= OFlags::DSYNC;
+    }
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .custom_flags(flags.bits() as i32)
+        .open(path)
+        .map_err(|e| LoadError::io("opening with O_DIRECT", path, e))
+}
+
+/// MB/s of `spec.bytes` written as 1 MiB direct writes by `spec.depth`
+/// threads, each appending to its own file.
+fn bandwidth(dir: &Path, spec: BaselineSpec, durable: bool) -> Result<f64, LoadError> {
+    let depth = spec.depth.max(1);
+    let blocks_per_thread = (spec.bytes / BLOCK_BYTES as u64 / depth as u64).max(1);
+    let buf = AlignedBuf::random(BLOCK_BYTES, 0xB10C);
+    let name = if durable { "durable" } else { "seq" };
+    let mut files: Vec<(PathBuf, File)> = Vec::with_capacity(depth);
+    for i in 0..depth {
+        let path = dir.join(format!("{name}-{i}.bin"));
+        let file = open_direct(&path, durable)?;
+        files.push((path, file));
+    }
+    let started = Instant::now();
+    let results: Vec<Result<(), LoadError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = files
+            .iter()
+            .map(|(path, file)| {
+                let buf = &buf;
+                scope.spawn(move || -> Result<(), LoadError> {
+                    for block in 0..blocks_per_thread {
+                        file.write_all_at(buf.bytes(), block * BLOCK_BYTES as u64)
+                            .map_err(|e| LoadError::io("direct write to", path, e))?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or(Err(LoadError::Panicked { role: "baseline" })))
+            .collect()
+    });
+    let elapsed = started.elapsed();
+    for (path, _) in &files {
+        let _ = fs::remove_file(path);
+    }
+    results.into_iter().collect::<Result<(), _>>()?;
+    let bytes = blocks_per_thread * depth as u64 * BLOCK_BYTES as u64;
+    Ok(bytes as f64 / 1e6 / elapsed.as_secs_f64().max(1e-9))
+}
+
+/// Latency of a 128 KiB direct write followed by `fdatasync`, one at a time.
+fn fsync_latency(dir: &Path) -> Result<LatencySummary, LoadError> {
+    let path = dir.join("fsync.bin");
+    let file = open_direct(&path, false)?;
+    let buf = AlignedBuf::random(FSYNC_WRITE_BYTES, 0xF5);
+    let mut hist = new_histogram()?;
+    let mut outcome = Ok(());
+    for i in 0..FSYNC_WRITES {
+        let started = Instant::now();
+        let done = file
+            .write_all_at(buf.bytes(), (i * FSYNC_WRITE_BYTES) as u64)
+            .map_err(|e| LoadError::io("direct write to", &path, e))
+            .and_then(|()| file.sync_data().map_err(|e| LoadError::io("fdatasync of", &path, e)));
+        if let Err(e) = done {
+            outcome = Err(e);
+            break;
+        }
+        hist.saturating_record(u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX));
+    }
+    drop(file);
+    let _ = fs::remove_file(&path);
+    outcome?;
+    Ok(LatencySummary::from_ns(&hist))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buffers_are_aligned_for_direct_io() {
+        for len in [4096, 128 << 10] {
+            let buf = AlignedBuf::random(len, 1);
+            assert_eq!(buf.bytes().len(), len);
+            assert_eq!(buf.bytes().as_ptr() as usize % ALIGN, 0);
+        }
+    }
+}

@@ -1,0 +1,223 @@
+//! Command-line flags: every knob of the workload, with its default.
+
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+use serde::Serialize;
+
+use crate::error::LoadError;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  the run completed and every acknowledged put was found on disk (lost = 0)
+  1  the run failed (store, disk or put error); the message says what and where
+  2  bad command line
+  3  the run completed but acknowledged puts are missing from disk (lost > 0)
+
+Units: latencies in microseconds, MB = 10^6 bytes. The default run is the
+seed project's integration test (40 writers x 2400 puts of ~102.8 KB records
+every 1 ms, 40 readers every 2 ms, 200 keys), about 10 GB written.";
+
+/// When a put is acknowledged (see `ringstore::Durability`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DurabilityArg {
+    /// Acknowledge after direct write + fdatasync (group commit).
+    Sync,
+    /// Acknowledge after the memory update; flush in the background.
+    Async,
+}
+
+impl From<DurabilityArg> for ringstore::Durability {
+    fn from(d: DurabilityArg) -> Self {
+        match d {
+            DurabilityArg::Sync => ringstore::Durability::Sync,
+            DurabilityArg::Async => ringstore::Durability::Async,
+        }
+    }
+}
+
+/// Runs the seed workload against a fresh ringstore on a real disk and reports
+/// put/get latency percentiles, throughput, and (with --baseline) what the raw
+/// device gives in the same run.
+#[derive(Debug, Clone, Parser, Serialize)]
+#[command(name = "ringstore-load", version, after_help = EXIT_CODES)]
+pub struct Args {
+    /// Parent directory of the run's fresh temporary data dir. Must be on a
+    /// filesystem with O_DIRECT (not tmpfs).
+    #[arg(long, env = "RINGSTORE_LOAD_DIR", default_value = "/var/tmp")]
+    pub dir: PathBuf,
+
+    /// Writer threads.
+    #[arg(long, default_value_t = 40)]
+    pub writers: usize,
+
+    /// Puts per writer (ignored with --duration).
+    #[arg(long, default_value_t = 2400)]
+    pub writes_per_writer: u64,
+
+    /// Pause between a writer's puts, scheduled by deadline (missed ticks are
+    /// skipped, never bunched). 0 = closed loop, as fast as possible.
+    #[arg(long, default_value_t = 1)]
+    pub write_interval_ms: u64,
+
+    /// Reader threads; they read until the writers finish.
+    #[arg(long, default_value_t = 40)]
+    pub readers: usize,
+
+    /// Pause between a reader's gets, scheduled by deadline. 0 = closed loop.
+    #[arg(long, default_value_t = 2)]
+    pub read_interval_ms: u64,
+
+    /// Distinct keys (sensor0, sensor1, …), chosen uniformly at random.
+    #[arg(long, default_value_t = 200)]
+    pub keys: usize,
+
+    /// Float fields per record (metricdbl1..N).
+    #[arg(long, default_value_t = 50)]
+    pub doubles: usize,
+
+    /// String fields per record (metricstr1..N).
+    #[arg(long, default_value_t = 50)]
+    pub strings: usize,
+
+    /// Characters per string field (a 128-hex-char SHA-512 digest repeated).
+    #[arg(long, default_value_t = 2048)]
+    pub string_len: usize,
+
+    /// Store shards (executor threads) [default: the number of CPUs].
+    #[arg(long)]
+    pub shards: Option<usize>,
+
+    /// When a put is acknowledged.
+    #[arg(long, value_enum, default_value_t = DurabilityArg::Sync)]
+    pub durability: DurabilityArg,
+
+    /// Async mode: longest time an acknowledged record stays unflushed, in ms
+    /// [default: the store's, 10].
+    #[arg(long)]
+    pub flush_interval_ms: Option<u64>,
+
+    /// Run the writers for this long instead of a count: seconds, or a number
+    /// with ms, s or m (e.g. 500ms, 30s, 2m).
+    #[arg(long, value_parser = parse_duration_s)]
+    pub duration: Option<f64>,
+
+    /// Seed of every random choice (keys, payloads), for reproducible runs.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+
+    /// Write the full results as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+
+    /// Write an SVG of the put and get latency percentile curves to this file.
+    #[arg(long, value_name = "FILE")]
+    pub plot: Option<PathBuf>,
+
+    /// Keep the data dir after the run (its path is printed).
+    #[arg(long)]
+    pub keep: bool,
+
+    /// Measure the raw device in the same dir before and after the store:
+    /// direct-I/O bandwidth, durable (O_DSYNC) bandwidth, write+fdatasync
+    /// latency.
+    #[arg(long)]
+    pub baseline: bool,
+
+    /// MiB written by each baseline bandwidth test.
+    #[arg(long, default_value_t = 256)]
+    pub baseline_mib: u64,
+
+    /// Writes in flight in the baseline bandwidth tests (one thread each,
+    /// each appending 1 MiB writes to its own file).
+    #[arg(long, default_value_t = 8)]
+    pub baseline_depth: usize,
+
+    /// After the run, reopen the store, time its recovery and check that every
+    /// key came back at its newest acknowledged version.
+    #[arg(long)]
+    pub recovery: bool,
+}
+
+impl Args {
+    /// Checks the values clap cannot: ranges that depend on meaning.
+    pub fn validate(&self) -> Result<(), LoadError> {
+        let bad = |flag: &'static str, reason: &str| {
+            Err(LoadError::Usage {
+                flag,
+                reason: reason.to_owned(),
+            })
+        };
+        if self.writers == 0 {
+            return bad("writers", "must be at least 1");
+        }
+        if self.keys == 0 {
+            return bad("keys", "must be at least 1");
+        }
+        if u32::try_from(self.keys).is_err() {
+            return bad("keys", "must fit in 32 bits");
+        }
+        if self.duration.is_none() && self.writes_per_writer == 0 {
+            return bad("writes-per-writer", "must be at least 1 (or give --duration)");
+        }
+        if self.shards == Some(0) {
+            return bad("shards", "must be at least 1");
+        }
+        if self.baseline && (self.baseline_depth == 0 || self.baseline_mib == 0) {
+            return bad("baseline-depth", "--baseline-depth and --baseline-mib must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+/// `500ms`, `30s`, `2m` or a plain number of seconds → seconds.
+fn parse_duration_s(text: &str) -> Result<f64, String> {
+    let text = text.trim();
+    let (number, scale) = if let Some(n) = text.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = text.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = text.strip_suffix('m') {
+        (n, 60.0)
+    } else {
+        (text, 1.0)
+    };
+    let value: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration (e.g. 500ms, 30s, 2m)"))?;
+    let seconds = value * scale;
+    if seconds.is_finite() && seconds > 0.0 {
+        Ok(seconds)
+    } else {
+        Err(format!("`{text}` must be a positive duration"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration_s("30").unwrap(), 30.0);
+        assert_eq!(parse_duration_s("30s").unwrap(), 30.0);
+        assert_eq!(parse_duration_s("500ms").unwrap(), 0.5);
+        assert_eq!(parse_duration_s("2m").unwrap(), 120.0);
+        assert!(parse_duration_s("0").is_err());
+        assert!(parse_duration_s("soon").is_err());
+    }
+
+    #[test]
+    fn defaults_are_the_seed_workload() {
+        let args = Args::try_parse_from(["ringstore-load"]).unwrap();
+        assert_eq!(
+            (args.writers, args.writes_per_writer, args.write_interval_ms),
+            (40, 2400, 1)
+        );
+        assert_eq!((args.readers, args.read_interval_ms, args.keys), (40, 2, 200));
+        assert_eq!((args.doubles, args.strings, args.string_len), (50, 50, 2048));
+        args.validate().unwrap();
+    }
+}

@@ -1,0 +1,377 @@
+//! The results: one `Report` that serializes to the documented JSON and
+//! renders as a table for the terminal.
+
+use std::fmt::Write as _;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use crate::baseline::Baseline;
+use crate::cli::Args;
+use crate::system::DeviceInfo;
+use crate::verify::Verification;
+
+/// A latency distribution in microseconds.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct LatencySummary {
+    /// Operations recorded.
+    pub count: u64,
+    /// Fastest.
+    pub min: f64,
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// 99.9th percentile.
+    pub p999: f64,
+    /// 99.99th percentile.
+    pub p9999: f64,
+    /// Slowest.
+    pub max: f64,
+    /// Arithmetic mean.
+    pub mean: f64,
+}
+
+impl LatencySummary {
+    /// Summarizes a histogram of nanoseconds (zeros when empty).
+    pub fn from_ns(h: &Histogram<u64>) -> LatencySummary {
+        if h.is_empty() {
+            return LatencySummary::default();
+        }
+        let us = |ns: u64| ns as f64 / 1000.0;
+        LatencySummary {
+            count: h.len(),
+            min: us(h.min()),
+            p50: us(h.value_at_quantile(0.5)),
+            p90: us(h.value_at_quantile(0.9)),
+            p99: us(h.value_at_quantile(0.99)),
+            p999: us(h.value_at_quantile(0.999)),
+            p9999: us(h.value_at_quantile(0.9999)),
+            max: us(h.max()),
+            mean: h.mean() / 1000.0,
+        }
+    }
+}
+
+/// How long preparing the payload took, kept out of the latencies.
+#[derive(Debug, Clone, Serialize)]
+pub struct Generation {
+    /// Strings in the pre-generated pool.
+    pub pool_strings: usize,
+    /// Time to prepare the pool before the clock started, ms.
+    pub pool_prepare_ms: f64,
+    /// Time writers spent assembling records from the pool, summed, ms.
+    pub record_build_ms_total: f64,
+    /// The same per put, µs.
+    pub record_build_us_mean: f64,
+}
+
+/// The reopen after the run (`--recovery`).
+#[derive(Debug, Clone, Serialize)]
+pub struct RecoveryFigures {
+    /// Wall time of `Store::open`, ms.
+    pub open_ms: f64,
+    /// Time recovery itself reported, ms.
+    pub recovery_ms: f64,
+    /// Segment files read.
+    pub segments: usize,
+    /// Frames read.
+    pub frames: u64,
+    /// Bytes read.
+    pub bytes: u64,
+    /// Keys recovered.
+    pub keys: usize,
+    /// Recovery read rate, MB/s.
+    pub mb_per_s: f64,
+    /// Torn tails found (should be 0 after a clean close).
+    pub torn_tails: usize,
+    /// Keys whose recovered version is not the newest acknowledged one.
+    pub mismatched_keys: u64,
+}
+
+/// Everything one run measured. Field names are the JSON contract.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Version of this harness.
+    pub ringstore_load_version: &'static str,
+    /// Puts acknowledged (applied or stale).
+    pub puts: u64,
+    /// Puts acknowledged as stale (a newer version was already readable).
+    pub stale_puts: u64,
+    /// Puts that failed (the run stops at the first).
+    pub put_errors: u64,
+    /// The first put failure.
+    pub first_put_error: Option<String>,
+    /// Gets done.
+    pub gets: u64,
+    /// Gets that found a record.
+    pub get_hits: u64,
+    /// Gets that found none (the key not written yet).
+    pub get_misses: u64,
+    /// Acknowledged puts missing from disk.
+    pub lost: u64,
+    /// Workload wall time: start until the last writer finished, ms.
+    pub wall_ms: f64,
+    /// `Store::close` after the workload (drains and flushes), ms.
+    pub close_ms: f64,
+    /// The close error, if `close` failed.
+    pub close_error: Option<String>,
+    /// Puts acknowledged per millisecond of `wall_ms` (the seed's figure).
+    pub writes_per_ms: f64,
+    /// Gets per millisecond of `wall_ms` (the seed's figure).
+    pub reads_per_ms: f64,
+    /// Frame bytes persisted per second, until durable
+    /// (`frame_bytes / (wall_ms + close_ms)`), MB = 10^6 bytes.
+    pub write_mb_per_s: f64,
+    /// Segment file bytes (padding included) per second, same window.
+    pub disk_mb_per_s: f64,
+    /// Mean frame size: key, record and frame header, bytes.
+    pub mean_record_bytes: f64,
+    /// Put latency, call to acknowledgement, µs.
+    pub put_latency_us: LatencySummary,
+    /// Get latency, µs.
+    pub get_latency_us: LatencySummary,
+    /// Writer ticks skipped because puts took longer than the interval.
+    pub write_ticks_missed: u64,
+    /// Reader ticks skipped.
+    pub read_ticks_missed: u64,
+    /// The raw device (`--baseline`), else null.
+    pub baseline: Option<Baseline>,
+    /// `write_mb_per_s` ÷ the baseline's durable bandwidth (sync) or raw
+    /// bandwidth (async); null without `--baseline`.
+    pub efficiency: Option<f64>,
+    /// Peak resident set size of the process, bytes.
+    pub peak_rss_bytes: Option<u64>,
+    /// CPU time (user + system) from the workload's start to the end of
+    /// `close`, all threads, seconds.
+    pub cpu_seconds: Option<f64>,
+    /// User part of `cpu_seconds`.
+    pub cpu_user_seconds: Option<f64>,
+    /// System part of `cpu_seconds`.
+    pub cpu_system_seconds: Option<f64>,
+    /// Record material preparation, kept out of the latencies.
+    pub generation: Generation,
+    /// The log read back after the run.
+    pub verification: Verification,
+    /// The reopen (`--recovery`), else null.
+    pub recovery: Option<RecoveryFigures>,
+    /// Every knob as used (`shards` resolved).
+    pub config: Args,
+    /// The data dir.
+    pub data_dir: String,
+    /// Whether the data dir was kept (`--keep`).
+    pub kept: bool,
+    /// The disk and filesystem of the data dir.
+    pub device: DeviceInfo,
+}
+
+/// A latency for the table: µs with precision fitting its size.
+fn us(v: f64) -> String {
+    if v < 10.0 {
+        format!("{v:.2}")
+    } else if v < 1000.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.0}")
+    }
+}
+
+fn latency_row(out: &mut String, name: &str, l: &LatencySummary) {
+    let _ = writeln!(
+        out,
+        "  {name:<12}{:>9}{:>9}{:>9}{:>9}{:>9}{:>9}{:>9}{:>10}{:>9}",
+        l.count,
+        us(l.min),
+        us(l.p50),
+        us(l.p90),
+        us(l.p99),
+        us(l.p999),
+        us(l.p9999),
+        us(l.max),
+        us(l.mean)
+    );
+}
+
+fn opt<T: std::fmt::Display>(v: &Option<T>) -> String {
+    v.as_ref().map_or_else(|| "?".to_owned(), ToString::to_string)
+}
+
+fn yes_no(v: Option<bool>) -> &'static str {
+    match v {
+        Some(true) => "yes",
+        Some(false) => "no",
+        None => "?",
+    }
+}
+
+/// The report as a table for the terminal.
+pub fn render(r: &Report) -> String {
+    let c = &r.config;
+    let mut out = String::new();
+    let load = match c.duration {
+        Some(s) => format!("{} writers for {s} s", c.writers),
+        None => format!("{} writers x {} puts", c.writers, c.writes_per_writer),
+    };
+    let _ = writeln!(
+        out,
+        "\nringstore-load: {load} every {} ms, {} readers every {} ms, {} keys, \
+         records of {} doubles + {} strings x {} chars",
+        c.write_interval_ms, c.readers, c.read_interval_ms, c.keys, c.doubles, c.strings, c.string_len
+    );
+    let _ = writeln!(
+        out,
+        "  store:  {} shards, durability {:?}, seed {}, dir {} ({})",
+        opt(&c.shards),
+        c.durability,
+        c.seed,
+        r.data_dir,
+        if r.kept { "kept" } else { "removed" }
+    );
+    let d = &r.device;
+    let _ = writeln!(
+        out,
+        "  device: {} model {} on {} ({}), rotational {}, write cache {}, FUA {}",
+        opt(&d.block_device),
+        opt(&d.model),
+        opt(&d.mount_source),
+        opt(&d.filesystem),
+        yes_no(d.rotational),
+        opt(&d.write_cache),
+        yes_no(d.fua)
+    );
+    let _ = writeln!(
+        out,
+        "\n  latency µs      count      min      p50      p90      p99    p99.9   p99.99       max     mean"
+    );
+    latency_row(&mut out, "put", &r.put_latency_us);
+    latency_row(&mut out, "get", &r.get_latency_us);
+    let _ = writeln!(
+        out,
+        "\n  throughput  writes/ms {:.3}   reads/ms {:.3}   {:.1} MB/s persisted ({:.1} MB/s to disk), \
+         records of {:.0} bytes",
+        r.writes_per_ms, r.reads_per_ms, r.write_mb_per_s, r.disk_mb_per_s, r.mean_record_bytes
+    );
+    let hit_pct = if r.gets == 0 {
+        0.0
+    } else {
+        r.get_hits as f64 * 100.0 / r.gets as f64
+    };
+    let _ = writeln!(
+        out,
+        "  operations  {} puts acknowledged ({} stale, {} errors), {} gets ({:.2} % hits), \
+         ticks missed: writers {} readers {}",
+        r.puts, r.stale_puts, r.put_errors, r.gets, hit_pct, r.write_ticks_missed, r.read_ticks_missed
+    );
+    if let Some(e) = &r.first_put_error {
+        let _ = writeln!(out, "  put error   {e}");
+    }
+    if let Some(e) = &r.close_error {
+        let _ = writeln!(out, "  close error {e}");
+    }
+    let v = &r.verification;
+    let _ = writeln!(
+        out,
+        "  verified    lost = {}  ({} acknowledged puts checked against {} frames in {} segments, \
+         {:.2} GB; {} keys behind; scan {:.0} ms)",
+        r.lost,
+        v.acked,
+        v.frames,
+        v.segments,
+        v.disk_bytes as f64 / 1e9,
+        v.stale_keys,
+        v.scan_ms
+    );
+    if let Some(b) = &r.baseline {
+        let _ = writeln!(
+            out,
+            "  baseline    direct write {:.1} MB/s, durable (O_DSYNC) {:.1} MB/s at depth {}, \
+             128 KiB write+fdatasync p50 {} µs p99 {} µs  (mean of before/after)",
+            b.seq_write_mb_per_s,
+            b.durable_write_mb_per_s,
+            b.queue_depth,
+            us(b.fsync_write_p50_us),
+            us(b.fsync_write_p99_us)
+        );
+        let _ = writeln!(
+            out,
+            "              before: {:.1} / {:.1} MB/s, p99 {} µs;  after: {:.1} / {:.1} MB/s, p99 {} µs",
+            b.before.seq_write_mb_per_s,
+            b.before.durable_write_mb_per_s,
+            us(b.before.fsync_write_us.p99),
+            b.after.seq_write_mb_per_s,
+            b.after.durable_write_mb_per_s,
+            us(b.after.fsync_write_us.p99)
+        );
+        let ceiling = match c.durability {
+            crate::cli::DurabilityArg::Sync => "durable ceiling",
+            crate::cli::DurabilityArg::Async => "raw direct-write bandwidth",
+        };
+        let _ = writeln!(
+            out,
+            "  efficiency  {} of the {ceiling}; put p50 = {:.2} x one write+fdatasync p50",
+            r.efficiency.map_or_else(|| "?".to_owned(), |e| format!("{e:.3}")),
+            r.put_latency_us.p50 / b.fsync_write_p50_us.max(1e-9)
+        );
+    }
+    if let Some(rec) = &r.recovery {
+        let _ = writeln!(
+            out,
+            "  recovery    open {:.0} ms: {} segments, {} frames, {:.2} GB at {:.0} MB/s, {} keys; \
+             {} keys not at their newest acknowledged version, {} torn tails",
+            rec.open_ms,
+            rec.segments,
+            rec.frames,
+            rec.bytes as f64 / 1e9,
+            rec.mb_per_s,
+            rec.keys,
+            rec.mismatched_keys,
+            rec.torn_tails
+        );
+    }
+    let g = &r.generation;
+    let _ = writeln!(
+        out,
+        "  resources   wall {:.1} s + close {:.0} ms, CPU {} s (user {}, sys {}), peak RSS {} MB; \
+         payload pool {:.1} ms, record build {:.1} µs/put",
+        r.wall_ms / 1000.0,
+        r.close_ms,
+        r.cpu_seconds.map_or_else(|| "?".to_owned(), |s| format!("{s:.1}")),
+        r.cpu_user_seconds.map_or_else(|| "?".to_owned(), |s| format!("{s:.1}")),
+        r.cpu_system_seconds.map_or_else(|| "?".to_owned(), |s| format!("{s:.1}")),
+        r.peak_rss_bytes.map_or_else(|| "?".to_owned(), |b| format!("{:.0}", b as f64 / 1e6)),
+        g.pool_prepare_ms,
+        g.record_build_us_mean
+    );
+    let _ = writeln!(
+        out,
+        "  seed (Go, no fsync, its own hardware): writes/ms 1.66, reads/ms 17.2, \
+         put mean 576 µs max 113289 µs, get mean 17.6 µs max 79856 µs"
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_come_out_ordered_in_microseconds() {
+        let mut h = Histogram::<u64>::new_with_bounds(1, 1_000_000_000, 3).unwrap();
+        for ns in 1..=100_000u64 {
+            h.record(ns * 10).unwrap();
+        }
+        let s = LatencySummary::from_ns(&h);
+        assert_eq!(s.count, 100_000);
+        assert!(s.min <= s.p50 && s.p50 <= s.p90 && s.p90 <= s.p99);
+        assert!(s.p99 <= s.p999 && s.p999 <= s.p9999 && s.p9999 <= s.max);
+        assert!((s.p50 - 500.0).abs() < 1.0, "{}", s.p50);
+    }
+
+    #[test]
+    fn empty_histograms_summarize_to_zero() {
+        let h = Histogram::<u64>::new(3).unwrap();
+        assert_eq!(LatencySummary::from_ns(&h).count, 0);
+    }
+}

@@ -1,0 +1,364 @@
+//! The workload: writer threads putting fresh records to random keys and
+//! reader threads getting random keys, each on a deadline schedule, every
+//! operation timed into its thread's HDR histogram (nanoseconds).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex};
+use std::thread::ScopedJoinHandle;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use ringstore::{PutOutcome, Store};
+
+use crate::error::LoadError;
+use crate::pacing::Ticker;
+use crate::payload::{Payload, Rng, now_ns};
+use crate::progress::{self, Target};
+
+/// Longest latency a histogram holds exactly (longer ones saturate): 10 min.
+const MAX_LATENCY_NS: u64 = 600_000_000_000;
+
+/// An empty latency histogram: nanoseconds, 3 significant digits.
+pub fn new_histogram() -> Result<Histogram<u64>, LoadError> {
+    Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3).map_err(|e| LoadError::Histogram {
+        reason: e.to_string(),
+    })
+}
+
+/// What the workload does.
+#[derive(Debug, Clone)]
+pub struct WorkloadSpec {
+    /// Writer threads.
+    pub writers: usize,
+    /// Puts per writer (when `duration` is `None`).
+    pub writes_per_writer: u64,
+    /// Pause between a writer's puts (zero: closed loop).
+    pub write_interval: Duration,
+    /// Reader threads.
+    pub readers: usize,
+    /// Pause between a reader's gets (zero: closed loop).
+    pub read_interval: Duration,
+    /// Run the writers for this long instead of a count.
+    pub duration: Option<Duration>,
+    /// Seed of every random choice.
+    pub seed: u64,
+}
+
+/// Counters the progress bar reads while the run goes on.
+#[derive(Debug, Default)]
+pub struct Live {
+    /// Puts acknowledged so far.
+    pub puts: AtomicU64,
+    /// Gets done so far.
+    pub gets: AtomicU64,
+    /// Set when a put failed: every writer stops.
+    pub failed: AtomicBool,
+    /// Set when every writer has finished: readers and the bar stop.
+    pub writers_done: AtomicBool,
+}
+
+/// One acknowledged put: the key's index and the version written.
+pub type Acked = (u32, i64);
+
+/// Everything the workload measured.
+#[derive(Debug)]
+pub struct WorkloadResult {
+    /// Put latency, call to acknowledgement, nanoseconds.
+    pub put_latency_ns: Histogram<u64>,
+    /// Get latency, nanoseconds.
+    pub get_latency_ns: Histogram<u64>,
+    /// Puts acknowledged (applied or stale).
+    pub puts: u64,
+    /// Puts acknowledged as stale (a newer version was already stored).
+    pub stale_puts: u64,
+    /// Puts that returned an error.
+    pub put_errors: u64,
+    /// The first put error, if any.
+    pub first_put_error: Option<String>,
+    /// Gets done.
+    pub gets: u64,
+    /// Gets that found a record.
+    pub get_hits: u64,
+    /// Every acknowledged put, for verification.
+    pub acked: Vec<Acked>,
+    /// From the start signal until the last writer finished.
+    pub wall: Duration,
+    /// Time writers spent building records (summed over writers).
+    pub build_time: Duration,
+    /// Writer ticks skipped because a put took longer than the interval.
+    pub write_ticks_missed: u64,
+    /// Reader ticks skipped.
+    pub read_ticks_missed: u64,
+}
+
+/// A start line: workers wait until the main thread opens or aborts it.
+#[derive(Debug, Default)]
+struct Gate {
+    state: Mutex<Option<bool>>,
+    changed: Condvar,
+}
+
+impl Gate {
+    fn wait(&self) -> bool {
+        let Ok(mut state) = self.state.lock() else {
+            return false;
+        };
+        loop {
+            if let Some(go) = *state {
+                return go;
+            }
+            state = match self.changed.wait(state) {
+                Ok(s) => s,
+                Err(_) => return false,
+            };
+        }
+    }
+
+    fn set(&self, go: bool) {
+        if let Ok(mut state) = self.state.lock() {
+            *state = Some(go);
+        }
+        self.changed.notify_all();
+    }
+}
+
+/// What one writer measured.
+struct WriterOut {
+    latency: Histogram<u64>,
+    acked: Vec<Acked>,
+    stale: u64,
+    errors: u64,
+    first_error: Option<String>,
+    build_time: Duration,
+    missed: u64,
+}
+
+/// What one reader measured.
+struct ReaderOut {
+    latency: Histogram<u64>,
+    gets: u64,
+    hits: u64,
+    missed: u64,
+}
+
+/// Shared read-only inputs of the workers.
+struct Shared<'a> {
+    store: &'a Store,
+    payload: &'a Payload,
+    keys: &'a [String],
+    spec: &'a WorkloadSpec,
+    live: &'a Live,
+    gate: &'a Gate,
+    empty: &'a Histogram<u64>,
+}
+
+/// Runs the workload against `store` and returns what it measured.
+pub fn run(
+    store: &Store,
+    payload: &Payload,
+    keys: &[String],
+    spec: &WorkloadSpec,
+) -> Result<WorkloadResult, LoadError> {
+    let empty = new_histogram()?;
+    let live = Live::default();
+    let gate = Gate::default();
+    let shared = Shared {
+        store,
+        payload,
+        keys,
+        spec,
+        live: &live,
+        gate: &gate,
+        empty: &empty,
+    };
+    let target = match spec.duration {
+        Some(d) => Target::Time(d),
+        None => Target::Puts(spec.writes_per_writer.saturating_mul(spec.writers as u64)),
+    };
+    std::thread::scope(|scope| {
+        let shared = &shared;
+        let mut writers: Vec<ScopedJoinHandle<'_, WriterOut>> = Vec::new();
+        let mut readers: Vec<ScopedJoinHandle<'_, ReaderOut>> = Vec::new();
+        let mut spawned = Ok(());
+        for id in 0..spec.writers {
+            match std::thread::Builder::new()
+                .name(format!("writer-{id}"))
+                .spawn_scoped(scope, move || writer(shared, id))
+            {
+                Ok(h) => writers.push(h),
+                Err(e) => {
+                    spawned = Err(LoadError::io("spawning writer thread", "", e));
+                    break;
+                }
+            }
+        }
+        for id in 0..spec.readers {
+            if spawned.is_err() {
+                break;
+            }
+            match std::thread::Builder::new()
+                .name(format!("reader-{id}"))
+                .spawn_scoped(scope, move || reader(shared, id))
+            {
+                Ok(h) => readers.push(h),
+                Err(e) => spawned = Err(LoadError::io("spawning reader thread", "", e)),
+            }
+        }
+        if let Err(e) = spawned {
+            gate.set(false);
+            live.writers_done.store(true, Ordering::Release);
+            return Err(e);
+        }
+        let bar = progress::spawn(scope, &live, target);
+        gate.set(true);
+        let started = Instant::now();
+        let writer_outs: Vec<_> = writers.into_iter().map(ScopedJoinHandle::join).collect();
+        let wall = started.elapsed();
+        live.writers_done.store(true, Ordering::Release);
+        let reader_outs: Vec<_> = readers.into_iter().map(ScopedJoinHandle::join).collect();
+        if let Some(bar) = bar {
+            let _ = bar.join();
+        }
+        merge(&empty, writer_outs, reader_outs, wall)
+    })
+}
+
+fn merge(
+    empty: &Histogram<u64>,
+    writer_outs: Vec<std::thread::Result<WriterOut>>,
+    reader_outs: Vec<std::thread::Result<ReaderOut>>,
+    wall: Duration,
+) -> Result<WorkloadResult, LoadError> {
+    let mut result = WorkloadResult {
+        put_latency_ns: empty.clone(),
+        get_latency_ns: empty.clone(),
+        puts: 0,
+        stale_puts: 0,
+        put_errors: 0,
+        first_put_error: None,
+        gets: 0,
+        get_hits: 0,
+        acked: Vec::new(),
+        wall,
+        build_time: Duration::ZERO,
+        write_ticks_missed: 0,
+        read_ticks_missed: 0,
+    };
+    for out in writer_outs {
+        let out = out.map_err(|_| LoadError::Panicked { role: "writer" })?;
+        // Same bounds everywhere, so adding cannot fail.
+        let _ = result.put_latency_ns.add(&out.latency);
+        result.puts += out.acked.len() as u64;
+        result.acked.extend_from_slice(&out.acked);
+        result.stale_puts += out.stale;
+        result.put_errors += out.errors;
+        if result.first_put_error.is_none() {
+            result.first_put_error = out.first_error;
+        }
+        result.build_time += out.build_time;
+        result.write_ticks_missed += out.missed;
+    }
+    for out in reader_outs {
+        let out = out.map_err(|_| LoadError::Panicked { role: "reader" })?;
+        let _ = result.get_latency_ns.add(&out.latency);
+        result.gets += out.gets;
+        result.get_hits += out.hits;
+        result.read_ticks_missed += out.missed;
+    }
+    Ok(result)
+}
+
+fn writer(shared: &Shared<'_>, id: usize) -> WriterOut {
+    let spec = shared.spec;
+    let mut rng = Rng::new(spec.seed, id as u64);
+    let mut out = WriterOut {
+        latency: shared.empty.clone(),
+        acked: Vec::with_capacity(usize::try_from(spec.writes_per_writer).unwrap_or(0).min(1 << 20)),
+        stale: 0,
+        errors: 0,
+        first_error: None,
+        build_time: Duration::ZERO,
+        missed: 0,
+    };
+    if !shared.gate.wait() {
+        return out;
+    }
+    let origin = Instant::now();
+    let mut ticker = Ticker::new(origin, spec.write_interval);
+    let mut done: u64 = 0;
+    loop {
+        let finished = match spec.duration {
+            Some(d) => origin.elapsed() >= d,
+            None => done >= spec.writes_per_writer,
+        };
+        if finished || shared.live.failed.load(Ordering::Relaxed) {
+            break;
+        }
+        ticker.wait();
+        let index = rng.below(shared.keys.len());
+        let Some(key) = shared.keys.get(index) else {
+            break;
+        };
+        let build_started = Instant::now();
+        let mut record = shared.payload.record(key, &mut rng);
+        let version = now_ns();
+        record.insert("collection_time", version);
+        let put_started = Instant::now();
+        out.build_time += put_started - build_started;
+        let result = shared.store.put_blocking(key, &record);
+        let latency = put_started.elapsed();
+        done += 1;
+        match result {
+            Ok(outcome) => {
+                out.latency.saturating_record(nanos(latency));
+                out.acked.push((index as u32, version));
+                if matches!(outcome, PutOutcome::Stale { .. }) {
+                    out.stale += 1;
+                }
+                shared.live.puts.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                out.errors += 1;
+                out.first_error = Some(format!("put of key {key}: {e}"));
+                shared.live.failed.store(true, Ordering::Relaxed);
+                break;
+            }
+        }
+    }
+    out.missed = ticker.missed();
+    out
+}
+
+fn reader(shared: &Shared<'_>, id: usize) -> ReaderOut {
+    let spec = shared.spec;
+    let mut rng = Rng::new(spec.seed, (spec.writers + id) as u64);
+    let mut out = ReaderOut {
+        latency: shared.empty.clone(),
+        gets: 0,
+        hits: 0,
+        missed: 0,
+    };
+    if !shared.gate.wait() {
+        return out;
+    }
+    let mut ticker = Ticker::new(Instant::now(), spec.read_interval);
+    while !shared.live.writers_done.load(Ordering::Acquire) {
+        ticker.wait();
+        let Some(key) = shared.keys.get(rng.below(shared.keys.len())) else {
+            break;
+        };
+        let started = Instant::now();
+        let got = shared.store.get(key);
+        let latency = started.elapsed();
+        out.latency.saturating_record(nanos(latency));
+        out.gets += 1;
+        out.hits += u64::from(got.is_some());
+        shared.live.gets.fetch_add(1, Ordering::Relaxed);
+    }
+    out.missed = ticker.missed();
+    out
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX).max(1)
+}

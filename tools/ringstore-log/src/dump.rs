@@ -1,0 +1,221 @@
+//! `dump`: every record of the log as JSON Lines (or frame headers as a
+//! table), filtered by key and version range. Streaming: one frame in memory
+//! at a time.
+
+use std::fmt::Write as _;
+use std::io::Write;
+
+use ringstore::inspect::format::{Frame, SegmentHeader};
+use ringstore::{ArchivedRecord, RecordRef};
+
+use crate::error::{EXIT_OK, EXIT_PROBLEMS, ToolError};
+use crate::json;
+use crate::source::{SegmentFile, Source};
+use crate::verify::{seq_of, shard_of};
+use crate::walk::{DamageKind, Finding, Flow, Visitor, WalkOptions, walk};
+
+/// Which frames to show.
+#[derive(Debug, Clone, Default)]
+pub struct DumpFilter {
+    /// Only this key.
+    pub key: Option<String>,
+    /// Only versions >= this.
+    pub since_version: Option<i64>,
+    /// Only versions <= this.
+    pub until_version: Option<i64>,
+    /// Stop after this many records.
+    pub limit: Option<u64>,
+}
+
+impl DumpFilter {
+    /// Whether a frame with this key and version passes (read from the frame
+    /// header, before the payload is touched).
+    pub fn matches(&self, key: &str, version: i64) -> bool {
+        self.key.as_deref().is_none_or(|k| k == key)
+            && self.since_version.is_none_or(|v| version >= v)
+            && self.until_version.is_none_or(|v| version <= v)
+    }
+}
+
+/// Output shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DumpFormat {
+    /// One JSON object per record.
+    #[default]
+    Json,
+    /// Frame headers only, as an aligned text table.
+    Table,
+}
+
+/// What `dump` saw.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DumpSummary {
+    /// Records written.
+    pub records: u64,
+    /// Valid frames read (filtered out or not).
+    pub frames: u64,
+    /// Problems met (reported on the warning stream, skipped).
+    pub problems: u64,
+    /// Torn tails met.
+    pub torn_tails: u64,
+}
+
+impl DumpSummary {
+    /// 0 when no problem was met, 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        if self.problems == 0 { EXIT_OK } else { EXIT_PROBLEMS }
+    }
+}
+
+/// Appends one JSON Lines record (with its trailing newline) to `out`.
+/// Location fields that are unknown are `null`.
+pub fn push_record_line(
+    key: &str,
+    version: i64,
+    shard: Option<u64>,
+    segment: Option<u64>,
+    offset: Option<u64>,
+    record: &ArchivedRecord,
+    out: &mut String,
+) {
+    out.push_str("{\"key\":");
+    json::push_str(key, out);
+    let _ = write!(out, ",\"version\":{version}");
+    for (name, v) in [("shard", shard), ("segment", segment), ("offset", offset)] {
+        match v {
+            Some(v) => {
+                let _ = write!(out, ",\"{name}\":{v}");
+            }
+            None => {
+                let _ = write!(out, ",\"{name}\":null");
+            }
+        }
+    }
+    out.push_str(",\"record\":");
+    record.write_json(out);
+    out.push_str("}\n");
+}
+
+/// Writes the records of `source` that pass `filter` to `out`; problems and
+/// torn tails are reported on `warn` and skipped.
+pub fn dump(
+    source: &Source,
+    filter: &DumpFilter,
+    format: DumpFormat,
+    out: &mut dyn Write,
+    warn: &mut dyn Write,
+) -> Result<DumpSummary, ToolError> {
+    let mut v = DumpVisitor {
+        filter,
+        format,
+        out,
+        warn,
+        line: String::new(),
+        summary: DumpSummary::default(),
+    };
+    if format == DumpFormat::Table {
+        writeln!(
+            v.out,
+            "{:>5} {:>20} {:>12} {:>9} {:>12} {:>6} {:>20}  key",
+            "shard", "segment", "offset", "len", "lsn", "gen", "version"
+        )?;
+    }
+    if filter.limit != Some(0) {
+        walk(&source.segments, WalkOptions::default(), &mut v)?;
+    }
+    v.out.flush()?;
+    Ok(v.summary)
+}
+
+struct DumpVisitor<'a> {
+    filter: &'a DumpFilter,
+    format: DumpFormat,
+    out: &'a mut dyn Write,
+    warn: &'a mut dyn Write,
+    line: String,
+    summary: DumpSummary,
+}
+
+impl Visitor for DumpVisitor<'_> {
+    fn frame(
+        &mut self,
+        src: &SegmentFile,
+        header: &SegmentHeader,
+        offset: u64,
+        number: u64,
+        frame: &Frame<'_>,
+    ) -> Result<Flow, ToolError> {
+        self.summary.frames += 1;
+        if !self.filter.matches(frame.key, frame.version) {
+            return Ok(Flow::Continue);
+        }
+        let shard = shard_of(src, Some(header));
+        let seq = seq_of(src, Some(header));
+        self.line.clear();
+        match self.format {
+            DumpFormat::Table => {
+                let _ = write!(
+                    self.line,
+                    "{:>5} {:>20} {offset:>12} {:>9} {:>12} {:>6} {:>20}  ",
+                    shard.unwrap_or_default(),
+                    seq.unwrap_or_default(),
+                    frame.len,
+                    frame.lsn,
+                    frame.generation,
+                    frame.version
+                );
+                json::push_str(frame.key, &mut self.line);
+                self.line.push('\n');
+            }
+            DumpFormat::Json => match RecordRef::from_untrusted(frame.key, frame.version, frame.payload) {
+                Ok(record) => push_record_line(
+                    frame.key,
+                    frame.version,
+                    shard,
+                    seq,
+                    Some(offset),
+                    record.archived(),
+                    &mut self.line,
+                ),
+                Err(e) => {
+                    self.summary.problems += 1;
+                    writeln!(
+                        self.warn,
+                        "ringstore-log: skipped {}: offset {offset}, frame {number}: invalid record payload: {}",
+                        src.path.display(),
+                        e.0
+                    )?;
+                    return Ok(Flow::Continue);
+                }
+            },
+        }
+        self.out.write_all(self.line.as_bytes())?;
+        self.summary.records += 1;
+        if self.filter.limit.is_some_and(|l| self.summary.records >= l) {
+            return Ok(Flow::Stop);
+        }
+        Ok(Flow::Continue)
+    }
+
+    fn damage(&mut self, src: &SegmentFile, _header: Option<&SegmentHeader>, f: Finding) -> Result<Flow, ToolError> {
+        let what = match f.kind {
+            DamageKind::Problem => {
+                self.summary.problems += 1;
+                "skipped damaged bytes in"
+            }
+            DamageKind::TornTail => {
+                self.summary.torn_tails += 1;
+                "end of written data (torn tail / in progress) in"
+            }
+        };
+        writeln!(
+            self.warn,
+            "ringstore-log: {what} {}: offset {}, frame {}: {}",
+            src.path.display(),
+            f.offset,
+            f.frame,
+            f.reason
+        )?;
+        Ok(Flow::Continue)
+    }
+}

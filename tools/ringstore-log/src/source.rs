@@ -1,0 +1,147 @@
+//! What a path argument names: a data dir (`shard-<i>/<seq>.seg` below it),
+//! one shard folder, or one segment file. Listing only: nothing is opened for
+//! writing, ever.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use ringstore::inspect::{parse_segment_name, parse_shard_dir};
+
+use crate::error::ToolError;
+
+/// One segment file to read, with what its place in the dir says about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentFile {
+    /// The file.
+    pub path: PathBuf,
+    /// Index of the `shard-<i>` folder holding it, if it is in one.
+    pub shard_folder: Option<usize>,
+    /// Seq from the file name, if it is a `<seq:020>.seg` name.
+    pub seq: Option<u64>,
+    /// Whether it is the highest-seq segment of its folder: the one a running
+    /// store appends to, so damage at its end with no valid frame after it is
+    /// a torn tail (a write in progress or cut by a crash), as recovery rules.
+    pub newest_in_folder: bool,
+}
+
+/// Whether a path named a whole data dir or less.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    /// A data dir with `shard-<i>` folders.
+    DataDir,
+    /// One `shard-<i>` folder.
+    ShardFolder,
+    /// One segment file.
+    SegmentFile,
+}
+
+/// The segments a path names, in log order: by shard folder, then seq.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// What the path was.
+    pub kind: SourceKind,
+    /// The segments.
+    pub segments: Vec<SegmentFile>,
+}
+
+/// Resolves `path` into its segments.
+pub fn discover(path: &Path) -> Result<Source, ToolError> {
+    let meta = fs::metadata(path).map_err(|e| ToolError::io("reading", path, e))?;
+    if meta.is_file() {
+        return Ok(Source {
+            kind: SourceKind::SegmentFile,
+            segments: vec![single_file(path)?],
+        });
+    }
+    if !meta.is_dir() {
+        return Err(ToolError::Usage(format!(
+            "{} is neither a data dir nor a segment file",
+            path.display()
+        )));
+    }
+    let shards = shard_folders(path)?;
+    if shards.is_empty() {
+        let own_index = path.file_name().and_then(|n| n.to_str()).and_then(parse_shard_dir);
+        let segs = segments_of(path, own_index)?;
+        if !segs.is_empty() || own_index.is_some() {
+            return Ok(Source {
+                kind: SourceKind::ShardFolder,
+                segments: segs,
+            });
+        }
+        if !path.join("LOCK").exists() {
+            return Err(ToolError::Usage(format!(
+                "{} is not a ringstore data dir: no shard-<i> folders, segment files or LOCK file in it",
+                path.display()
+            )));
+        }
+    }
+    let mut segments = Vec::new();
+    for (index, folder) in shards {
+        segments.extend(segments_of(&folder, Some(index))?);
+    }
+    Ok(Source {
+        kind: SourceKind::DataDir,
+        segments,
+    })
+}
+
+/// The `shard-<i>` folders of a data dir, sorted by index.
+fn shard_folders(dir: &Path) -> Result<Vec<(usize, PathBuf)>, ToolError> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).map_err(|e| ToolError::io("listing", dir, e))? {
+        let entry = entry.map_err(|e| ToolError::io("listing", dir, e))?;
+        if let Some(i) = entry.file_name().to_str().and_then(parse_shard_dir) {
+            if entry.path().is_dir() {
+                out.push((i, entry.path()));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// The segment files of one folder, sorted by seq (names that are not
+/// `<seq:020>.seg` are not segments and are ignored, as recovery does).
+fn segments_of(folder: &Path, shard_folder: Option<usize>) -> Result<Vec<SegmentFile>, ToolError> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir(folder).map_err(|e| ToolError::io("listing", folder, e))? {
+        let entry = entry.map_err(|e| ToolError::io("listing", folder, e))?;
+        if let Some(seq) = entry.file_name().to_str().and_then(parse_segment_name) {
+            found.push((seq, entry.path()));
+        }
+    }
+    found.sort();
+    let last = found.len().saturating_sub(1);
+    Ok(found
+        .into_iter()
+        .enumerate()
+        .map(|(i, (seq, path))| SegmentFile {
+            path,
+            shard_folder,
+            seq: Some(seq),
+            newest_in_folder: i == last,
+        })
+        .collect())
+}
+
+/// One file named on the command line. It counts as its folder's newest when
+/// its name is a segment name and no sibling has a higher seq; a file with
+/// another name (a copy, a download) is held to the sealed-segment standard.
+fn single_file(path: &Path) -> Result<SegmentFile, ToolError> {
+    let seq = path.file_name().and_then(|n| n.to_str()).and_then(parse_segment_name);
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let shard_folder = parent.file_name().and_then(|n| n.to_str()).and_then(parse_shard_dir);
+    let newest_in_folder = match seq {
+        Some(seq) => segments_of(parent, shard_folder)?
+            .iter()
+            .all(|s| s.seq.is_none_or(|other| other <= seq)),
+        None => false,
+    };
+    Ok(SegmentFile {
+        path: path.to_path_buf(),
+        shard_folder,
+        seq,
+        newest_in_folder,
+    })
+}

@@ -1,0 +1,268 @@
+//! `verify`: checks every header, frame, CRC and payload, streaming (one
+//! bounded read window at a time), and reports each problem with its file,
+//! byte offset, frame number and reason.
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use ringstore::inspect::format::{Frame, SegmentHeader};
+use ringstore::{ArchivedValue, RecordRef};
+
+use crate::error::{EXIT_OK, EXIT_PROBLEMS, ToolError};
+use crate::progress::Progress;
+use crate::source::{SegmentFile, Source};
+use crate::walk::{DamageKind, Finding, Flow, Visitor, WalkOptions, walk};
+
+/// How to verify.
+#[derive(Debug, Clone, Default)]
+pub struct VerifyOptions {
+    /// JSON Lines output instead of text.
+    pub json: bool,
+    /// Torn tails count as problems.
+    pub strict: bool,
+    /// Top-level field holding the version; when a record has it as an
+    /// integer, it must equal the frame's version. `None`: no such check.
+    pub version_field: Option<String>,
+    /// Show a progress bar on stderr (only when it is a terminal).
+    pub progress: bool,
+}
+
+/// What `verify` saw.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VerifySummary {
+    /// Segment files read.
+    pub segments: u64,
+    /// Valid frames.
+    pub frames: u64,
+    /// Bytes of segment files.
+    pub bytes: u64,
+    /// Problems (corruption).
+    pub problems: u64,
+    /// Torn tails (writes in progress or cut by a crash).
+    pub torn_tails: u64,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+impl VerifySummary {
+    /// 0 when clean (torn tails included), 1 when any problem was found.
+    pub fn exit_code(&self) -> u8 {
+        if self.problems == 0 { EXIT_OK } else { EXIT_PROBLEMS }
+    }
+
+    /// Read throughput in MB/s (10^6 bytes).
+    pub fn mb_per_s(&self) -> f64 {
+        let secs = self.elapsed.as_secs_f64();
+        if secs > 0.0 { self.bytes as f64 / 1e6 / secs } else { 0.0 }
+    }
+}
+
+/// Verifies every segment of `source`, writing findings and a summary to `out`.
+pub fn verify(source: &Source, opts: &VerifyOptions, out: &mut dyn Write) -> Result<VerifySummary, ToolError> {
+    let started = Instant::now();
+    let total: u64 = source
+        .segments
+        .iter()
+        .map(|s| std::fs::metadata(&s.path).map_or(0, |m| m.len()))
+        .sum();
+    let mut v = VerifyVisitor {
+        out,
+        opts,
+        summary: VerifySummary::default(),
+        progress: Progress::new(opts.progress, total, "verifying"),
+        done_bytes: 0,
+    };
+    walk(&source.segments, WalkOptions { strict: opts.strict }, &mut v)?;
+    v.progress.finish();
+    let mut summary = v.summary;
+    summary.elapsed = started.elapsed();
+    write_summary(&summary, opts.json, v.out)?;
+    Ok(summary)
+}
+
+struct VerifyVisitor<'a> {
+    out: &'a mut dyn Write,
+    opts: &'a VerifyOptions,
+    summary: VerifySummary,
+    progress: Progress,
+    done_bytes: u64,
+}
+
+impl VerifyVisitor<'_> {
+    fn report(&mut self, src: &SegmentFile, header: Option<&SegmentHeader>, f: &Finding) -> Result<(), ToolError> {
+        match f.kind {
+            DamageKind::Problem => self.summary.problems += 1,
+            DamageKind::TornTail => self.summary.torn_tails += 1,
+        }
+        self.progress.suspend(|| write_finding(src, header, f, self.opts.json, self.out))
+    }
+
+    fn problem(
+        &mut self,
+        src: &SegmentFile,
+        header: &SegmentHeader,
+        offset: u64,
+        frame: u64,
+        reason: String,
+    ) -> Result<(), ToolError> {
+        let f = Finding {
+            kind: DamageKind::Problem,
+            offset,
+            frame,
+            bytes: 0,
+            reason,
+        };
+        self.report(src, Some(header), &f)
+    }
+}
+
+impl Visitor for VerifyVisitor<'_> {
+    fn segment(&mut self, src: &SegmentFile, header: &SegmentHeader, _file_len: u64) -> Result<Flow, ToolError> {
+        if let Some(seq) = src.seq.filter(|&s| s != header.seq) {
+            self.problem(
+                src,
+                header,
+                0,
+                0,
+                format!("header says seq {} but the file name says {seq}", header.seq),
+            )?;
+        }
+        if let Some(folder) = src.shard_folder.filter(|&i| i as u64 != u64::from(header.shard)) {
+            self.problem(
+                src,
+                header,
+                0,
+                0,
+                format!("header says shard {} but the file is in folder shard-{folder}", header.shard),
+            )?;
+        }
+        Ok(Flow::Continue)
+    }
+
+    fn frame(
+        &mut self,
+        src: &SegmentFile,
+        header: &SegmentHeader,
+        offset: u64,
+        number: u64,
+        frame: &Frame<'_>,
+    ) -> Result<Flow, ToolError> {
+        self.summary.frames += 1;
+        match RecordRef::from_untrusted(frame.key, frame.version, frame.payload) {
+            Err(e) => {
+                self.problem(src, header, offset, number, format!("invalid record payload: {}", e.0))?;
+            }
+            Ok(record) => {
+                let field = self.opts.version_field.as_deref();
+                if let Some((name, ArchivedValue::Int(v))) = field.and_then(|n| Some((n, record.archived().get(n)?))) {
+                    let v = v.to_native();
+                    if v != frame.version {
+                        self.problem(
+                            src,
+                            header,
+                            offset,
+                            number,
+                            format!("frame version {} differs from the record's `{name}` = {v}", frame.version),
+                        )?;
+                    }
+                }
+            }
+        }
+        self.progress.set(self.done_bytes + offset);
+        Ok(Flow::Continue)
+    }
+
+    fn damage(&mut self, src: &SegmentFile, header: Option<&SegmentHeader>, finding: Finding) -> Result<Flow, ToolError> {
+        self.report(src, header, &finding)?;
+        Ok(Flow::Continue)
+    }
+
+    fn segment_done(&mut self, _src: &SegmentFile, _frames: u64, file_len: u64) -> Result<Flow, ToolError> {
+        self.summary.segments += 1;
+        self.summary.bytes += file_len;
+        self.done_bytes += file_len;
+        self.progress.set(self.done_bytes);
+        Ok(Flow::Continue)
+    }
+}
+
+/// Shard of a segment for reports: its folder, else its header.
+pub(crate) fn shard_of(src: &SegmentFile, header: Option<&SegmentHeader>) -> Option<u64> {
+    src.shard_folder
+        .map(|i| i as u64)
+        .or_else(|| header.map(|h| u64::from(h.shard)))
+}
+
+/// Seq of a segment for reports: its file name, else its header.
+pub(crate) fn seq_of(src: &SegmentFile, header: Option<&SegmentHeader>) -> Option<u64> {
+    src.seq.or_else(|| header.map(|h| h.seq))
+}
+
+fn write_finding(
+    src: &SegmentFile,
+    header: Option<&SegmentHeader>,
+    f: &Finding,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<(), ToolError> {
+    if json {
+        let line = serde_json::json!({
+            "kind": f.kind.as_str(),
+            "path": src.path.display().to_string(),
+            "shard": shard_of(src, header),
+            "segment": seq_of(src, header),
+            "offset": f.offset,
+            "frame": f.frame,
+            "bytes": f.bytes,
+            "reason": f.reason,
+        });
+        writeln!(out, "{line}")?;
+    } else {
+        let what = match f.kind {
+            DamageKind::Problem => "PROBLEM",
+            DamageKind::TornTail => "TORN TAIL (in progress, not corruption)",
+        };
+        writeln!(
+            out,
+            "{what}: {}: offset {}, frame {}: {} ({} bytes affected)",
+            src.path.display(),
+            f.offset,
+            f.frame,
+            f.reason,
+            f.bytes
+        )?;
+    }
+    Ok(())
+}
+
+fn write_summary(s: &VerifySummary, json: bool, out: &mut dyn Write) -> Result<(), ToolError> {
+    if json {
+        let line = serde_json::json!({
+            "kind": "summary",
+            "segments": s.segments,
+            "frames": s.frames,
+            "bytes": s.bytes,
+            "problems": s.problems,
+            "torn_tails": s.torn_tails,
+            "elapsed_ms": s.elapsed.as_millis() as u64,
+            "mb_per_s": s.mb_per_s(),
+            "clean": s.problems == 0,
+        });
+        writeln!(out, "{line}")?;
+    } else {
+        let verdict = if s.problems == 0 { "clean" } else { "PROBLEMS FOUND" };
+        writeln!(
+            out,
+            "{verdict}: {} segments, {} frames, {} bytes in {:.3} s ({:.1} MB/s); {} problems, {} torn tails",
+            s.segments,
+            s.frames,
+            s.bytes,
+            s.elapsed.as_secs_f64(),
+            s.mb_per_s(),
+            s.problems,
+            s.torn_tails
+        )?;
+    }
+    out.flush()?;
+    Ok(())
+}

@@ -56,7 +56,8 @@ pub use store::{PutOutcome, Store};
 #[doc(hidden)]
 pub mod inspect {
     pub use crate::record_ref::InvalidPayload;
-    pub use crate::recovery::{parse_segment_name, parse_shard_dir, scan_latest};
+    pub use crate::record::write_json_str;
+    pub use crate::recovery::{parse_segment_name, parse_shard_dir, scan_latest, segments, shard_dirs};
     pub use crate::segment::format;
     pub use crate::segment::reader::{ReadError, SegmentReader};
     pub use crate::segment::writer::segment_file_name;

@@ -218,7 +218,7 @@ fn write_json_value(value: &ArchivedValue, out: &mut String) {
 }
 
 /// Appends `s` as a JSON string literal.
-pub(crate) fn write_json_str(s: &str, out: &mut String) {
+pub fn write_json_str(s: &str, out: &mut String) {
     out.reserve(s.len() + 2);
     out.push('"');
     for c in s.chars() {

@@ -75,7 +75,7 @@ pub fn parse_segment_name(name: &str) -> Option<u64> {
 }
 
 /// The shard folders of `dir`, sorted by index.
-pub(crate) fn shard_dirs(dir: &Path) -> Result<Vec<(usize, PathBuf)>, Error> {
+pub fn shard_dirs(dir: &Path) -> Result<Vec<(usize, PathBuf)>, Error> {
     let mut out = Vec::new();
     let entries = fs::read_dir(dir).map_err(|e| Error::io("listing data dir", dir, e))?;
     for entry in entries {
@@ -91,7 +91,7 @@ pub(crate) fn shard_dirs(dir: &Path) -> Result<Vec<(usize, PathBuf)>, Error> {
 }
 
 /// The segments of a shard folder, sorted by seq.
-pub(crate) fn segments(shard_dir: &Path) -> Result<Vec<(u64, PathBuf)>, Error> {
+pub fn segments(shard_dir: &Path) -> Result<Vec<(u64, PathBuf)>, Error> {
     let mut out = Vec::new();
     let entries =
         fs::read_dir(shard_dir).map_err(|e| Error::io("listing shard dir", shard_dir, e))?;

@@ -5,6 +5,17 @@ use std::time::Duration;
 
 use crate::error::Error;
 use crate::segment::format::{MAX_KEY_BYTES, MAX_RECORD_BYTES_LIMIT};
+use crate::segment::writer::{SealedCallback, SealedSegment};
+
+/// The sealed-segment callback, wrapped so `Config` stays `Debug`.
+#[derive(Clone)]
+pub(crate) struct OnSealed(pub SealedCallback);
+
+impl std::fmt::Debug for OnSealed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OnSealed(..)")
+    }
+}
 
 /// When a put is acknowledged, and what a crash can take away.
 ///
@@ -60,6 +71,7 @@ pub struct Config {
     pub(crate) recovery_mode: RecoveryMode,
     pub(crate) pin_cpus: bool,
     pub(crate) allow_non_durable_dir: bool,
+    pub(crate) on_sealed: Option<OnSealed>,
 }
 
 /// Default `max_segment_bytes`: 256 MiB.
@@ -92,6 +104,7 @@ impl Config {
             recovery_mode: RecoveryMode::TolerateTornTail,
             pin_cpus: true,
             allow_non_durable_dir: false,
+            on_sealed: None,
         }
     }
 
@@ -177,6 +190,16 @@ impl Config {
     /// because nothing written there survives a power loss.
     pub fn allow_non_durable_dir(mut self, allow: bool) -> Self {
         self.allow_non_durable_dir = allow;
+        self
+    }
+
+    /// Calls `callback` with every segment a shard seals (by rotation or at
+    /// `close`), once it is durable and its hint is written: the hook for
+    /// shipping segments to an analytics store. It runs on the shard's
+    /// thread, so it must return quickly (hand the work to another thread).
+    /// Default: none.
+    pub fn on_sealed(mut self, callback: impl Fn(&SealedSegment) + Send + Sync + 'static) -> Self {
+        self.on_sealed = Some(OnSealed(std::sync::Arc::new(callback)));
         self
     }
 

@@ -49,15 +49,18 @@ pub use error::Error;
 pub use record::{ArchivedRecord, ArchivedValue, Record, Value};
 pub use record_ref::RecordRef;
 pub use recovery::{DamageReport, RecoveryReport};
+pub use segment::writer::SealedSegment;
 pub use store::{PutOutcome, Store};
 
 /// Internals for the tools, benches and tests: the on-disk format and its one
 /// decoder. Not part of the stable API.
 #[doc(hidden)]
 pub mod inspect {
-    pub use crate::record_ref::InvalidPayload;
     pub use crate::record::write_json_str;
-    pub use crate::recovery::{parse_segment_name, parse_shard_dir, scan_latest, segments, shard_dirs};
+    pub use crate::record_ref::InvalidPayload;
+    pub use crate::recovery::{
+        parse_segment_name, parse_shard_dir, scan_latest, segments, shard_dirs,
+    };
     pub use crate::segment::format;
     pub use crate::segment::reader::{ReadError, SegmentReader};
     pub use crate::segment::writer::segment_file_name;

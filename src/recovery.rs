@@ -12,7 +12,8 @@ use crate::config::RecoveryMode;
 use crate::error::Error;
 use crate::record_ref::RecordRef;
 use crate::segment::format::MAX_BLOCK_SIZE;
-use crate::segment::reader::{ReadError, SegmentReader};
+use crate::segment::hint::Hint;
+use crate::segment::reader::{ReadError, SegmentReader, frame_at};
 
 /// What recovery found and did at `open`.
 #[derive(Debug, Clone, Default)]
@@ -29,6 +30,8 @@ pub struct RecoveryReport {
     pub previous_generation: u64,
     /// Torn tails found (a crash mid-write) and truncated away.
     pub torn_tails: Vec<DamageReport>,
+    /// Segments ranked from their hint file instead of a scan.
+    pub hinted_segments: usize,
     /// Damaged regions skipped (`RecoveryMode::SkipCorrupt` only).
     pub skipped: Vec<DamageReport>,
     /// Wall time spent.
@@ -141,39 +144,201 @@ pub fn scan_latest(
     Ok((r.records, r.report))
 }
 
-/// Reads the whole data dir.
+/// Where the best-ranked frame of a key is.
+#[derive(Debug, Clone, Copy)]
+struct Candidate {
+    rank: Rank,
+    /// Index into the folder's segment list.
+    segment: usize,
+    offset: u64,
+    len: u32,
+}
+
+/// What one shard folder holds.
+struct FolderScan {
+    segments: Vec<PathBuf>,
+    best: HashMap<Box<str>, Candidate>,
+    max_seq: Option<(usize, u64)>,
+    report: RecoveryReport,
+}
+
+/// Reads the whole data dir: every shard folder in parallel (one thread
+/// each), ranking keys from hints where segments have them and by scanning
+/// frame headers where not, then reading only the winning frames.
 pub(crate) fn recover(dir: &Path, mode: RecoveryMode, repair: Repair) -> Result<Recovered, Error> {
-    let started = Instant::now();
-    let mut best: HashMap<Box<str>, (Rank, RecordRef)> = HashMap::new();
-    let mut max_seq = HashMap::new();
-    let mut report = RecoveryReport::default();
-    for (shard, shard_dir) in shard_dirs(dir)? {
-        let segs = segments(&shard_dir)?;
-        if let Some((seq, _)) = segs.last() {
-            max_seq.insert(shard, *seq);
+    match recover_with(dir, mode, repair, true) {
+        // A damaged frame that a hint pointed at: hints skip the scan that
+        // applies the recovery mode, so read everything again without them.
+        Err(Error::Corrupt {
+            path,
+            offset,
+            reason,
+        }) => {
+            log::warn!(
+                "{}: damage at offset {offset} ({reason}); recovering again without hints",
+                path.display()
+            );
+            recover_with(dir, mode, repair, false)
         }
-        let last = segs.len().saturating_sub(1);
-        for (i, (_, path)) in segs.iter().enumerate() {
-            read_segment(path, i == last, mode, repair, &mut best, &mut report)?;
+        other => other,
+    }
+}
+
+fn recover_with(
+    dir: &Path,
+    mode: RecoveryMode,
+    repair: Repair,
+    use_hints: bool,
+) -> Result<Recovered, Error> {
+    let started = Instant::now();
+    let folders = shard_dirs(dir)?;
+    let scans: Vec<FolderScan> = std::thread::scope(|s| {
+        let handles: Vec<_> = folders
+            .iter()
+            .map(|(shard, path)| {
+                s.spawn(move || scan_folder(*shard, path, mode, repair, use_hints))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(corrupt(dir, 0, "recovery thread panicked")))
+            })
+            .collect::<Result<Vec<_>, Error>>()
+    })?;
+
+    // Merge: the best candidate of each key over all folders.
+    let mut winners: HashMap<&str, (usize, Candidate)> = HashMap::new();
+    for (f, scan) in scans.iter().enumerate() {
+        for (key, c) in &scan.best {
+            match winners.get(&**key) {
+                Some((_, w)) if w.rank >= c.rank => {}
+                _ => {
+                    winners.insert(key, (f, *c));
+                }
+            }
         }
     }
-    report.keys = best.len();
+    let mut per_folder: Vec<Vec<Candidate>> = vec![Vec::new(); scans.len()];
+    for (f, c) in winners.values() {
+        if let Some(list) = per_folder.get_mut(*f) {
+            list.push(*c);
+        }
+    }
+    let records: Vec<RecordRef> = std::thread::scope(|s| {
+        let handles: Vec<_> = scans
+            .iter()
+            .zip(per_folder)
+            .map(|(scan, list)| s.spawn(move || load_winners(&scan.segments, list)))
+            .collect();
+        let mut all = Vec::new();
+        for h in handles {
+            all.extend(
+                h.join()
+                    .unwrap_or_else(|_| Err(corrupt(dir, 0, "recovery thread panicked")))?,
+            );
+        }
+        Ok::<_, Error>(all)
+    })?;
+
+    let mut report = RecoveryReport::default();
+    let mut max_seq = HashMap::new();
+    for scan in scans {
+        let r = scan.report;
+        report.segments += r.segments;
+        report.frames += r.frames;
+        report.bytes += r.bytes;
+        report.previous_generation = report.previous_generation.max(r.previous_generation);
+        report.torn_tails.extend(r.torn_tails);
+        report.skipped.extend(r.skipped);
+        report.hinted_segments += r.hinted_segments;
+        if let Some((shard, seq)) = scan.max_seq {
+            max_seq.insert(shard, seq);
+        }
+    }
+    report.keys = records.len();
     report.elapsed = started.elapsed();
     Ok(Recovered {
-        records: best.into_values().map(|(_, r)| r).collect(),
+        records,
         max_seq,
         report,
     })
 }
 
+fn scan_folder(
+    shard: usize,
+    shard_dir: &Path,
+    mode: RecoveryMode,
+    repair: Repair,
+    use_hints: bool,
+) -> Result<FolderScan, Error> {
+    let segs = segments(shard_dir)?;
+    let mut scan = FolderScan {
+        segments: segs.iter().map(|(_, p)| p.clone()).collect(),
+        best: HashMap::new(),
+        max_seq: segs.last().map(|(seq, _)| (shard, *seq)),
+        report: RecoveryReport::default(),
+    };
+    let last = segs.len().saturating_sub(1);
+    for (i, (_, path)) in segs.iter().enumerate() {
+        read_segment(path, i, i == last, mode, repair, use_hints, &mut scan)?;
+    }
+    Ok(scan)
+}
+
+fn offer(best: &mut HashMap<Box<str>, Candidate>, key: &str, c: Candidate) {
+    match best.get_mut(key) {
+        Some(b) if b.rank >= c.rank => {}
+        Some(b) => *b = c,
+        None => {
+            best.insert(key.into(), c);
+        }
+    }
+}
+
+/// Reads the winning frames of one folder and validates their payloads.
+fn load_winners(segments: &[PathBuf], mut list: Vec<Candidate>) -> Result<Vec<RecordRef>, Error> {
+    list.sort_by_key(|c| (c.segment, c.offset));
+    let mut out = Vec::with_capacity(list.len());
+    let mut buf = Vec::new();
+    let mut open: Option<(usize, fs::File)> = None;
+    for c in list {
+        let Some(path) = segments.get(c.segment) else {
+            continue;
+        };
+        if open.as_ref().is_none_or(|(i, _)| *i != c.segment) {
+            let file = fs::File::open(path).map_err(|e| Error::io("opening segment", path, e))?;
+            open = Some((c.segment, file));
+        }
+        let Some((_, file)) = open.as_ref() else {
+            continue;
+        };
+        let frame = frame_at(file, c.offset, c.len, &mut buf).map_err(|e| read_error(path, e))?;
+        if (frame.version, frame.generation, frame.lsn) != c.rank {
+            return Err(corrupt(
+                path,
+                c.offset,
+                "frame does not match its hint entry (stale or forged hint)",
+            ));
+        }
+        let record = RecordRef::from_untrusted(frame.key, frame.version, frame.payload)
+            .map_err(|e| corrupt(path, c.offset, format!("invalid record payload: {}", e.0)))?;
+        out.push(record);
+    }
+    Ok(out)
+}
+
 fn read_segment(
     path: &Path,
+    index: usize,
     is_last: bool,
     mode: RecoveryMode,
     repair: Repair,
-    best: &mut HashMap<Box<str>, (Rank, RecordRef)>,
-    report: &mut RecoveryReport,
+    use_hints: bool,
+    scan: &mut FolderScan,
 ) -> Result<(), Error> {
+    let report = &mut scan.report;
     let mut reader = match SegmentReader::open(path) {
         Ok(r) => r,
         Err(ReadError::Format { offset, error }) => {
@@ -203,19 +368,34 @@ fn read_segment(
     report.segments += 1;
     report.bytes += reader.file_len();
     report.previous_generation = report.previous_generation.max(reader.header().generation);
+    if let Some(hint) = use_hints
+        .then(|| Hint::load(path, reader.file_len()))
+        .flatten()
+    {
+        report.hinted_segments += 1;
+        report.frames += hint.frames;
+        for e in &hint.entries {
+            let c = Candidate {
+                rank: (e.version, e.generation, e.lsn),
+                segment: index,
+                offset: e.offset,
+                len: e.len,
+            };
+            offer(&mut scan.best, &e.key, c);
+        }
+        return Ok(());
+    }
     loop {
         let damage = match reader.next_frame() {
             Ok(Some((offset, frame))) => {
                 report.frames += 1;
-                let rank = (frame.version, frame.generation, frame.lsn);
-                let newer = best.get(frame.key).is_none_or(|(r, _)| rank > *r);
-                if newer {
-                    let record = RecordRef::from_untrusted(frame.key, frame.version, frame.payload)
-                        .map_err(|e| {
-                            corrupt(path, offset, format!("invalid record payload: {}", e.0))
-                        })?;
-                    best.insert(frame.key.into(), (rank, record));
-                }
+                let c = Candidate {
+                    rank: (frame.version, frame.generation, frame.lsn),
+                    segment: index,
+                    offset,
+                    len: frame.len,
+                };
+                offer(&mut scan.best, frame.key, c);
                 continue;
             }
             Ok(None) => {

@@ -126,6 +126,7 @@ impl Store {
                     generation,
                     max_segment_bytes: config.max_segment_bytes,
                     max_segment_records: config.max_segment_records,
+                    on_sealed: config.on_sealed.as_ref().map(|c| c.0.clone()),
                 },
                 first_seq: recovered.max_seq.get(&i).map_or(1, |s| s + 1),
                 durability: config.durability,

@@ -56,6 +56,15 @@ impl LogFs for DmaFs {
             .await?)
     }
 
+    async fn write_small_file(&self, path: &Path, bytes: Vec<u8>) -> io::Result<()> {
+        // Small buffered writes off the executor thread: the shard keeps
+        // serving puts meanwhile.
+        let path = path.to_path_buf();
+        glommio::executor()
+            .spawn_blocking(move || crate::io::write_small_file_blocking(&path, &bytes))
+            .await
+    }
+
     async fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         let d = Directory::open(dir).await?;
         d.sync().await?;

@@ -51,4 +51,23 @@ pub(crate) trait LogFs: Clone {
 
     /// Makes the directory entries of `dir` durable (fsync on the directory).
     async fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+
+    /// Writes a small side file (a hint) durably and atomically: temp file,
+    /// fsync, rename over `path`, fsync of the directory.
+    async fn write_small_file(&self, path: &Path, bytes: Vec<u8>) -> io::Result<()>;
+}
+
+/// Blocking implementation of [`LogFs::write_small_file`] with std I/O.
+pub(crate) fn write_small_file_blocking(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }

@@ -226,20 +226,41 @@ fn fetch<'w>(
         let want = len.max(WINDOW_BYTES) as u64;
         let want = want.min(file_len.saturating_sub(offset)) as usize;
         window.buf.resize(want, 0);
-        let mut filled = 0;
-        while filled < want {
-            let dst = window.buf.get_mut(filled..).unwrap_or_default();
-            match file.read_at(dst, offset + filled as u64) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(ReadError::Io(e)),
-            }
-        }
+        let filled = read_up_to(file, &mut window.buf, offset)?;
         window.buf.truncate(filled);
         window.start = offset;
     }
     let start = (offset - window.start) as usize;
     let end = (start + len).min(window.buf.len());
     Ok(window.buf.get(start..end).unwrap_or_default())
+}
+
+/// Fills `buf` from `offset`, stopping early only at the end of the file;
+/// returns the bytes read.
+fn read_up_to(file: &File, buf: &mut [u8], offset: u64) -> Result<usize, ReadError> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        let dst = buf.get_mut(filled..).unwrap_or_default();
+        match file.read_at(dst, offset + filled as u64) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(ReadError::Io(e)),
+        }
+    }
+    Ok(filled)
+}
+
+/// Reads and checks the one frame of `len` bytes at `offset` of `file`
+/// (a positional read of exactly that frame, for recovery's winners).
+pub fn frame_at<'b>(
+    file: &File,
+    offset: u64,
+    len: u32,
+    buf: &'b mut Vec<u8>,
+) -> Result<Frame<'b>, ReadError> {
+    buf.resize(len as usize, 0);
+    let n = read_up_to(file, buf, offset)?;
+    buf.truncate(n);
+    decode_frame(buf).map_err(|error| ReadError::Format { offset, error })
 }

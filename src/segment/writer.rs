@@ -7,8 +7,33 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::error::Error;
 use crate::io::{LogBuffer, LogFile, LogFs};
 use crate::segment::format::{
-    FrameFields, MIN_BLOCK_SIZE, SegmentHeader, align_up, encode_frame, frame_footprint,
+    FrameFields, MIN_BLOCK_SIZE, SegmentHeader, align_up, encode_frame, frame_footprint, frame_len,
 };
+use crate::segment::hint::{HintBuilder, hint_path};
+
+/// A segment that was sealed: complete, durable, never written again. Safe
+/// to copy or ship; see `Store::compact` before deleting one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedSegment {
+    /// Shard folder index.
+    pub shard: usize,
+    /// Segment sequence number.
+    pub seq: u64,
+    /// The segment file.
+    pub path: PathBuf,
+    /// Frames in the segment (every put, stale ones too).
+    pub records: u64,
+    /// Size of the file in bytes.
+    pub bytes: u64,
+    /// Lowest version in the segment (`None` when it holds no frame).
+    pub first_version: Option<i64>,
+    /// Highest version in the segment.
+    pub last_version: Option<i64>,
+}
+
+/// Called with every segment a shard seals, on the shard's thread: keep it
+/// short (queue the work elsewhere).
+pub type SealedCallback = std::sync::Arc<dyn Fn(&SealedSegment) + Send + Sync>;
 
 /// errno of a full device.
 const ENOSPC: i32 = 28;
@@ -19,7 +44,7 @@ pub fn segment_file_name(seq: u64) -> String {
 }
 
 /// Identity of the segments a writer creates.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct WriterSpec {
     pub shard_dir: PathBuf,
     pub shard: u32,
@@ -27,6 +52,7 @@ pub(crate) struct WriterSpec {
     pub generation: u64,
     pub max_segment_bytes: u64,
     pub max_segment_records: u64,
+    pub on_sealed: Option<SealedCallback>,
 }
 
 /// One frame to append.
@@ -45,6 +71,7 @@ pub(crate) struct SegmentWriter<Fs: LogFs> {
     offset: u64,
     records: u64,
     block_size: u64,
+    hint: HintBuilder,
 }
 
 impl<Fs: LogFs> SegmentWriter<Fs> {
@@ -79,6 +106,7 @@ impl<Fs: LogFs> SegmentWriter<Fs> {
             offset: 0,
             records: 0,
             block_size,
+            hint: HintBuilder::default(),
         };
         writer.write_block_aligned(buf, block_size as usize).await?;
         writer.sync().await?;
@@ -116,7 +144,16 @@ impl<Fs: LogFs> SegmentWriter<Fs> {
         let out = buf.bytes_mut();
         let mut at = 0;
         for f in frames {
-            at += encode_frame(&f.fields, out.get_mut(at..).unwrap_or_default());
+            let fields = &f.fields;
+            self.hint.add(
+                fields.key,
+                fields.version,
+                fields.generation,
+                fields.lsn,
+                self.offset + at as u64,
+                frame_len(fields.key.len(), fields.payload.len()) as u32,
+            );
+            at += encode_frame(fields, out.get_mut(at..).unwrap_or_default());
         }
         if let Some(filler) = out.get_mut(at..) {
             filler.fill(0);
@@ -168,24 +205,55 @@ impl<Fs: LogFs> SegmentWriter<Fs> {
     /// Seals the active segment (durable, closed, never written again) and
     /// opens the next one.
     async fn rotate(&mut self) -> Result<(), Error> {
-        self.sync().await?;
-        if let Some(file) = self.file.take() {
-            file.close()
-                .await
-                .map_err(|e| Error::io("closing segment", &self.path, e))?;
-        }
+        self.seal().await?;
         let next = SegmentWriter::create(self.fs.clone(), self.spec.clone(), self.seq + 1).await?;
         *self = next;
         Ok(())
     }
 
-    /// Syncs and closes the active segment.
+    /// Seals the active segment (the store is closing).
     pub async fn close(&mut self) -> Result<(), Error> {
-        self.sync().await?;
-        if let Some(file) = self.file.take() {
-            file.close()
-                .await
-                .map_err(|e| Error::io("closing segment", &self.path, e))?;
+        self.seal().await
+    }
+
+    /// Makes the segment durable, closes it, writes its hint and announces
+    /// it. A failed hint write only costs a scan at the next open.
+    async fn seal(&mut self) -> Result<(), Error> {
+        let Some(file) = self.file.take() else {
+            return Ok(());
+        };
+        let synced = file
+            .sync_data()
+            .await
+            .map_err(|e| Error::io("fdatasync of segment", &self.path, e));
+        let closed = file
+            .close()
+            .await
+            .map_err(|e| Error::io("closing segment", &self.path, e));
+        synced?;
+        closed?;
+        let hint = std::mem::take(&mut self.hint).finish(self.offset);
+        let sealed = SealedSegment {
+            shard: self.spec.shard as usize,
+            seq: self.seq,
+            path: self.path.clone(),
+            records: hint.frames,
+            bytes: self.offset,
+            first_version: (hint.frames > 0).then_some(hint.min_version),
+            last_version: (hint.frames > 0).then_some(hint.max_version),
+        };
+        if let Err(e) = self
+            .fs
+            .write_small_file(&hint_path(&self.path), hint.encode())
+            .await
+        {
+            log::warn!(
+                "{}: writing the hint failed ({e}); the next open scans this segment",
+                self.path.display()
+            );
+        }
+        if let Some(cb) = &self.spec.on_sealed {
+            cb(&sealed);
         }
         Ok(())
     }

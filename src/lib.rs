@@ -50,7 +50,7 @@ pub use record::{ArchivedRecord, ArchivedValue, Record, Value};
 pub use record_ref::RecordRef;
 pub use recovery::{DamageReport, RecoveryReport};
 pub use segment::writer::SealedSegment;
-pub use store::{PutOutcome, Store};
+pub use store::{CompactReport, PutOutcome, Store};
 
 /// Internals for the tools, benches and tests: the on-disk format and its one
 /// decoder. Not part of the stable API.

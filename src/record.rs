@@ -179,6 +179,14 @@ fn write_json_map<'a>(
     out.push('}');
 }
 
+impl ArchivedValue {
+    /// Appends the value as JSON to `out` (same rules as
+    /// [`ArchivedRecord::write_json`]).
+    pub fn write_json(&self, out: &mut String) {
+        write_json_value(self, out);
+    }
+}
+
 fn write_json_value(value: &ArchivedValue, out: &mut String) {
     match value {
         ArchivedValue::Null => out.push_str("null"),

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crate::config::RecoveryMode;
 use crate::error::Error;
 use crate::record_ref::RecordRef;
-use crate::segment::format::MAX_BLOCK_SIZE;
+use crate::segment::format::{MAX_BLOCK_SIZE, MIN_BLOCK_SIZE};
 use crate::segment::hint::Hint;
 use crate::segment::reader::{ReadError, SegmentReader, frame_at};
 
@@ -345,7 +345,7 @@ fn read_segment(
             // A crash while creating the newest segment leaves a file whose
             // header never became durable; no frame in it was acknowledged.
             let len = fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-            if is_last && mode != RecoveryMode::Strict && len <= u64::from(MAX_BLOCK_SIZE) {
+            if is_last && mode != RecoveryMode::Strict && header_never_completed(path, len)? {
                 if repair == Repair::Allowed {
                     remove_torn_segment(path)?;
                 }
@@ -482,6 +482,17 @@ fn read_segment(
             }
         }
     }
+}
+
+/// Whether a segment with an unreadable header is one whose creation was
+/// cut by a crash: frames are written only after the header block is
+/// durable, so such a file is small and holds nothing past its first block.
+fn header_never_completed(path: &Path, len: u64) -> Result<bool, Error> {
+    if len > u64::from(MAX_BLOCK_SIZE) {
+        return Ok(false);
+    }
+    let bytes = fs::read(path).map_err(|e| Error::io("reading segment", path, e))?;
+    Ok(bytes.get(MIN_BLOCK_SIZE as usize..).is_none_or(|rest| rest.iter().all(|&b| b == 0)))
 }
 
 /// Cuts a torn tail off the newest segment and makes the cut durable, so the

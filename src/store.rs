@@ -36,6 +36,19 @@ pub enum PutOutcome {
     },
 }
 
+/// What `Store::compact` did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CompactReport {
+    /// Live records rewritten into the checkpoint segments.
+    pub records: usize,
+    /// Segment files deleted (superseded history).
+    pub segments_removed: usize,
+    /// Bytes freed.
+    pub bytes_removed: u64,
+    /// Shard folders of earlier runs with more shards, retired.
+    pub folders_removed: usize,
+}
+
 /// An open store. Cheap to clone; every clone is the same store.
 #[derive(Clone)]
 pub struct Store {
@@ -314,6 +327,59 @@ impl Store {
         &self.inner.report
     }
 
+    /// Checkpoint and retention: every shard rewrites its live set (the
+    /// newest record of each of its keys) into a fresh sealed segment; once
+    /// **all** shards have made theirs durable, every older segment of the
+    /// current shard folders and every folder left by a run with more shards
+    /// is deleted. A crash at any point loses nothing: deletion starts only
+    /// after every checkpoint is durable, and recovery ranks the copies by
+    /// version. Puts keep flowing (they wait while their shard writes its
+    /// checkpoint). Blocks the calling thread.
+    pub fn compact(&self) -> Result<CompactReport, Error> {
+        let inner = &self.inner;
+        if inner.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        let mut waits = Vec::with_capacity(inner.shards.len());
+        for shard in &inner.shards {
+            let (reply, done) = oneshot::channel();
+            shard
+                .queue
+                .control(crate::shard::submission::Msg::Checkpoint(reply))?;
+            waits.push((shard.id, done));
+        }
+        let mut keep_from = Vec::with_capacity(waits.len());
+        for (id, done) in waits {
+            let seq = futures::executor::block_on(done).unwrap_or(Err(Error::Closed))?;
+            keep_from.push((id, seq));
+        }
+        let mut report = CompactReport {
+            records: self.len(),
+            ..CompactReport::default()
+        };
+        let dir = &inner.config.dir;
+        for (shard, path) in recovery::shard_dirs(dir)? {
+            let first_kept = keep_from.iter().find(|(i, _)| *i == shard).map(|(_, s)| *s);
+            for (seq, seg) in recovery::segments(&path)? {
+                if first_kept.is_some_and(|keep| seq >= keep) {
+                    continue;
+                }
+                report.bytes_removed += std::fs::metadata(&seg).map_or(0, |m| m.len());
+                remove_if_exists(&crate::segment::hint::hint_path(&seg))?;
+                remove_if_exists(&seg)?;
+                report.segments_removed += 1;
+            }
+            recovery::sync_dir(&path)?;
+            if first_kept.is_none() {
+                std::fs::remove_dir(&path)
+                    .map_err(|e| Error::io("removing retired shard dir", &path, e))?;
+                report.folders_removed += 1;
+            }
+        }
+        recovery::sync_dir(dir)?;
+        Ok(report)
+    }
+
     /// Drains every queue, makes everything durable, closes the files and
     /// joins the executors. Puts issued afterwards fail with `Error::Closed`;
     /// gets keep working on the last state. Blocks the calling thread.
@@ -329,6 +395,14 @@ impl Store {
             Some((shard, cause)) => Err(Error::ShardFailed { shard, cause }),
             None => Ok(()),
         }
+    }
+}
+
+fn remove_if_exists(path: &Path) -> Result<(), Error> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io("removing superseded segment", path, e)),
     }
 }
 

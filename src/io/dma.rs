@@ -56,6 +56,13 @@ impl LogFs for DmaFs {
             .await?)
     }
 
+    async fn remove_file(&self, path: &Path) -> io::Result<()> {
+        let path = path.to_path_buf();
+        glommio::executor()
+            .spawn_blocking(move || std::fs::remove_file(&path))
+            .await
+    }
+
     async fn write_small_file(&self, path: &Path, bytes: Vec<u8>) -> io::Result<()> {
         // Small buffered writes off the executor thread: the shard keeps
         // serving puts meanwhile.

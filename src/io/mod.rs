@@ -52,6 +52,9 @@ pub(crate) trait LogFs: Clone {
     /// Makes the directory entries of `dir` durable (fsync on the directory).
     async fn sync_dir(&self, dir: &Path) -> io::Result<()>;
 
+    /// Removes a file (the caller syncs the directory).
+    async fn remove_file(&self, path: &Path) -> io::Result<()>;
+
     /// Writes a small side file (a hint) durably and atomically: temp file,
     /// fsync, rename over `path`, fsync of the directory.
     async fn write_small_file(&self, path: &Path, bytes: Vec<u8>) -> io::Result<()>;

@@ -118,6 +118,11 @@ impl<Fs: LogFs> SegmentWriter<Fs> {
         Ok(writer)
     }
 
+    /// Seq of the active segment.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
     /// Store generation written into every frame.
     pub fn generation(&self) -> u64 {
         self.spec.generation
@@ -204,7 +209,7 @@ impl<Fs: LogFs> SegmentWriter<Fs> {
 
     /// Seals the active segment (durable, closed, never written again) and
     /// opens the next one.
-    async fn rotate(&mut self) -> Result<(), Error> {
+    pub async fn rotate(&mut self) -> Result<(), Error> {
         self.seal().await?;
         let next = SegmentWriter::create(self.fs.clone(), self.spec.clone(), self.seq + 1).await?;
         *self = next;
@@ -233,6 +238,19 @@ impl<Fs: LogFs> SegmentWriter<Fs> {
         synced?;
         closed?;
         let hint = std::mem::take(&mut self.hint).finish(self.offset);
+        if hint.frames == 0 {
+            // Nothing was ever written here: drop the file rather than keep
+            // an empty segment per open.
+            self.fs
+                .remove_file(&self.path)
+                .await
+                .map_err(|e| Error::io("removing empty segment", &self.path, e))?;
+            return self
+                .fs
+                .sync_dir(&self.spec.shard_dir)
+                .await
+                .map_err(|e| Error::io("syncing shard directory", &self.spec.shard_dir, e));
+        }
         let sealed = SealedSegment {
             shard: self.spec.shard as usize,
             seq: self.seq,

@@ -29,6 +29,9 @@ pub(crate) enum Msg {
     Put(Submission),
     /// Drain what is queued, make it durable, close the log and exit.
     Shutdown,
+    /// Write the shard's live set into a fresh segment (see
+    /// `Store::compact`); replies with the first segment seq to keep.
+    Checkpoint(oneshot::Sender<Result<u64, Error>>),
 }
 
 /// The producer side, shared by every `Store` clone.
@@ -73,6 +76,14 @@ impl Queue {
         Ok(())
     }
 
+    /// Sends a control message, outside the put bound.
+    pub fn control(&self, msg: Msg) -> Result<(), Error> {
+        if self.is_closed() {
+            return Err(Error::Closed);
+        }
+        self.tx.unbounded_send(msg).map_err(|_| Error::Closed)
+    }
+
     /// Asks the shard to stop after draining; later submits fail `Closed`.
     pub fn shutdown(&self) {
         self.closed.store(true, Ordering::SeqCst);
@@ -104,9 +115,15 @@ impl QueueReceiver {
         self.rx.close();
         let mut n = 0;
         while let Ok(msg) = self.rx.try_recv() {
-            if let Msg::Put(sub) = msg {
-                n += 1;
-                let _ = sub.reply.send(Err(Error::Closed));
+            match msg {
+                Msg::Put(sub) => {
+                    n += 1;
+                    let _ = sub.reply.send(Err(Error::Closed));
+                }
+                Msg::Checkpoint(reply) => {
+                    let _ = reply.send(Err(Error::Closed));
+                }
+                Msg::Shutdown => {}
             }
         }
         self.release(queue, n);

@@ -92,21 +92,24 @@ impl<Fs: LogFs> Worker<Fs> {
             let Some(first) = self.wait_message().await else {
                 break;
             };
-            let mut shutdown = false;
+            // Gather puts until the batch is full, the queue is empty, or a
+            // control message arrives (handled after the batch, in order).
+            let mut control = None;
             let mut bytes = 0usize;
-            let take = |msg: Msg, batch: &mut Vec<Submission>, bytes: &mut usize| match msg {
-                Msg::Put(s) => {
-                    *bytes += s.record.as_bytes().len();
-                    batch.push(s);
-                    false
+            let mut next = Some(first);
+            while let Some(msg) = next.take() {
+                match msg {
+                    Msg::Put(s) => {
+                        bytes += s.record.as_bytes().len();
+                        batch.push(s);
+                    }
+                    other => {
+                        control = Some(other);
+                        break;
+                    }
                 }
-                Msg::Shutdown => true,
-            };
-            shutdown |= take(first, &mut batch, &mut bytes);
-            while !shutdown && bytes < self.max_batch_bytes {
-                match self.receiver.rx.try_recv() {
-                    Ok(msg) => shutdown |= take(msg, &mut batch, &mut bytes),
-                    Err(_) => break,
+                if bytes < self.max_batch_bytes {
+                    next = self.receiver.rx.try_recv().ok();
                 }
             }
             self.receiver.release(&self.shared.queue, batch.len());
@@ -120,8 +123,13 @@ impl<Fs: LogFs> Worker<Fs> {
             {
                 self.flush().await;
             }
-            if shutdown {
-                break;
+            match control {
+                Some(Msg::Shutdown) => break,
+                Some(Msg::Checkpoint(reply)) => {
+                    let result = self.checkpoint().await;
+                    let _ = reply.send(result);
+                }
+                Some(Msg::Put(_)) | None => {}
             }
         }
         self.receiver.close(&self.shared.queue);
@@ -172,6 +180,75 @@ impl<Fs: LogFs> Worker<Fs> {
             );
             self.shared.mark_failed(e.to_string());
         }
+    }
+
+    /// Writes every live record of the shard into a fresh segment and seals
+    /// it; returns the seq of the first segment that must be kept (every
+    /// older segment of this folder then holds only superseded frames).
+    async fn checkpoint(&mut self) -> Result<u64, Error> {
+        if let Some(cause) = self.shared.failure() {
+            return Err(Error::ShardFailed {
+                shard: self.shared.id,
+                cause,
+            });
+        }
+        let result = self.write_checkpoint().await;
+        if let Err(e) = &result {
+            self.shared.mark_failed(e.to_string());
+        }
+        result
+    }
+
+    async fn write_checkpoint(&mut self) -> Result<u64, Error> {
+        self.writer.rotate().await?;
+        let keep_from = self.writer.seq();
+        let mut live = Vec::with_capacity(self.shared.index.len());
+        self.shared.index.iter_sync(|_, r| {
+            live.push(r.clone());
+            true
+        });
+        let generation = self.writer.generation();
+        let mut start = 0;
+        while start < live.len() {
+            let mut end = start;
+            let mut bytes = 0;
+            while end < live.len() && (end == start || bytes < self.max_batch_bytes) {
+                bytes += live.get(end).map_or(0, |r| r.as_bytes().len());
+                end += 1;
+            }
+            let crcs: Vec<u32> = live
+                .get(start..end)
+                .unwrap_or_default()
+                .iter()
+                .map(|r| crc32c::crc32c(r.as_bytes()))
+                .collect();
+            let frames: Vec<PendingFrame<'_>> = live
+                .get(start..end)
+                .unwrap_or_default()
+                .iter()
+                .zip(crcs)
+                .map(|(r, payload_crc)| {
+                    self.lsn += 1;
+                    PendingFrame {
+                        fields: FrameFields {
+                            version: r.version(),
+                            lsn: self.lsn,
+                            generation,
+                            key: r.key(),
+                            payload: r.as_bytes(),
+                            payload_crc,
+                        },
+                    }
+                })
+                .collect();
+            self.writer.append(&frames).await?;
+            start = end;
+        }
+        self.writer.sync().await?;
+        self.dirty_since = None;
+        // Seal the checkpoint so it gets its hint; puts go to the next one.
+        self.writer.rotate().await?;
+        Ok(keep_from)
     }
 
     /// Decides, persists, publishes and acknowledges one batch.

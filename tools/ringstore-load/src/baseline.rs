@@ -87,7 +87,10 @@ impl Baseline {
         let mean = |a: f64, b: f64| (a + b) / 2.0;
         Baseline {
             seq_write_mb_per_s: mean(before.seq_write_mb_per_s, after.seq_write_mb_per_s),
-            durable_write_mb_per_s: mean(before.durable_write_mb_per_s, after.durable_write_mb_per_s),
+            durable_write_mb_per_s: mean(
+                before.durable_write_mb_per_s,
+                after.durable_write_mb_per_s,
+            ),
             fsync_write_p50_us: mean(before.fsync_write_us.p50, after.fsync_write_us.p50),
             fsync_write_p99_us: mean(before.fsync_write_us.p99, after.fsync_write_us.p99),
             block_bytes: BLOCK_BYTES,
@@ -136,7 +139,9 @@ impl AlignedBuf {
     }
 
     fn bytes(&self) -> &[u8] {
-        self.storage.get(self.start..self.start + self.len).unwrap_or(&[])
+        self.storage
+            .get(self.start..self.start + self.len)
+            .unwrap_or(&[])
     }
 }
 
@@ -184,7 +189,10 @@ fn bandwidth(dir: &Path, spec: BaselineSpec, durable: bool) -> Result<f64, LoadE
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or(Err(LoadError::Panicked { role: "baseline" })))
+            .map(|h| {
+                h.join()
+                    .unwrap_or(Err(LoadError::Panicked { role: "baseline" }))
+            })
             .collect()
     });
     let elapsed = started.elapsed();
@@ -208,7 +216,10 @@ fn fsync_latency(dir: &Path) -> Result<LatencySummary, LoadError> {
         let done = file
             .write_all_at(buf.bytes(), (i * FSYNC_WRITE_BYTES) as u64)
             .map_err(|e| LoadError::io("direct write to", &path, e))
-            .and_then(|()| file.sync_data().map_err(|e| LoadError::io("fdatasync of", &path, e)));
+            .and_then(|()| {
+                file.sync_data()
+                    .map_err(|e| LoadError::io("fdatasync of", &path, e))
+            });
         if let Err(e) = done {
             outcome = Err(e);
             break;

@@ -28,6 +28,16 @@ pub enum DurabilityArg {
     Async,
 }
 
+impl DurabilityArg {
+    /// The flag value: `sync` or `async`.
+    pub fn name(self) -> &'static str {
+        match self {
+            DurabilityArg::Sync => "sync",
+            DurabilityArg::Async => "async",
+        }
+    }
+}
+
 impl From<DurabilityArg> for ringstore::Durability {
     fn from(d: DurabilityArg) -> Self {
         match d {
@@ -159,13 +169,19 @@ impl Args {
             return bad("keys", "must fit in 32 bits");
         }
         if self.duration.is_none() && self.writes_per_writer == 0 {
-            return bad("writes-per-writer", "must be at least 1 (or give --duration)");
+            return bad(
+                "writes-per-writer",
+                "must be at least 1 (or give --duration)",
+            );
         }
         if self.shards == Some(0) {
             return bad("shards", "must be at least 1");
         }
         if self.baseline && (self.baseline_depth == 0 || self.baseline_mib == 0) {
-            return bad("baseline-depth", "--baseline-depth and --baseline-mib must be at least 1");
+            return bad(
+                "baseline-depth",
+                "--baseline-depth and --baseline-mib must be at least 1",
+            );
         }
         Ok(())
     }
@@ -216,8 +232,14 @@ mod tests {
             (args.writers, args.writes_per_writer, args.write_interval_ms),
             (40, 2400, 1)
         );
-        assert_eq!((args.readers, args.read_interval_ms, args.keys), (40, 2, 200));
-        assert_eq!((args.doubles, args.strings, args.string_len), (50, 50, 2048));
+        assert_eq!(
+            (args.readers, args.read_interval_ms, args.keys),
+            (40, 2, 200)
+        );
+        assert_eq!(
+            (args.doubles, args.strings, args.string_len),
+            (50, 50, 2048)
+        );
         args.validate().unwrap();
     }
 }

@@ -14,6 +14,10 @@ use sha2::{Digest, Sha512};
 /// string fields, small enough to prepare in milliseconds.
 const POOL_STRINGS: usize = 1024;
 
+/// String fields redrawn from the pool at every put (the others keep their
+/// previous pick): enough to vary the content, cheap enough not to matter.
+pub const STRINGS_PER_PUT: usize = 4;
+
 /// SplitMix64: a tiny, fast, seedable generator; statistical quality is
 /// plenty for picking keys and filling payloads.
 #[derive(Debug, Clone)]
@@ -78,8 +82,12 @@ impl Payload {
             .map(|_| digest_string(rng.next_u64(), spec.string_len))
             .collect();
         Payload {
-            double_names: (1..=spec.doubles).map(|i| format!("metricdbl{i}")).collect(),
-            string_names: (1..=spec.strings).map(|i| format!("metricstr{i}")).collect(),
+            double_names: (1..=spec.doubles)
+                .map(|i| format!("metricdbl{i}"))
+                .collect(),
+            string_names: (1..=spec.strings)
+                .map(|i| format!("metricstr{i}"))
+                .collect(),
             pool,
             prepare_time: started.elapsed(),
         }
@@ -90,18 +98,37 @@ impl Payload {
         self.pool.len()
     }
 
-    /// A fresh record for `key` without its version: the caller sets
-    /// `collection_time` right before the put.
-    pub fn record(&self, key: &str, rng: &mut Rng) -> Record {
-        let mut record = Record::new().with("id", key);
+    /// Complete records to reuse, built before the clock starts: a writer
+    /// keeps a few and refreshes one per put, so the run pays for a few
+    /// copies instead of a hundred fresh fields.
+    pub fn records(&self, rng: &mut Rng, count: usize) -> Vec<Record> {
+        (0..count)
+            .map(|_| {
+                let mut record = Record::new();
+                self.refresh(&mut record, "", rng, self.string_names.len());
+                record
+            })
+            .collect()
+    }
+
+    /// Makes `record` a fresh record for `key`: new `id`, every double
+    /// redrawn, and `strings` of the string fields (from a random start)
+    /// redrawn from the pool. The caller sets `collection_time` right before
+    /// the put.
+    pub fn refresh(&self, record: &mut Record, key: &str, rng: &mut Rng, strings: usize) {
+        record.insert("id", key);
         for name in &self.double_names {
-            record.insert(name.clone(), Value::Float(rng.next_f64() * 1000.0));
+            record.insert(name.as_str(), Value::Float(rng.next_f64() * 1000.0));
         }
-        for name in &self.string_names {
+        let fields = self.string_names.len();
+        let first = rng.below(fields.max(1));
+        for i in 0..strings.min(fields) {
+            let Some(name) = self.string_names.get((first + i) % fields) else {
+                continue;
+            };
             let pick = self.pool.get(rng.below(self.pool.len().max(1)));
-            record.insert(name.clone(), Value::Str(pick.cloned().unwrap_or_default()));
+            record.insert(name.as_str(), Value::Str(pick.cloned().unwrap_or_default()));
         }
-        record
     }
 }
 
@@ -143,8 +170,13 @@ mod tests {
             string_len: 2048,
         };
         let payload = Payload::prepare(spec, 1);
-        let record = payload.record("sensor3", &mut Rng::new(1, 0));
+        let mut rng = Rng::new(1, 0);
+        let mut records = payload.records(&mut rng, 2);
+        let record = records.first_mut().unwrap();
+        let before = record.clone();
+        payload.refresh(record, "sensor3", &mut rng, STRINGS_PER_PUT);
         assert_eq!(record.len(), 101);
+        assert_ne!(record.get("metricdbl1"), before.get("metricdbl1"));
         assert_eq!(record.get("id"), Some(&Value::Str("sensor3".into())));
         assert!(matches!(record.get("metricdbl50"), Some(Value::Float(_))));
         let Some(Value::Str(s)) = record.get("metricstr50") else {

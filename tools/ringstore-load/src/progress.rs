@@ -49,7 +49,9 @@ fn run(live: &Live, target: Target) {
         }
         .clamp(0.0, 1.0);
         let filled = (fraction * WIDTH as f64) as usize;
-        let bar: String = (0..WIDTH).map(|i| if i < filled { '#' } else { '-' }).collect();
+        let bar: String = (0..WIDTH)
+            .map(|i| if i < filled { '#' } else { '-' })
+            .collect();
         let _ = write!(
             err,
             "\r  [{bar}] {:>3.0}%  puts {puts}  gets {gets}  {:.1} s ",

@@ -62,7 +62,8 @@ pub struct Generation {
     pub pool_strings: usize,
     /// Time to prepare the pool before the clock started, ms.
     pub pool_prepare_ms: f64,
-    /// Time writers spent assembling records from the pool, summed, ms.
+    /// Time writers spent refreshing their records for each put (new id,
+    /// every double, a few strings from the pool), summed, ms.
     pub record_build_ms_total: f64,
     /// The same per put, µs.
     pub record_build_us_mean: f64,
@@ -83,8 +84,9 @@ pub struct RecoveryFigures {
     pub bytes: u64,
     /// Keys recovered.
     pub keys: usize,
-    /// Recovery read rate, MB/s.
-    pub mb_per_s: f64,
+    /// Segment bytes covered per second of `open`, MB/s (recovery may read
+    /// less than all of them, e.g. through hints).
+    pub segment_mb_per_s: f64,
     /// Torn tails found (should be 0 after a clean close).
     pub torn_tails: usize,
     /// Keys whose recovered version is not the newest acknowledged one.
@@ -131,6 +133,10 @@ pub struct Report {
     pub mean_record_bytes: f64,
     /// Put latency, call to acknowledgement, µs.
     pub put_latency_us: LatencySummary,
+    /// Put latency corrected for coordinated omission (each put that took
+    /// longer than `write_interval_ms` also counts for the puts its writer
+    /// could not start on time), µs. Same as `put_latency_us` in a closed loop.
+    pub put_latency_corrected_us: LatencySummary,
     /// Get latency, µs.
     pub get_latency_us: LatencySummary,
     /// Writer ticks skipped because puts took longer than the interval.
@@ -194,8 +200,18 @@ fn latency_row(out: &mut String, name: &str, l: &LatencySummary) {
     );
 }
 
+/// `every N ms`, or `closed loop` for 0.
+pub fn pace(interval_ms: u64) -> String {
+    if interval_ms == 0 {
+        "closed loop".to_owned()
+    } else {
+        format!("every {interval_ms} ms")
+    }
+}
+
 fn opt<T: std::fmt::Display>(v: &Option<T>) -> String {
-    v.as_ref().map_or_else(|| "?".to_owned(), ToString::to_string)
+    v.as_ref()
+        .map_or_else(|| "?".to_owned(), ToString::to_string)
 }
 
 fn yes_no(v: Option<bool>) -> &'static str {
@@ -216,15 +232,21 @@ pub fn render(r: &Report) -> String {
     };
     let _ = writeln!(
         out,
-        "\nringstore-load: {load} every {} ms, {} readers every {} ms, {} keys, \
+        "\nringstore-load: {load} {}, {} readers {}, {} keys, \
          records of {} doubles + {} strings x {} chars",
-        c.write_interval_ms, c.readers, c.read_interval_ms, c.keys, c.doubles, c.strings, c.string_len
+        pace(c.write_interval_ms),
+        c.readers,
+        pace(c.read_interval_ms),
+        c.keys,
+        c.doubles,
+        c.strings,
+        c.string_len
     );
     let _ = writeln!(
         out,
-        "  store:  {} shards, durability {:?}, seed {}, dir {} ({})",
+        "  store:  {} shards, durability {}, seed {}, dir {} ({})",
         opt(&c.shards),
-        c.durability,
+        c.durability.name(),
         c.seed,
         r.data_dir,
         if r.kept { "kept" } else { "removed" }
@@ -246,6 +268,9 @@ pub fn render(r: &Report) -> String {
         "\n  latency µs      count      min      p50      p90      p99    p99.9   p99.99       max     mean"
     );
     latency_row(&mut out, "put", &r.put_latency_us);
+    if c.write_interval_ms > 0 {
+        latency_row(&mut out, "put (CO)", &r.put_latency_corrected_us);
+    }
     latency_row(&mut out, "get", &r.get_latency_us);
     let _ = writeln!(
         out,
@@ -262,7 +287,13 @@ pub fn render(r: &Report) -> String {
         out,
         "  operations  {} puts acknowledged ({} stale, {} errors), {} gets ({:.2} % hits), \
          ticks missed: writers {} readers {}",
-        r.puts, r.stale_puts, r.put_errors, r.gets, hit_pct, r.write_ticks_missed, r.read_ticks_missed
+        r.puts,
+        r.stale_puts,
+        r.put_errors,
+        r.gets,
+        hit_pct,
+        r.write_ticks_missed,
+        r.read_ticks_missed
     );
     if let Some(e) = &r.first_put_error {
         let _ = writeln!(out, "  put error   {e}");
@@ -311,20 +342,21 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(
             out,
             "  efficiency  {} of the {ceiling}; put p50 = {:.2} x one write+fdatasync p50",
-            r.efficiency.map_or_else(|| "?".to_owned(), |e| format!("{e:.3}")),
+            r.efficiency
+                .map_or_else(|| "?".to_owned(), |e| format!("{e:.3}")),
             r.put_latency_us.p50 / b.fsync_write_p50_us.max(1e-9)
         );
     }
     if let Some(rec) = &r.recovery {
         let _ = writeln!(
             out,
-            "  recovery    open {:.0} ms: {} segments, {} frames, {:.2} GB at {:.0} MB/s, {} keys; \
+            "  recovery    open {:.0} ms: {} segments, {} frames, {:.2} GB of segments ({:.0} MB/s), {} keys; \
              {} keys not at their newest acknowledged version, {} torn tails",
             rec.open_ms,
             rec.segments,
             rec.frames,
             rec.bytes as f64 / 1e9,
-            rec.mb_per_s,
+            rec.segment_mb_per_s,
             rec.keys,
             rec.mismatched_keys,
             rec.torn_tails
@@ -337,10 +369,14 @@ pub fn render(r: &Report) -> String {
          payload pool {:.1} ms, record build {:.1} µs/put",
         r.wall_ms / 1000.0,
         r.close_ms,
-        r.cpu_seconds.map_or_else(|| "?".to_owned(), |s| format!("{s:.1}")),
-        r.cpu_user_seconds.map_or_else(|| "?".to_owned(), |s| format!("{s:.1}")),
-        r.cpu_system_seconds.map_or_else(|| "?".to_owned(), |s| format!("{s:.1}")),
-        r.peak_rss_bytes.map_or_else(|| "?".to_owned(), |b| format!("{:.0}", b as f64 / 1e6)),
+        r.cpu_seconds
+            .map_or_else(|| "?".to_owned(), |s| format!("{s:.1}")),
+        r.cpu_user_seconds
+            .map_or_else(|| "?".to_owned(), |s| format!("{s:.1}")),
+        r.cpu_system_seconds
+            .map_or_else(|| "?".to_owned(), |s| format!("{s:.1}")),
+        r.peak_rss_bytes
+            .map_or_else(|| "?".to_owned(), |b| format!("{:.0}", b as f64 / 1e6)),
         g.pool_prepare_ms,
         g.record_build_us_mean
     );

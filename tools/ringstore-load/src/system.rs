@@ -126,7 +126,11 @@ fn mount_of(dir: &Path) -> Option<(String, String, String)> {
         let (Some(fs_type), Some(source)) = (right.next(), right.next()) else {
             continue;
         };
-        if dir.starts_with(&mount_point) && best.as_ref().is_none_or(|(len, _)| mount_point.len() >= *len) {
+        if dir.starts_with(&mount_point)
+            && best
+                .as_ref()
+                .is_none_or(|(len, _)| mount_point.len() >= *len)
+        {
             best = Some((
                 mount_point.len(),
                 (fs_type.to_owned(), mount_point, source.to_owned()),

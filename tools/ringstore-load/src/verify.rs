@@ -113,7 +113,8 @@ fn segment_paths(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
     let mut paths = Vec::new();
     for (_, shard_dir) in shards {
         let mut segs = Vec::new();
-        let listing = fs::read_dir(&shard_dir).map_err(|e| LoadError::io("listing", &shard_dir, e))?;
+        let listing =
+            fs::read_dir(&shard_dir).map_err(|e| LoadError::io("listing", &shard_dir, e))?;
         for entry in listing {
             let entry = entry.map_err(|e| LoadError::io("listing", &shard_dir, e))?;
             if let Some(seq) = entry.file_name().to_str().and_then(parse_segment_name) {

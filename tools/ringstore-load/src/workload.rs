@@ -12,7 +12,10 @@ use ringstore::{PutOutcome, Store};
 
 use crate::error::LoadError;
 use crate::pacing::Ticker;
-use crate::payload::{Payload, Rng, now_ns};
+use crate::payload::{Payload, Rng, STRINGS_PER_PUT, now_ns};
+
+/// Records each writer keeps and refreshes in turn.
+const RECORDS_PER_WRITER: usize = 4;
 use crate::progress::{self, Target};
 
 /// Longest latency a histogram holds exactly (longer ones saturate): 10 min.
@@ -65,6 +68,11 @@ pub type Acked = (u32, i64);
 pub struct WorkloadResult {
     /// Put latency, call to acknowledgement, nanoseconds.
     pub put_latency_ns: Histogram<u64>,
+    /// Put latency corrected for coordinated omission: a put that took
+    /// several intervals also stands for the puts its writer could not start
+    /// on schedule (HdrHistogram's `record_correct`). Equal to
+    /// `put_latency_ns` in a closed loop.
+    pub put_latency_corrected_ns: Histogram<u64>,
     /// Get latency, nanoseconds.
     pub get_latency_ns: Histogram<u64>,
     /// Puts acknowledged (applied or stale).
@@ -125,6 +133,7 @@ impl Gate {
 /// What one writer measured.
 struct WriterOut {
     latency: Histogram<u64>,
+    corrected: Histogram<u64>,
     acked: Vec<Acked>,
     stale: u64,
     errors: u64,
@@ -231,6 +240,7 @@ fn merge(
 ) -> Result<WorkloadResult, LoadError> {
     let mut result = WorkloadResult {
         put_latency_ns: empty.clone(),
+        put_latency_corrected_ns: empty.clone(),
         get_latency_ns: empty.clone(),
         puts: 0,
         stale_puts: 0,
@@ -248,6 +258,7 @@ fn merge(
         let out = out.map_err(|_| LoadError::Panicked { role: "writer" })?;
         // Same bounds everywhere, so adding cannot fail.
         let _ = result.put_latency_ns.add(&out.latency);
+        let _ = result.put_latency_corrected_ns.add(&out.corrected);
         result.puts += out.acked.len() as u64;
         result.acked.extend_from_slice(&out.acked);
         result.stale_puts += out.stale;
@@ -273,19 +284,31 @@ fn writer(shared: &Shared<'_>, id: usize) -> WriterOut {
     let mut rng = Rng::new(spec.seed, id as u64);
     let mut out = WriterOut {
         latency: shared.empty.clone(),
-        acked: Vec::with_capacity(usize::try_from(spec.writes_per_writer).unwrap_or(0).min(1 << 20)),
+        corrected: shared.empty.clone(),
+        acked: Vec::with_capacity(
+            usize::try_from(spec.writes_per_writer)
+                .unwrap_or(0)
+                .min(1 << 20),
+        ),
         stale: 0,
         errors: 0,
         first_error: None,
         build_time: Duration::ZERO,
         missed: 0,
     };
+    let mut records = shared.payload.records(&mut rng, RECORDS_PER_WRITER);
     if !shared.gate.wait() {
         return out;
     }
     let origin = Instant::now();
     let mut ticker = Ticker::new(origin, spec.write_interval);
     let mut done: u64 = 0;
+    // Closed loop (zero interval): nothing was scheduled, nothing to correct.
+    let interval_ns = if spec.write_interval.is_zero() {
+        0
+    } else {
+        nanos(spec.write_interval)
+    };
     loop {
         let finished = match spec.duration {
             Some(d) => origin.elapsed() >= d,
@@ -299,18 +322,27 @@ fn writer(shared: &Shared<'_>, id: usize) -> WriterOut {
         let Some(key) = shared.keys.get(index) else {
             break;
         };
+        let slot = (done % RECORDS_PER_WRITER as u64) as usize;
+        let Some(record) = records.get_mut(slot) else {
+            break;
+        };
         let build_started = Instant::now();
-        let mut record = shared.payload.record(key, &mut rng);
+        shared
+            .payload
+            .refresh(record, key, &mut rng, STRINGS_PER_PUT);
         let version = now_ns();
         record.insert("collection_time", version);
         let put_started = Instant::now();
         out.build_time += put_started - build_started;
-        let result = shared.store.put_blocking(key, &record);
+        let result = shared.store.put_blocking(key, record);
         let latency = put_started.elapsed();
         done += 1;
         match result {
             Ok(outcome) => {
                 out.latency.saturating_record(nanos(latency));
+                let _ = out
+                    .corrected
+                    .record_correct(nanos(latency).min(MAX_LATENCY_NS), interval_ns);
                 out.acked.push((index as u32, version));
                 if matches!(outcome, PutOutcome::Stale { .. }) {
                     out.stale += 1;

@@ -63,7 +63,11 @@ pub struct DumpSummary {
 impl DumpSummary {
     /// 0 when no problem was met, 1 otherwise.
     pub fn exit_code(&self) -> u8 {
-        if self.problems == 0 { EXIT_OK } else { EXIT_PROBLEMS }
+        if self.problems == 0 {
+            EXIT_OK
+        } else {
+            EXIT_PROBLEMS
+        }
     }
 }
 
@@ -167,27 +171,29 @@ impl Visitor for DumpVisitor<'_> {
                 json::push_str(frame.key, &mut self.line);
                 self.line.push('\n');
             }
-            DumpFormat::Json => match RecordRef::from_untrusted(frame.key, frame.version, frame.payload) {
-                Ok(record) => push_record_line(
-                    frame.key,
-                    frame.version,
-                    shard,
-                    seq,
-                    Some(offset),
-                    record.archived(),
-                    &mut self.line,
-                ),
-                Err(e) => {
-                    self.summary.problems += 1;
-                    writeln!(
-                        self.warn,
-                        "ringstore-log: skipped {}: offset {offset}, frame {number}: invalid record payload: {}",
-                        src.path.display(),
-                        e.0
-                    )?;
-                    return Ok(Flow::Continue);
+            DumpFormat::Json => {
+                match RecordRef::from_untrusted(frame.key, frame.version, frame.payload) {
+                    Ok(record) => push_record_line(
+                        frame.key,
+                        frame.version,
+                        shard,
+                        seq,
+                        Some(offset),
+                        record.archived(),
+                        &mut self.line,
+                    ),
+                    Err(e) => {
+                        self.summary.problems += 1;
+                        writeln!(
+                            self.warn,
+                            "ringstore-log: skipped {}: offset {offset}, frame {number}: invalid record payload: {}",
+                            src.path.display(),
+                            e.0
+                        )?;
+                        return Ok(Flow::Continue);
+                    }
                 }
-            },
+            }
         }
         self.out.write_all(self.line.as_bytes())?;
         self.summary.records += 1;
@@ -197,7 +203,12 @@ impl Visitor for DumpVisitor<'_> {
         Ok(Flow::Continue)
     }
 
-    fn damage(&mut self, src: &SegmentFile, _header: Option<&SegmentHeader>, f: Finding) -> Result<Flow, ToolError> {
+    fn damage(
+        &mut self,
+        src: &SegmentFile,
+        _header: Option<&SegmentHeader>,
+        f: Finding,
+    ) -> Result<Flow, ToolError> {
         let what = match f.kind {
             DamageKind::Problem => {
                 self.summary.problems += 1;
@@ -217,5 +228,23 @@ impl Visitor for DumpVisitor<'_> {
             f.reason
         )?;
         Ok(Flow::Continue)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filter_bounds_are_inclusive() {
+        let f = DumpFilter {
+            key: Some("k".into()),
+            since_version: Some(-2),
+            until_version: Some(5),
+            limit: None,
+        };
+        assert!(f.matches("k", -2) && f.matches("k", 5));
+        assert!(!f.matches("k", 6) && !f.matches("k", -3) && !f.matches("j", 0));
+        assert!(DumpFilter::default().matches("anything", i64::MIN));
     }
 }

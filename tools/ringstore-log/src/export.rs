@@ -61,7 +61,11 @@ pub struct ExportSummary {
 impl ExportSummary {
     /// 0 when no damaged frame was skipped, 1 otherwise.
     pub fn exit_code(&self) -> u8 {
-        if self.problems == 0 { EXIT_OK } else { EXIT_PROBLEMS }
+        if self.problems == 0 {
+            EXIT_OK
+        } else {
+            EXIT_PROBLEMS
+        }
     }
 }
 
@@ -166,7 +170,12 @@ impl Visitor for HistoryVisitor<'_, '_> {
         Ok(Flow::Continue)
     }
 
-    fn damage(&mut self, src: &SegmentFile, _header: Option<&SegmentHeader>, f: Finding) -> Result<Flow, ToolError> {
+    fn damage(
+        &mut self,
+        src: &SegmentFile,
+        _header: Option<&SegmentHeader>,
+        f: Finding,
+    ) -> Result<Flow, ToolError> {
         if f.kind == DamageKind::Problem {
             self.problems += 1;
         }
@@ -187,7 +196,12 @@ impl Visitor for HistoryVisitor<'_, '_> {
         Ok(Flow::Continue)
     }
 
-    fn segment_done(&mut self, _src: &SegmentFile, _frames: u64, file_len: u64) -> Result<Flow, ToolError> {
+    fn segment_done(
+        &mut self,
+        _src: &SegmentFile,
+        _frames: u64,
+        file_len: u64,
+    ) -> Result<Flow, ToolError> {
         self.done += file_len;
         self.progress.set(self.done);
         Ok(Flow::Continue)
@@ -222,7 +236,15 @@ impl<W: Write> JsonlSink<W> {
 impl<W: Write> RowSink for JsonlSink<W> {
     fn row(&mut self, r: &Row<'_>) -> Result<(), ToolError> {
         self.line.clear();
-        push_record_line(r.key, r.version, r.shard, r.segment, r.offset, r.record, &mut self.line);
+        push_record_line(
+            r.key,
+            r.version,
+            r.shard,
+            r.segment,
+            r.offset,
+            r.record,
+            &mut self.line,
+        );
         self.out.write_all(self.line.as_bytes())?;
         self.rows += 1;
         Ok(())
@@ -234,11 +256,18 @@ fn check_out_path(data: &Path, out: &Path) -> Result<(), ToolError> {
     let data = data
         .canonicalize()
         .map_err(|e| ToolError::io("resolving", data, e))?;
-    let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let parent = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let parent = parent
         .canonicalize()
         .map_err(|e| ToolError::io("resolving the folder of", out, e))?;
-    let data_root = if data.is_file() { data.parent().map(Path::to_path_buf) } else { Some(data) };
+    let data_root = if data.is_file() {
+        data.parent().map(Path::to_path_buf)
+    } else {
+        Some(data)
+    };
     if data_root.is_some_and(|d| parent.starts_with(d)) {
         return Err(ToolError::Usage(format!(
             "--out {} is inside the data dir; write the export elsewhere (this tool never modifies a data dir)",
@@ -287,7 +316,8 @@ pub fn export(
     };
     match opts.format {
         ExportFormat::Jsonl => {
-            let mut sink = JsonlSink::new(BufWriter::with_capacity(1 << 20, create_out(&opts.out)?));
+            let mut sink =
+                JsonlSink::new(BufWriter::with_capacity(1 << 20, create_out(&opts.out)?));
             match &latest_records {
                 Some(l) => latest_rows(l, &mut sink)?,
                 None => {
@@ -306,15 +336,21 @@ pub fn export(
         ExportFormat::Parquet => {
             #[cfg(feature = "parquet")]
             {
-                let (rows, problems) =
-                    crate::parquet_out::write(source, latest_records.as_ref(), &opts.out, opts.progress, warn)?;
+                let (rows, problems) = crate::parquet_out::write(
+                    source,
+                    latest_records.as_ref(),
+                    &opts.out,
+                    opts.progress,
+                    warn,
+                )?;
                 summary.rows = rows;
                 summary.problems = problems;
             }
             #[cfg(not(feature = "parquet"))]
             {
                 return Err(ToolError::Usage(
-                    "this build has no Parquet support (rebuild with the `parquet` feature)".to_owned(),
+                    "this build has no Parquet support (rebuild with the `parquet` feature)"
+                        .to_owned(),
                 ));
             }
         }

@@ -6,24 +6,9 @@ use std::fmt::Write as _;
 
 use ringstore::ArchivedValue;
 
-/// Appends `s` as a JSON string literal.
+/// Appends `s` as a JSON string literal (the library's own escaping).
 pub fn push_str(s: &str, out: &mut String) {
-    out.reserve(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
+    ringstore::inspect::write_json_str(s, out);
 }
 
 /// Appends one archived value as JSON.

@@ -38,7 +38,12 @@ pub struct Latest {
 }
 
 /// Reads the newest record of each key of the data dir `source`.
-pub fn latest(source: &Source, dir: &Path, mode: RecoveryMode, locate: bool) -> Result<Latest, ToolError> {
+pub fn latest(
+    source: &Source,
+    dir: &Path,
+    mode: RecoveryMode,
+    locate: bool,
+) -> Result<Latest, ToolError> {
     if source.kind != SourceKind::DataDir {
         return Err(ToolError::Usage(format!(
             "{} is not a data dir: the newest record per key needs every shard folder",
@@ -47,7 +52,11 @@ pub fn latest(source: &Source, dir: &Path, mode: RecoveryMode, locate: bool) -> 
     }
     let (mut records, report) = scan_latest(dir, mode).map_err(ToolError::Store)?;
     records.sort_unstable_by(|a, b| a.key().cmp(b.key()));
-    let locations = if locate { Some(locations(source)?) } else { None };
+    let locations = if locate {
+        Some(locations(source)?)
+    } else {
+        None
+    };
     let records = records
         .into_iter()
         .map(|r| {
@@ -88,7 +97,9 @@ type Rank = (i64, u64, u64);
 /// Where the winning frame of each key sits, by recovery's rank (frame
 /// headers only; `scan_latest` does not return locations).
 fn locations(source: &Source) -> Result<HashMap<Box<str>, (Rank, Location)>, ToolError> {
-    let mut v = LocateVisitor { best: HashMap::new() };
+    let mut v = LocateVisitor {
+        best: HashMap::new(),
+    };
     walk(&source.segments, WalkOptions::default(), &mut v)?;
     Ok(v.best)
 }
@@ -122,7 +133,12 @@ impl Visitor for LocateVisitor {
         Ok(Flow::Continue)
     }
 
-    fn damage(&mut self, _src: &SegmentFile, _header: Option<&SegmentHeader>, _f: Finding) -> Result<Flow, ToolError> {
+    fn damage(
+        &mut self,
+        _src: &SegmentFile,
+        _header: Option<&SegmentHeader>,
+        _f: Finding,
+    ) -> Result<Flow, ToolError> {
         Ok(Flow::Continue)
     }
 }

@@ -127,7 +127,10 @@ pub fn ls(source: &Source, json: bool, out: &mut dyn Write) -> Result<(), ToolEr
             all.len()
         )?;
         if damaged > 0 {
-            writeln!(out, "{damaged} damaged segments: run `ringstore-log verify` for details")?;
+            writeln!(
+                out,
+                "{damaged} damaged segments: run `ringstore-log verify` for details"
+            )?;
         }
     }
     out.flush()?;
@@ -151,7 +154,12 @@ fn new_stats(src: &SegmentFile, header: Option<&SegmentHeader>, file_len: u64) -
 }
 
 impl Visitor for LsVisitor {
-    fn segment(&mut self, src: &SegmentFile, header: &SegmentHeader, file_len: u64) -> Result<Flow, ToolError> {
+    fn segment(
+        &mut self,
+        src: &SegmentFile,
+        header: &SegmentHeader,
+        file_len: u64,
+    ) -> Result<Flow, ToolError> {
         self.cur = Some(new_stats(src, Some(header), file_len));
         Ok(Flow::Continue)
     }
@@ -175,9 +183,16 @@ impl Visitor for LsVisitor {
         Ok(Flow::Continue)
     }
 
-    fn damage(&mut self, src: &SegmentFile, header: Option<&SegmentHeader>, f: Finding) -> Result<Flow, ToolError> {
+    fn damage(
+        &mut self,
+        src: &SegmentFile,
+        header: Option<&SegmentHeader>,
+        f: Finding,
+    ) -> Result<Flow, ToolError> {
         // A bad header: `segment` was never called for this file.
-        let s = self.cur.get_or_insert_with(|| new_stats(src, header, f.bytes));
+        let s = self
+            .cur
+            .get_or_insert_with(|| new_stats(src, header, f.bytes));
         match f.kind {
             DamageKind::Problem => s.problems += 1,
             DamageKind::TornTail => s.torn_tail = true,
@@ -185,8 +200,16 @@ impl Visitor for LsVisitor {
         Ok(Flow::Continue)
     }
 
-    fn segment_done(&mut self, src: &SegmentFile, _frames: u64, file_len: u64) -> Result<Flow, ToolError> {
-        let s = self.cur.take().unwrap_or_else(|| new_stats(src, None, file_len));
+    fn segment_done(
+        &mut self,
+        src: &SegmentFile,
+        _frames: u64,
+        file_len: u64,
+    ) -> Result<Flow, ToolError> {
+        let s = self
+            .cur
+            .take()
+            .unwrap_or_else(|| new_stats(src, None, file_len));
         self.out.push(s);
         Ok(Flow::Continue)
     }

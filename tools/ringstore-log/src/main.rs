@@ -220,7 +220,11 @@ fn run(cli: Cli) -> Result<u8, ToolError> {
                 )?;
             }
             ringstore_log::latest::write_latest(&latest, &mut out)?;
-            Ok(if latest.report.skipped.is_empty() { EXIT_OK } else { ringstore_log::EXIT_PROBLEMS })
+            Ok(if latest.report.skipped.is_empty() {
+                EXIT_OK
+            } else {
+                ringstore_log::EXIT_PROBLEMS
+            })
         }
         Command::Export {
             path,
@@ -260,7 +264,11 @@ fn export(
         opts.out.display(),
         s.bytes_written,
         s.bytes_read,
-        if secs > 0.0 { s.bytes_read as f64 / 1e6 / secs } else { 0.0 }
+        if secs > 0.0 {
+            s.bytes_read as f64 / 1e6 / secs
+        } else {
+            0.0
+        }
     )?;
     Ok(s.exit_code())
 }

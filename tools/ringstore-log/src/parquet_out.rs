@@ -169,7 +169,12 @@ fn column_types(fields: &[FieldColumn]) -> Result<Vec<Arc<Type>>, ToolError> {
             .map(Arc::new)
     };
     let mut out = vec![
-        prim("key", PhysicalType::BYTE_ARRAY, Repetition::REQUIRED, Some(LogicalType::String))?,
+        prim(
+            "key",
+            PhysicalType::BYTE_ARRAY,
+            Repetition::REQUIRED,
+            Some(LogicalType::String),
+        )?,
         prim("version", PhysicalType::INT64, Repetition::REQUIRED, None)?,
         prim("shard", PhysicalType::INT64, Repetition::OPTIONAL, None)?,
         prim("segment", PhysicalType::INT64, Repetition::OPTIONAL, None)?,
@@ -177,7 +182,11 @@ fn column_types(fields: &[FieldColumn]) -> Result<Vec<Arc<Type>>, ToolError> {
     ];
     let mut taken: HashSet<String> = FIXED.iter().map(|s| (*s).to_owned()).collect();
     for f in fields {
-        let mut name = if f.field.is_empty() { "field_".to_owned() } else { f.field.clone() };
+        let mut name = if f.field.is_empty() {
+            "field_".to_owned()
+        } else {
+            f.field.clone()
+        };
         while taken.contains(&name) {
             name.insert_str(0, "field_");
         }
@@ -187,7 +196,9 @@ fn column_types(fields: &[FieldColumn]) -> Result<Vec<Arc<Type>>, ToolError> {
             Kind::Int => (PhysicalType::INT64, None),
             Kind::Float => (PhysicalType::DOUBLE, None),
             Kind::Bytes => (PhysicalType::BYTE_ARRAY, None),
-            Kind::Null | Kind::Str | Kind::Json => (PhysicalType::BYTE_ARRAY, Some(LogicalType::String)),
+            Kind::Null | Kind::Str | Kind::Json => {
+                (PhysicalType::BYTE_ARRAY, Some(LogicalType::String))
+            }
         };
         out.push(prim(&name, t, Repetition::OPTIONAL, logical)?);
     }
@@ -212,8 +223,16 @@ impl WritePass {
             .set_created_by(format!("ringstore-log {}", env!("CARGO_PKG_VERSION")))
             .build();
         let file = File::create(path).map_err(|e| ToolError::io("creating", path, e))?;
-        let writer = SerializedFileWriter::new(BufWriter::with_capacity(1 << 20, file), Arc::new(schema), Arc::new(props))?;
-        let by_name = fields.iter().enumerate().map(|(i, f)| (f.field.clone(), i)).collect();
+        let writer = SerializedFileWriter::new(
+            BufWriter::with_capacity(1 << 20, file),
+            Arc::new(schema),
+            Arc::new(props),
+        )?;
+        let by_name = fields
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.field.clone(), i))
+            .collect();
         Ok(WritePass {
             writer,
             key: ColumnBuf::default(),
@@ -247,13 +266,21 @@ impl WritePass {
             .chain(self.fields.iter().map(|f| (&f.buf, f.kind, true)));
         for (buf, kind, optional) in all {
             let Some(mut col) = rg.next_column()? else {
-                return Err(ToolError::Parquet("schema has fewer columns than the data".to_owned()));
+                return Err(ToolError::Parquet(
+                    "schema has fewer columns than the data".to_owned(),
+                ));
             };
             write_column(&mut col, buf, kind, optional)?;
             col.close()?;
         }
         rg.close()?;
-        for b in [&mut self.key, &mut self.version, &mut self.shard, &mut self.segment, &mut self.offset] {
+        for b in [
+            &mut self.key,
+            &mut self.version,
+            &mut self.shard,
+            &mut self.segment,
+            &mut self.offset,
+        ] {
             b.clear();
         }
         for f in &mut self.fields {
@@ -268,13 +295,20 @@ impl WritePass {
         self.flush_group()?;
         let rows = self.rows;
         let inner = self.writer.into_inner()?;
-        let file = inner.into_inner().map_err(|e| ToolError::Output(e.into_error()))?;
+        let file = inner
+            .into_inner()
+            .map_err(|e| ToolError::Output(e.into_error()))?;
         file.sync_all().map_err(ToolError::Output)?;
         Ok(rows)
     }
 }
 
-fn write_column(col: &mut SerializedColumnWriter<'_>, buf: &ColumnBuf, kind: Kind, optional: bool) -> Result<(), ToolError> {
+fn write_column(
+    col: &mut SerializedColumnWriter<'_>,
+    buf: &ColumnBuf,
+    kind: Kind,
+    optional: bool,
+) -> Result<(), ToolError> {
     let def = optional.then_some(buf.def.as_slice());
     match kind {
         Kind::Bool => {
@@ -284,10 +318,12 @@ fn write_column(col: &mut SerializedColumnWriter<'_>, buf: &ColumnBuf, kind: Kin
             col.typed::<Int64Type>().write_batch(&buf.ints, def, None)?;
         }
         Kind::Float => {
-            col.typed::<DoubleType>().write_batch(&buf.floats, def, None)?;
+            col.typed::<DoubleType>()
+                .write_batch(&buf.floats, def, None)?;
         }
         Kind::Null | Kind::Str | Kind::Bytes | Kind::Json => {
-            col.typed::<ByteArrayType>().write_batch(&buf.bytes, def, None)?;
+            col.typed::<ByteArrayType>()
+                .write_batch(&buf.bytes, def, None)?;
         }
     }
     Ok(())
@@ -296,7 +332,9 @@ fn write_column(col: &mut SerializedColumnWriter<'_>, buf: &ColumnBuf, kind: Kin
 impl RowSink for WritePass {
     fn row(&mut self, row: &Row<'_>) -> Result<(), ToolError> {
         self.key.def.push(1);
-        self.key.bytes.push(ByteArray::from(row.key.as_bytes().to_vec()));
+        self.key
+            .bytes
+            .push(ByteArray::from(row.key.as_bytes().to_vec()));
         self.version.def.push(1);
         self.version.ints.push(row.version);
         self.shard.int(row.shard);
@@ -425,4 +463,40 @@ pub fn write(
         }
     }
     Ok((pass.close()?, problems))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_merge_to_the_narrowest_common_column() {
+        assert_eq!(merge(Kind::Null, Kind::Int), Kind::Int);
+        assert_eq!(merge(Kind::Int, Kind::Int), Kind::Int);
+        assert_eq!(merge(Kind::Int, Kind::Float), Kind::Float);
+        assert_eq!(merge(Kind::Float, Kind::Int), Kind::Float);
+        assert_eq!(merge(Kind::Str, Kind::Int), Kind::Json);
+        assert_eq!(merge(Kind::Bytes, Kind::Str), Kind::Json);
+        assert_eq!(merge(Kind::Json, Kind::Null), Kind::Json);
+    }
+
+    #[test]
+    fn field_names_never_collide_with_fixed_columns() {
+        let cols: Vec<FieldColumn> = ["key", "field_key", "", "x"]
+            .iter()
+            .map(|n| FieldColumn {
+                field: (*n).to_owned(),
+                kind: Kind::Int,
+                buf: ColumnBuf::default(),
+            })
+            .collect();
+        let names: Vec<String> = column_types(&cols)
+            .unwrap()
+            .iter()
+            .map(|t| t.name().to_owned())
+            .collect();
+        let unique: HashSet<&String> = names.iter().collect();
+        assert_eq!(unique.len(), names.len(), "{names:?}");
+        assert_eq!(&names[5..], ["field_key", "field_field_key", "field_", "x"]);
+    }
 }

@@ -41,9 +41,15 @@ impl Progress {
             return;
         }
         self.last = Some(now);
-        let pct = (done.min(self.total) * 100).checked_div(self.total).unwrap_or(100);
+        let pct = (done.min(self.total) * 100)
+            .checked_div(self.total)
+            .unwrap_or(100);
         let secs = now.duration_since(self.started).as_secs_f64();
-        let rate = if secs > 0.0 { done as f64 / 1e6 / secs } else { 0.0 };
+        let rate = if secs > 0.0 {
+            done as f64 / 1e6 / secs
+        } else {
+            0.0
+        };
         let mut err = std::io::stderr().lock();
         let _ = write!(
             err,

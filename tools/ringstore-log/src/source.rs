@@ -61,7 +61,10 @@ pub fn discover(path: &Path) -> Result<Source, ToolError> {
     }
     let shards = shard_folders(path)?;
     if shards.is_empty() {
-        let own_index = path.file_name().and_then(|n| n.to_str()).and_then(parse_shard_dir);
+        let own_index = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(parse_shard_dir);
         let segs = segments_of(path, own_index)?;
         if !segs.is_empty() || own_index.is_some() {
             return Ok(Source {
@@ -129,9 +132,18 @@ fn segments_of(folder: &Path, shard_folder: Option<usize>) -> Result<Vec<Segment
 /// its name is a segment name and no sibling has a higher seq; a file with
 /// another name (a copy, a download) is held to the sealed-segment standard.
 fn single_file(path: &Path) -> Result<SegmentFile, ToolError> {
-    let seq = path.file_name().and_then(|n| n.to_str()).and_then(parse_segment_name);
-    let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let shard_folder = parent.file_name().and_then(|n| n.to_str()).and_then(parse_shard_dir);
+    let seq = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(parse_segment_name);
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let shard_folder = parent
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(parse_shard_dir);
     let newest_in_folder = match seq {
         Some(seq) => segments_of(parent, shard_folder)?
             .iter()
@@ -144,4 +156,43 @@ fn single_file(path: &Path) -> Result<SegmentFile, ToolError> {
         seq,
         newest_in_folder,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_highest_seq_is_newest() {
+        let dir = tempfile::tempdir().unwrap();
+        let shard = dir.path().join("shard-3");
+        fs::create_dir(&shard).unwrap();
+        for name in [
+            "00000000000000000001.seg",
+            "00000000000000000002.seg",
+            "notes.txt",
+        ] {
+            fs::write(shard.join(name), b"").unwrap();
+        }
+        let src = discover(dir.path()).unwrap();
+        assert_eq!(src.kind, SourceKind::DataDir);
+        let flags: Vec<(Option<usize>, Option<u64>, bool)> = src
+            .segments
+            .iter()
+            .map(|s| (s.shard_folder, s.seq, s.newest_in_folder))
+            .collect();
+        assert_eq!(flags, [(Some(3), Some(1), false), (Some(3), Some(2), true)]);
+
+        let one = discover(&shard.join("00000000000000000001.seg")).unwrap();
+        assert!(!one.segments[0].newest_in_folder);
+        let two = discover(&shard.join("00000000000000000002.seg")).unwrap();
+        assert!(two.segments[0].newest_in_folder);
+        assert_eq!(discover(&shard).unwrap().kind, SourceKind::ShardFolder);
+        let copy = dir.path().join("copy.seg");
+        fs::write(&copy, b"").unwrap();
+        assert!(
+            !discover(&copy).unwrap().segments[0].newest_in_folder,
+            "unknown names are held to the sealed standard"
+        );
+    }
 }

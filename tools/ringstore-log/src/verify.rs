@@ -47,18 +47,30 @@ pub struct VerifySummary {
 impl VerifySummary {
     /// 0 when clean (torn tails included), 1 when any problem was found.
     pub fn exit_code(&self) -> u8 {
-        if self.problems == 0 { EXIT_OK } else { EXIT_PROBLEMS }
+        if self.problems == 0 {
+            EXIT_OK
+        } else {
+            EXIT_PROBLEMS
+        }
     }
 
     /// Read throughput in MB/s (10^6 bytes).
     pub fn mb_per_s(&self) -> f64 {
         let secs = self.elapsed.as_secs_f64();
-        if secs > 0.0 { self.bytes as f64 / 1e6 / secs } else { 0.0 }
+        if secs > 0.0 {
+            self.bytes as f64 / 1e6 / secs
+        } else {
+            0.0
+        }
     }
 }
 
 /// Verifies every segment of `source`, writing findings and a summary to `out`.
-pub fn verify(source: &Source, opts: &VerifyOptions, out: &mut dyn Write) -> Result<VerifySummary, ToolError> {
+pub fn verify(
+    source: &Source,
+    opts: &VerifyOptions,
+    out: &mut dyn Write,
+) -> Result<VerifySummary, ToolError> {
     let started = Instant::now();
     let total: u64 = source
         .segments
@@ -72,7 +84,13 @@ pub fn verify(source: &Source, opts: &VerifyOptions, out: &mut dyn Write) -> Res
         progress: Progress::new(opts.progress, total, "verifying"),
         done_bytes: 0,
     };
-    walk(&source.segments, WalkOptions { strict: opts.strict }, &mut v)?;
+    walk(
+        &source.segments,
+        WalkOptions {
+            strict: opts.strict,
+        },
+        &mut v,
+    )?;
     v.progress.finish();
     let mut summary = v.summary;
     summary.elapsed = started.elapsed();
@@ -89,12 +107,18 @@ struct VerifyVisitor<'a> {
 }
 
 impl VerifyVisitor<'_> {
-    fn report(&mut self, src: &SegmentFile, header: Option<&SegmentHeader>, f: &Finding) -> Result<(), ToolError> {
+    fn report(
+        &mut self,
+        src: &SegmentFile,
+        header: Option<&SegmentHeader>,
+        f: &Finding,
+    ) -> Result<(), ToolError> {
         match f.kind {
             DamageKind::Problem => self.summary.problems += 1,
             DamageKind::TornTail => self.summary.torn_tails += 1,
         }
-        self.progress.suspend(|| write_finding(src, header, f, self.opts.json, self.out))
+        self.progress
+            .suspend(|| write_finding(src, header, f, self.opts.json, self.out))
     }
 
     fn problem(
@@ -117,23 +141,37 @@ impl VerifyVisitor<'_> {
 }
 
 impl Visitor for VerifyVisitor<'_> {
-    fn segment(&mut self, src: &SegmentFile, header: &SegmentHeader, _file_len: u64) -> Result<Flow, ToolError> {
+    fn segment(
+        &mut self,
+        src: &SegmentFile,
+        header: &SegmentHeader,
+        _file_len: u64,
+    ) -> Result<Flow, ToolError> {
         if let Some(seq) = src.seq.filter(|&s| s != header.seq) {
             self.problem(
                 src,
                 header,
                 0,
                 0,
-                format!("header says seq {} but the file name says {seq}", header.seq),
+                format!(
+                    "header says seq {} but the file name says {seq}",
+                    header.seq
+                ),
             )?;
         }
-        if let Some(folder) = src.shard_folder.filter(|&i| i as u64 != u64::from(header.shard)) {
+        if let Some(folder) = src
+            .shard_folder
+            .filter(|&i| i as u64 != u64::from(header.shard))
+        {
             self.problem(
                 src,
                 header,
                 0,
                 0,
-                format!("header says shard {} but the file is in folder shard-{folder}", header.shard),
+                format!(
+                    "header says shard {} but the file is in folder shard-{folder}",
+                    header.shard
+                ),
             )?;
         }
         Ok(Flow::Continue)
@@ -150,11 +188,19 @@ impl Visitor for VerifyVisitor<'_> {
         self.summary.frames += 1;
         match RecordRef::from_untrusted(frame.key, frame.version, frame.payload) {
             Err(e) => {
-                self.problem(src, header, offset, number, format!("invalid record payload: {}", e.0))?;
+                self.problem(
+                    src,
+                    header,
+                    offset,
+                    number,
+                    format!("invalid record payload: {}", e.0),
+                )?;
             }
             Ok(record) => {
                 let field = self.opts.version_field.as_deref();
-                if let Some((name, ArchivedValue::Int(v))) = field.and_then(|n| Some((n, record.archived().get(n)?))) {
+                if let Some((name, ArchivedValue::Int(v))) =
+                    field.and_then(|n| Some((n, record.archived().get(n)?)))
+                {
                     let v = v.to_native();
                     if v != frame.version {
                         self.problem(
@@ -162,7 +208,10 @@ impl Visitor for VerifyVisitor<'_> {
                             header,
                             offset,
                             number,
-                            format!("frame version {} differs from the record's `{name}` = {v}", frame.version),
+                            format!(
+                                "frame version {} differs from the record's `{name}` = {v}",
+                                frame.version
+                            ),
                         )?;
                     }
                 }
@@ -172,12 +221,22 @@ impl Visitor for VerifyVisitor<'_> {
         Ok(Flow::Continue)
     }
 
-    fn damage(&mut self, src: &SegmentFile, header: Option<&SegmentHeader>, finding: Finding) -> Result<Flow, ToolError> {
+    fn damage(
+        &mut self,
+        src: &SegmentFile,
+        header: Option<&SegmentHeader>,
+        finding: Finding,
+    ) -> Result<Flow, ToolError> {
         self.report(src, header, &finding)?;
         Ok(Flow::Continue)
     }
 
-    fn segment_done(&mut self, _src: &SegmentFile, _frames: u64, file_len: u64) -> Result<Flow, ToolError> {
+    fn segment_done(
+        &mut self,
+        _src: &SegmentFile,
+        _frames: u64,
+        file_len: u64,
+    ) -> Result<Flow, ToolError> {
         self.summary.segments += 1;
         self.summary.bytes += file_len;
         self.done_bytes += file_len;
@@ -250,7 +309,11 @@ fn write_summary(s: &VerifySummary, json: bool, out: &mut dyn Write) -> Result<(
         });
         writeln!(out, "{line}")?;
     } else {
-        let verdict = if s.problems == 0 { "clean" } else { "PROBLEMS FOUND" };
+        let verdict = if s.problems == 0 {
+            "clean"
+        } else {
+            "PROBLEMS FOUND"
+        };
         writeln!(
             out,
             "{verdict}: {} segments, {} frames, {} bytes in {:.3} s ({:.1} MB/s); {} problems, {} torn tails",

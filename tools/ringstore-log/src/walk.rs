@@ -60,7 +60,12 @@ pub enum Flow {
 /// Receives what a walk finds.
 pub trait Visitor {
     /// A segment whose header is valid, before its frames.
-    fn segment(&mut self, _src: &SegmentFile, _header: &SegmentHeader, _file_len: u64) -> Result<Flow, ToolError> {
+    fn segment(
+        &mut self,
+        _src: &SegmentFile,
+        _header: &SegmentHeader,
+        _file_len: u64,
+    ) -> Result<Flow, ToolError> {
         Ok(Flow::Continue)
     }
 
@@ -77,10 +82,20 @@ pub trait Visitor {
 
     /// Damage in a segment (after it, the walk resumes at the next valid
     /// frame if there is one).
-    fn damage(&mut self, src: &SegmentFile, header: Option<&SegmentHeader>, finding: Finding) -> Result<Flow, ToolError>;
+    fn damage(
+        &mut self,
+        src: &SegmentFile,
+        header: Option<&SegmentHeader>,
+        finding: Finding,
+    ) -> Result<Flow, ToolError>;
 
     /// The segment has been read to its end.
-    fn segment_done(&mut self, _src: &SegmentFile, _frames: u64, _file_len: u64) -> Result<Flow, ToolError> {
+    fn segment_done(
+        &mut self,
+        _src: &SegmentFile,
+        _frames: u64,
+        _file_len: u64,
+    ) -> Result<Flow, ToolError> {
         Ok(Flow::Continue)
     }
 }
@@ -93,7 +108,11 @@ pub struct WalkOptions {
 }
 
 /// Walks `segments` in order; returns `Flow::Stop` if a visitor stopped it.
-pub fn walk(segments: &[SegmentFile], opts: WalkOptions, visitor: &mut dyn Visitor) -> Result<Flow, ToolError> {
+pub fn walk(
+    segments: &[SegmentFile],
+    opts: WalkOptions,
+    visitor: &mut dyn Visitor,
+) -> Result<Flow, ToolError> {
     for src in segments {
         if walk_segment(src, opts, visitor)? == Flow::Stop {
             return Ok(Flow::Stop);
@@ -115,7 +134,11 @@ fn read_err(src: &SegmentFile, e: ReadError) -> ToolError {
 }
 
 /// Walks one segment.
-pub fn walk_segment(src: &SegmentFile, opts: WalkOptions, visitor: &mut dyn Visitor) -> Result<Flow, ToolError> {
+pub fn walk_segment(
+    src: &SegmentFile,
+    opts: WalkOptions,
+    visitor: &mut dyn Visitor,
+) -> Result<Flow, ToolError> {
     let mut reader = match SegmentReader::open(&src.path) {
         Ok(r) => r,
         Err(ReadError::Format { offset, error }) => {
@@ -169,7 +192,10 @@ pub fn walk_segment(src: &SegmentFile, opts: WalkOptions, visitor: &mut dyn Visi
                 if !reader.has_bytes_after(end).map_err(|e| read_err(src, e))? {
                     break;
                 }
-                (end, "non-zero bytes after the end of the written data".to_owned())
+                (
+                    end,
+                    "non-zero bytes after the end of the written data".to_owned(),
+                )
             }
             Err(ReadError::Format { offset, error }) => (offset, error.to_string()),
             Err(e) => return Err(read_err(src, e)),
@@ -182,7 +208,9 @@ pub fn walk_segment(src: &SegmentFile, opts: WalkOptions, visitor: &mut dyn Visi
                     offset,
                     frame: frames + 1,
                     bytes: at - offset,
-                    reason: format!("{reason}; valid frames resume at offset {at}, so this is not a torn tail"),
+                    reason: format!(
+                        "{reason}; valid frames resume at offset {at}, so this is not a torn tail"
+                    ),
                 },
                 true,
             ),
@@ -212,7 +240,9 @@ pub fn walk_segment(src: &SegmentFile, opts: WalkOptions, visitor: &mut dyn Visi
                     offset,
                     frame: frames + 1,
                     bytes: file_len - offset,
-                    reason: format!("{reason}, in a segment that is not its folder's newest, so not a torn tail"),
+                    reason: format!(
+                        "{reason}, in a segment that is not its folder's newest, so not a torn tail"
+                    ),
                 },
                 false,
             ),

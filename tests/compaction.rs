@@ -1,0 +1,88 @@
+//! `Store::compact` rewrites the live set and deletes superseded segments and
+//! retired shard folders; nothing live is lost, and reopening (with any shard
+//! count) finds every newest record.
+
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers: a failure here is a test failure"
+)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use ringstore::{Record, Store};
+
+fn dir_bytes(dir: &Path) -> u64 {
+    let mut total = 0;
+    for shard in std::fs::read_dir(dir).unwrap() {
+        let shard = shard.unwrap().path();
+        if shard.is_dir() {
+            for f in std::fs::read_dir(&shard).unwrap() {
+                total += f.unwrap().metadata().unwrap().len();
+            }
+        }
+    }
+    total
+}
+
+fn shard_folders(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().is_dir())
+        .count()
+}
+
+#[test]
+fn compaction_keeps_the_live_set_and_frees_history() {
+    let dir = common::temp_dir();
+    let mut newest: BTreeMap<String, Record> = BTreeMap::new();
+    // A first run with three shards leaves folders a two-shard run retires.
+    let store = Store::open(common::config(dir.path()).shards(3).max_segment_records(50)).unwrap();
+    let pad = "p".repeat(2000);
+    for i in 0..400i64 {
+        let key = format!("key{}", i % 40);
+        let r = common::record(i, &pad);
+        store.put_blocking(&key, &r).unwrap();
+        newest.insert(key, r);
+    }
+    store.close().unwrap();
+    drop(store);
+
+    let store = Store::open(common::config(dir.path()).shards(2).max_segment_records(50)).unwrap();
+    assert_eq!(shard_folders(dir.path()), 3);
+    let before = dir_bytes(dir.path());
+    let report = store.compact().unwrap();
+    assert_eq!(report.records, 40);
+    assert_eq!(report.folders_removed, 1, "{report:?}");
+    assert!(report.segments_removed >= 8, "{report:?}");
+    let after = dir_bytes(dir.path());
+    assert!(
+        after * 5 < before,
+        "compaction freed too little: {before} -> {after}"
+    );
+    assert_eq!(shard_folders(dir.path()), 2);
+    for (k, r) in &newest {
+        assert_eq!(&store.get(k).unwrap().to_record(), r);
+    }
+    // Puts keep working after a checkpoint and win over it.
+    let r = common::record(10_000, "after");
+    store.put_blocking("key1", &r).unwrap();
+    newest.insert("key1".into(), r);
+    store.close().unwrap();
+    drop(store);
+
+    for shards in [2, 1] {
+        let store = Store::open(common::config(dir.path()).shards(shards)).unwrap();
+        assert_eq!(store.len(), newest.len());
+        for (k, r) in &newest {
+            assert_eq!(
+                &store.get(k).unwrap().to_record(),
+                r,
+                "{k} with {shards} shards"
+            );
+        }
+        store.close().unwrap();
+    }
+}

@@ -1,0 +1,237 @@
+//! One load run from flags to report: a fresh data dir on a real disk, the
+//! baseline before, the workload, close, the baseline after, the log read
+//! back, the optional reopen, and the data dir removed unless kept.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use ringstore::{Config, Store};
+
+use crate::baseline::{self, Baseline, BaselineSpec};
+use crate::cli::{Args, DurabilityArg};
+use crate::error::LoadError;
+use crate::payload::{Payload, PayloadSpec};
+use crate::report::{Generation, LatencySummary, RecoveryFigures, Report};
+use crate::system;
+use crate::verify::{self, ms};
+use crate::workload::{self, Acked, WorkloadSpec};
+
+/// A finished run: the report and the raw histograms (for the plot).
+#[derive(Debug)]
+pub struct Outcome {
+    /// Everything measured.
+    pub report: Report,
+    /// Put latencies, nanoseconds.
+    pub put_latency_ns: Histogram<u64>,
+    /// Get latencies, nanoseconds.
+    pub get_latency_ns: Histogram<u64>,
+}
+
+/// A progress note on stderr (stdout carries the report).
+fn note(text: &str) {
+    eprintln!("ringstore-load: {text}");
+}
+
+/// Runs the load described by `args`.
+pub fn run(mut args: Args) -> Result<Outcome, LoadError> {
+    args.validate()?;
+    std::fs::create_dir_all(&args.dir).map_err(|e| LoadError::io("creating", &args.dir, e))?;
+    system::check_real_disk(&args.dir)?;
+    let temp = tempfile::Builder::new()
+        .prefix("ringstore-load-")
+        .tempdir_in(&args.dir)
+        .map_err(|e| LoadError::io("creating a temporary dir in", &args.dir, e))?;
+    let store_dir = temp.path().join("store");
+    let baseline_dir = temp.path().join("baseline");
+    let device = system::device_info(temp.path());
+    note(&format!("data dir {}", temp.path().display()));
+
+    let baseline_spec = BaselineSpec {
+        bytes: args.baseline_mib.saturating_mul(1 << 20),
+        depth: args.baseline_depth,
+    };
+    let before = if args.baseline {
+        note("baseline (before): raw direct writes, durable writes, write+fdatasync");
+        Some(baseline::measure(&baseline_dir, baseline_spec)?)
+    } else {
+        None
+    };
+
+    let payload = Payload::prepare(
+        PayloadSpec {
+            doubles: args.doubles,
+            strings: args.strings,
+            string_len: args.string_len,
+        },
+        args.seed,
+    );
+    let keys: Vec<String> = (0..args.keys).map(|i| format!("sensor{i}")).collect();
+
+    let mut config = Config::new(&store_dir).durability(args.durability.into());
+    if let Some(shards) = args.shards {
+        config = config.shards(shards);
+    }
+    if let Some(ms) = args.flush_interval_ms {
+        config = config.flush_interval_ms(ms);
+    }
+    let store = Store::open(config.clone())?;
+    args.shards = Some(store.shard_count());
+
+    let spec = WorkloadSpec {
+        writers: args.writers,
+        writes_per_writer: args.writes_per_writer,
+        write_interval: Duration::from_millis(args.write_interval_ms),
+        readers: args.readers,
+        read_interval: Duration::from_millis(args.read_interval_ms),
+        duration: args.duration.map(Duration::from_secs_f64),
+        seed: args.seed,
+    };
+    note("running the workload");
+    let cpu_before = system::cpu_seconds();
+    let result = workload::run(&store, &payload, &keys, &spec);
+    let close_started = Instant::now();
+    let closed = store.close();
+    let close_time = close_started.elapsed();
+    let cpu_after = system::cpu_seconds();
+    drop(store);
+    let result = result?;
+
+    let baseline = match before {
+        Some(before) => {
+            note("baseline (after)");
+            let after = baseline::measure(&baseline_dir, baseline_spec)?;
+            Some(Baseline::new(baseline_spec, before, after))
+        }
+        None => None,
+    };
+
+    note("verifying: reading every frame back");
+    let verification = verify::verify(&store_dir, &keys, &result.acked)?;
+    let recovery = if args.recovery {
+        note("recovery: reopening the store");
+        Some(reopen(config, &keys, &result.acked)?)
+    } else {
+        None
+    };
+
+    let data_dir = temp.path().display().to_string();
+    if args.keep {
+        let _kept = temp.keep();
+    } else {
+        temp.close()
+            .map_err(|e| LoadError::io("removing the data dir", &data_dir, e))?;
+    }
+
+    let wall_ms = ms(result.wall);
+    let durable_ms = wall_ms + ms(close_time);
+    let per_s = |bytes: u64| bytes as f64 / 1e6 / (durable_ms / 1000.0).max(1e-9);
+    let write_mb_per_s = per_s(verification.frame_bytes);
+    let efficiency = baseline.as_ref().map(|b| {
+        let ceiling = match args.durability {
+            DurabilityArg::Sync => b.durable_write_mb_per_s,
+            DurabilityArg::Async => b.seq_write_mb_per_s,
+        };
+        write_mb_per_s / ceiling.max(1e-9)
+    });
+    let cpu = cpu_before
+        .zip(cpu_after)
+        .map(|((u0, s0), (u1, s1))| (u1 - u0, s1 - s0));
+    let report = Report {
+        ringstore_load_version: env!("CARGO_PKG_VERSION"),
+        puts: result.puts,
+        stale_puts: result.stale_puts,
+        put_errors: result.put_errors,
+        first_put_error: result.first_put_error.clone(),
+        gets: result.gets,
+        get_hits: result.get_hits,
+        get_misses: result.gets - result.get_hits,
+        lost: verification.lost,
+        wall_ms,
+        close_ms: ms(close_time),
+        close_error: closed.err().map(|e| e.to_string()),
+        writes_per_ms: result.puts as f64 / wall_ms.max(1e-9),
+        reads_per_ms: result.gets as f64 / wall_ms.max(1e-9),
+        write_mb_per_s,
+        disk_mb_per_s: per_s(verification.disk_bytes),
+        mean_record_bytes: verification.frame_bytes as f64 / verification.frames.max(1) as f64,
+        put_latency_us: LatencySummary::from_ns(&result.put_latency_ns),
+        put_latency_corrected_us: LatencySummary::from_ns(&result.put_latency_corrected_ns),
+        get_latency_us: LatencySummary::from_ns(&result.get_latency_ns),
+        write_ticks_missed: result.write_ticks_missed,
+        read_ticks_missed: result.read_ticks_missed,
+        baseline,
+        efficiency,
+        peak_rss_bytes: system::peak_rss_bytes(),
+        cpu_seconds: cpu.map(|(u, s)| u + s),
+        cpu_user_seconds: cpu.map(|(u, _)| u),
+        cpu_system_seconds: cpu.map(|(_, s)| s),
+        generation: Generation {
+            pool_strings: payload.pool_len(),
+            pool_prepare_ms: ms(payload.prepare_time),
+            record_build_ms_total: ms(result.build_time),
+            record_build_us_mean: ms(result.build_time) * 1000.0 / result.puts.max(1) as f64,
+        },
+        verification,
+        recovery,
+        config: args,
+        data_dir,
+        kept: false,
+        device,
+    };
+    let kept = report.config.keep;
+    Ok(Outcome {
+        report: Report { kept, ..report },
+        put_latency_ns: result.put_latency_ns,
+        get_latency_ns: result.get_latency_ns,
+    })
+}
+
+/// Reopens the closed store, times recovery and checks every key is back at
+/// its newest acknowledged version.
+fn reopen(config: Config, keys: &[String], acked: &[Acked]) -> Result<RecoveryFigures, LoadError> {
+    let started = Instant::now();
+    let store = Store::open(config)?;
+    let open_time = started.elapsed();
+    let mut newest: Vec<Option<i64>> = vec![None; keys.len()];
+    for &(k, version) in acked {
+        if let Some(slot) = newest.get_mut(k as usize) {
+            *slot = Some(slot.map_or(version, |v: i64| v.max(version)));
+        }
+    }
+    let mismatched_keys = keys
+        .iter()
+        .zip(&newest)
+        .filter(|(key, want)| match want {
+            Some(want) => store.get(key).is_none_or(|r| r.version() < *want),
+            None => false,
+        })
+        .count() as u64;
+    let report = store.recovery_report().clone();
+    store.close()?;
+    Ok(RecoveryFigures {
+        open_ms: ms(open_time),
+        recovery_ms: ms(report.elapsed),
+        segments: report.segments,
+        frames: report.frames,
+        bytes: report.bytes,
+        keys: report.keys,
+        segment_mb_per_s: report.bytes as f64 / 1e6 / open_time.as_secs_f64().max(1e-9),
+        torn_tails: report.torn_tails.len(),
+        mismatched_keys,
+    })
+}
+
+/// Whether `path`'s parent exists (for output files), so a typo fails before
+/// a long run rather than after it.
+pub fn check_output_path(flag: &'static str, path: &Path) -> Result<(), LoadError> {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() && !parent.is_dir() => {
+            Err(LoadError::Usage {
+                flag,
+                reason: format!("directory {} does not exist", parent.display()),
+            })
+        }
+        _ => Ok(()),
+    }
+}

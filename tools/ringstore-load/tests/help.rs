@@ -1,0 +1,45 @@
+//! `--help` names every flag with its default, and the exit codes.
+
+mod common;
+
+#[test]
+fn help_lists_every_flag_and_default() {
+    let output = common::run(&["--help"]);
+    assert!(output.status.success());
+    let text = String::from_utf8(output.stdout).unwrap();
+    for flag in [
+        "--dir",
+        "--writers",
+        "--writes-per-writer",
+        "--write-interval-ms",
+        "--readers",
+        "--read-interval-ms",
+        "--keys",
+        "--doubles",
+        "--strings",
+        "--string-len",
+        "--shards",
+        "--durability",
+        "--duration",
+        "--seed",
+        "--json",
+        "--plot",
+        "--keep",
+        "--baseline",
+        "--recovery",
+    ] {
+        assert!(text.contains(flag), "--help lacks {flag}");
+    }
+    for default in [
+        "[default: 40]",
+        "[default: 2400]",
+        "[default: 200]",
+        "[default: 2048]",
+        "[default: sync]",
+        "[default: /var/tmp]",
+        "RINGSTORE_LOAD_DIR",
+    ] {
+        assert!(text.contains(default), "--help lacks {default}");
+    }
+    assert!(text.contains("Exit codes"));
+}

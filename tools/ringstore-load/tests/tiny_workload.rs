@@ -1,0 +1,61 @@
+//! A tiny workload runs end to end: every put is counted, acknowledged, found
+//! on disk (lost = 0), and the JSON carries the documented fields.
+
+mod common;
+
+#[test]
+fn tiny_run_reports_every_put_and_loses_none() {
+    let out = tempfile::tempdir().unwrap();
+    let j = common::run_json(common::TINY, out.path());
+
+    assert_eq!(j["puts"], 80);
+    assert_eq!(j["put_errors"], 0);
+    assert_eq!(j["lost"], 0);
+    assert!(j["stale_puts"].as_u64().unwrap() <= 80);
+    assert_eq!(j["verification"]["acked"], 80);
+    assert!(j["verification"]["frames"].as_u64().unwrap() >= 80);
+    assert_eq!(j["verification"]["stale_keys"], 0);
+
+    let gets = j["gets"].as_u64().unwrap();
+    assert!(gets > 0, "readers read while writers wrote");
+    assert_eq!(
+        j["get_hits"].as_u64().unwrap() + j["get_misses"].as_u64().unwrap(),
+        gets
+    );
+    assert_eq!(j["put_latency_us"]["count"], 80);
+    assert_eq!(j["get_latency_us"]["count"].as_u64().unwrap(), gets);
+    common::assert_percentiles_ordered(&j["put_latency_us"]);
+    common::assert_percentiles_ordered(&j["get_latency_us"]);
+    // Coordinated-omission correction only adds samples, each smaller than
+    // the put it stands behind: more counts, the same max.
+    common::assert_percentiles_ordered(&j["put_latency_corrected_us"]);
+    assert!(j["put_latency_corrected_us"]["count"].as_u64().unwrap() >= 80);
+    assert_eq!(
+        j["put_latency_corrected_us"]["max"],
+        j["put_latency_us"]["max"]
+    );
+
+    for field in [
+        "wall_ms",
+        "writes_per_ms",
+        "reads_per_ms",
+        "write_mb_per_s",
+        "cpu_seconds",
+    ] {
+        assert!(j[field].as_f64().unwrap() > 0.0, "{field}: {}", j[field]);
+    }
+    assert!(j["peak_rss_bytes"].as_u64().unwrap() > 0);
+    assert!(j["baseline"].is_null());
+    assert!(j["efficiency"].is_null());
+    assert!(j["recovery"].is_null());
+
+    // Every knob as used, shards resolved.
+    assert_eq!(j["config"]["writers"], 4);
+    assert_eq!(j["config"]["shards"], 2);
+    assert_eq!(j["config"]["durability"], "sync");
+    assert!(j["device"].is_object());
+
+    // Without --keep the data dir is gone.
+    assert_eq!(j["kept"], false);
+    assert!(!std::path::Path::new(j["data_dir"].as_str().unwrap()).exists());
+}

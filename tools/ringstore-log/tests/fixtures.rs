@@ -1,0 +1,171 @@
+//! Committed format fixtures (tests/fixtures/, 12 KiB each) read by the built
+//! binary: an intact segment, the same with a torn tail, and with a flipped
+//! byte in the middle. They pin the on-disk format: if a format change breaks
+//! them, bump the format version and regenerate with
+//! `RINGSTORE_LOG_WRITE_FIXTURES=1 cargo test -p ringstore-log --test fixtures -- --ignored`.
+//!
+//! Each segment: header block, a batch of 3 frames at 4096, a batch of 2
+//! frames at 8192 (keys `a`..`e`, versions 1..5).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{json_lines, run_on, stdout};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// Offsets of the 5 frames of the intact fixture.
+#[expect(clippy::unwrap_used, reason = "test helper")]
+fn offsets() -> Vec<u64> {
+    let mut r = ringstore::inspect::SegmentReader::open(&segment(&fixture("intact"))).unwrap();
+    let mut out = Vec::new();
+    while let Some((off, _)) = r.next_frame().unwrap() {
+        out.push(off);
+    }
+    out
+}
+
+fn segment(dir: &Path) -> PathBuf {
+    dir.join("shard-0").join("00000000000000000001.seg")
+}
+
+#[test]
+fn intact_fixture_is_clean() {
+    let o = run_on("verify", &fixture("intact"), &["--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    let lines = json_lines(&stdout(&o));
+    assert_eq!(lines.last().unwrap()["frames"], 5);
+    let dump = json_lines(&stdout(&run_on("dump", &fixture("intact"), &[])));
+    let keys: Vec<&str> = dump.iter().map(|l| l["key"].as_str().unwrap()).collect();
+    assert_eq!(keys, ["a", "b", "c", "d", "e"]);
+    assert_eq!(dump[2]["record"]["name"], "c");
+    assert_eq!(offsets().len(), 5);
+    assert_eq!(
+        offsets()[3],
+        8192,
+        "second batch starts on a block boundary"
+    );
+}
+
+#[test]
+fn torn_tail_fixture_is_in_progress() {
+    let o = run_on("verify", &fixture("torn_tail"), &["--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    let lines = json_lines(&stdout(&o));
+    assert_eq!(lines[0]["kind"], "torn_tail");
+    assert_eq!(lines[0]["offset"], offsets()[4]);
+    assert_eq!(lines[0]["frame"], 5);
+    assert_eq!(
+        run_on("verify", &fixture("torn_tail"), &["--strict"])
+            .status
+            .code(),
+        Some(1)
+    );
+    assert_eq!(
+        json_lines(&stdout(&run_on("dump", &fixture("torn_tail"), &[]))).len(),
+        4
+    );
+}
+
+#[test]
+fn corrupt_middle_fixture_reports_the_frame() {
+    let o = run_on("verify", &fixture("corrupt_middle"), &["--json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let lines = json_lines(&stdout(&o));
+    assert_eq!(lines[0]["kind"], "problem");
+    assert_eq!(lines[0]["offset"], offsets()[1]);
+    assert_eq!(lines[0]["frame"], 2);
+    // Frame 3 shares the damaged batch's block and is lost with it; the next
+    // batch is read again.
+    assert_eq!(lines.last().unwrap()["frames"], 3);
+    let d = run_on("dump", &fixture("corrupt_middle"), &[]);
+    assert_eq!(d.status.code(), Some(1));
+    assert_eq!(json_lines(&stdout(&d)).len(), 3);
+}
+
+#[test]
+#[ignore = "regenerates the committed fixtures"]
+fn write_fixtures() {
+    use ringstore::inspect::format::{FrameFields, SegmentHeader, encode_frame, frame_footprint};
+    if std::env::var_os("RINGSTORE_LOG_WRITE_FIXTURES").is_none() {
+        return;
+    }
+    // rkyv payloads exactly as the store archives them.
+    let tmp = common::temp_dir();
+    let store =
+        ringstore::Store::open(ringstore::Config::new(tmp.path()).shards(1).pin_cpus(false))
+            .unwrap();
+    let keys = ["a", "b", "c", "d", "e"];
+    let mut payloads = Vec::new();
+    for (i, k) in keys.iter().enumerate() {
+        let r = ringstore::Record::new()
+            .with("collection_time", i as i64 + 1)
+            .with("name", *k)
+            .with("x", 0.25);
+        store.put_blocking(k, &r).unwrap();
+        payloads.push(store.get(k).unwrap().as_bytes().to_vec());
+    }
+    store.close().unwrap();
+
+    let mut seg = vec![0u8; 3 * 4096];
+    SegmentHeader {
+        block_size: 4096,
+        shard: 0,
+        shard_count: 1,
+        seq: 1,
+        generation: 1,
+        created_unix_ns: 0,
+    }
+    .encode(&mut seg);
+    let mut offsets = Vec::new();
+    let mut at = 4096;
+    for (i, (k, p)) in keys.iter().zip(&payloads).enumerate() {
+        if i == 3 {
+            at = 8192;
+        }
+        let n = frame_footprint(k.len(), p.len());
+        let store_crc = {
+            let mut c = !0u32;
+            for &b in p {
+                c ^= u32::from(b);
+                for _ in 0..8 {
+                    c = if c & 1 != 0 {
+                        (c >> 1) ^ 0x82F6_3B78
+                    } else {
+                        c >> 1
+                    };
+                }
+            }
+            !c
+        };
+        encode_frame(
+            &FrameFields {
+                version: i as i64 + 1,
+                lsn: i as u64 + 1,
+                generation: 1,
+                key: k,
+                payload: p,
+                payload_crc: store_crc,
+            },
+            &mut seg[at..at + n],
+        );
+        offsets.push((at, n));
+        at += n;
+    }
+    let write = |name: &str, bytes: &[u8]| {
+        let p = segment(&fixture(name));
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, bytes).unwrap();
+    };
+    write("intact", &seg);
+    let (last, n) = offsets[4];
+    write("torn_tail", &seg[..last + n / 2]);
+    let mut bad = seg.clone();
+    bad[offsets[1].0 + 44] ^= 0x01;
+    write("corrupt_middle", &bad);
+}

@@ -492,7 +492,9 @@ fn header_never_completed(path: &Path, len: u64) -> Result<bool, Error> {
         return Ok(false);
     }
     let bytes = fs::read(path).map_err(|e| Error::io("reading segment", path, e))?;
-    Ok(bytes.get(MIN_BLOCK_SIZE as usize..).is_none_or(|rest| rest.iter().all(|&b| b == 0)))
+    Ok(bytes
+        .get(MIN_BLOCK_SIZE as usize..)
+        .is_none_or(|rest| rest.iter().all(|&b| b == 0)))
 }
 
 /// Cuts a torn tail off the newest segment and makes the cut durable, so the

@@ -88,7 +88,10 @@ fn reopen_uses_hints_and_falls_back_to_scans() {
     store.close().unwrap();
     drop(store);
     assert_eq!(expected.len(), 23);
-    assert_eq!(expected["key0"], 299, "299 is the last multiple of 23 below 300");
+    assert_eq!(
+        expected["key0"], 299,
+        "299 is the last multiple of 23 below 300"
+    );
 
     // Damage one hint, delete another, make a third stale: same records.
     let hint_files = hints(dir.path());

@@ -1,6 +1,8 @@
-//! A real crash: a child process writes as fast as it can and prints every
-//! acknowledgement; the parent kills it with SIGKILL mid-stream, reopens the
-//! dir, and finds every acknowledged put (or a newer version of its key).
+//! A real crash: a child process writes from several threads and prints every
+//! acknowledgement; the parent kills it with SIGKILL at a random moment,
+//! reopens the dir, and finds every acknowledged put (or a newer version of
+//! its key). Rounds: `RINGSTORE_KILL_ROUNDS` (default 50 for Sync); the seed
+//! is printed and replayed from `RINGSTORE_KILL_SEED`.
 
 #![expect(
     clippy::unwrap_used,
@@ -16,6 +18,12 @@ use std::process::{Command, Stdio};
 use ringstore::{Durability, Store};
 
 fn child(dir: &str, durability: Durability) {
+    // Later rounds write higher versions, so each round's puts are fresh.
+    let base: i64 = std::env::var("RINGSTORE_CRASH_ROUND")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+        * 1_000_000;
     let store =
         Store::open(common::config(std::path::Path::new(dir)).durability(durability)).unwrap();
     let writers: Vec<_> = (0..4)
@@ -24,7 +32,7 @@ fn child(dir: &str, durability: Durability) {
             std::thread::spawn(move || {
                 for i in 0i64.. {
                     let key = format!("key{}", (i * 7 + w) % 50);
-                    let version = i * 4 + w;
+                    let version = base + i * 4 + w;
                     store
                         .put_blocking(&key, &common::record(version, "crash"))
                         .unwrap();
@@ -46,10 +54,35 @@ fn crash_and_recover(durability: Durability, test_name: &str) {
         return;
     }
     let dir = common::temp_dir();
-    for round in 0..3 {
+    let seed: u64 = std::env::var("RINGSTORE_KILL_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        });
+    let rounds: u64 = std::env::var("RINGSTORE_KILL_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(if durability == Durability::Sync {
+            50
+        } else {
+            10
+        });
+    eprintln!("{test_name}: seed {seed} (replay with RINGSTORE_KILL_SEED={seed}), {rounds} rounds");
+    let mut rng = seed | 1;
+    for round in 0..rounds {
+        // xorshift64: the kill point of each round follows from the seed.
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let kill_after = 1 + rng % 400;
         let mut proc = Command::new(std::env::current_exe().unwrap())
             .args(["--exact", test_name, "--nocapture"])
             .env("RINGSTORE_CRASH_CHILD_DIR", dir.path())
+            .env("RINGSTORE_CRASH_ROUND", round.to_string())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -67,7 +100,7 @@ fn crash_and_recover(durability: Durability, test_name: &str) {
             let e = acked.entry(key).or_insert(version);
             *e = (*e).max(version);
             n += 1;
-            if n == 300 + round * 150 {
+            if n == kill_after {
                 proc.kill().unwrap();
                 break;
             }
@@ -99,7 +132,7 @@ fn crash_and_recover(durability: Durability, test_name: &str) {
             }
         }
         eprintln!(
-            "round {round}: {} keys acked, recovery read {} frames, torn tails {:?}",
+            "round {round}: killed after {kill_after} acks, {} keys acked, recovery read {} frames, torn tails {:?}",
             acked.len(),
             store.recovery_report().frames,
             store.recovery_report().torn_tails

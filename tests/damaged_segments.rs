@@ -125,3 +125,33 @@ fn garbage_header_of_an_old_segment_is_corruption() {
         other => panic!("expected Corrupt at 0, got {other:?}"),
     }
 }
+
+#[test]
+fn a_cut_at_every_byte_of_the_last_frame_is_a_torn_tail() {
+    let dir = common::temp_dir();
+    let seg = make_dir(dir.path(), 3);
+    let frames = common::read_all_frames(dir.path());
+    let last = frames.last().unwrap().clone();
+    let original = std::fs::read(&seg).unwrap();
+    let hint = seg.with_extension("hint");
+    let _ = std::fs::remove_file(&hint);
+    let end = last.offset + u64::from(last.len);
+    for cut in last.offset + 1..end {
+        std::fs::write(&seg, &original[..cut as usize]).unwrap();
+        match open(dir.path(), RecoveryMode::Strict) {
+            Err(Error::Corrupt { offset, .. }) => assert_eq!(offset, last.offset, "cut at {cut}"),
+            other => panic!("cut at {cut}: Strict should refuse, got {other:?}"),
+        }
+        let store = open(dir.path(), RecoveryMode::TolerateTornTail).unwrap();
+        assert_eq!(store.len(), 2, "cut at {cut}");
+        assert!(store.get(&last.key).is_none());
+        assert_eq!(store.recovery_report().torn_tails.len(), 1);
+        store.close().unwrap();
+        drop(store);
+        assert_eq!(
+            std::fs::metadata(&seg).unwrap().len(),
+            last.offset,
+            "cut at {cut}: not truncated"
+        );
+    }
+}

@@ -51,10 +51,23 @@ pub struct DamageReport {
     pub reason: String,
 }
 
+/// The newest record of a key and where its frame is.
+#[derive(Debug, Clone)]
+pub struct LatestRecord {
+    /// The record.
+    pub record: RecordRef,
+    /// Shard folder index of the winning frame.
+    pub shard_dir: usize,
+    /// The segment file holding it.
+    pub segment: PathBuf,
+    /// Byte offset of the frame.
+    pub offset: u64,
+}
+
 /// The result of reading a data dir.
 pub(crate) struct Recovered {
     /// Newest record of each key.
-    pub records: Vec<RecordRef>,
+    pub records: Vec<LatestRecord>,
     /// Highest segment seq seen in each shard folder.
     pub max_seq: HashMap<usize, u64>,
     pub report: RecoveryReport,
@@ -139,7 +152,7 @@ pub(crate) enum Repair {
 pub fn scan_latest(
     dir: &Path,
     mode: RecoveryMode,
-) -> Result<(Vec<RecordRef>, RecoveryReport), Error> {
+) -> Result<(Vec<LatestRecord>, RecoveryReport), Error> {
     let r = recover(dir, mode, Repair::ReadOnly)?;
     Ok((r.records, r.report))
 }
@@ -156,6 +169,7 @@ struct Candidate {
 
 /// What one shard folder holds.
 struct FolderScan {
+    shard: usize,
     segments: Vec<PathBuf>,
     best: HashMap<Box<str>, Candidate>,
     max_seq: Option<(usize, u64)>,
@@ -226,11 +240,11 @@ fn recover_with(
             list.push(*c);
         }
     }
-    let records: Vec<RecordRef> = std::thread::scope(|s| {
+    let records: Vec<LatestRecord> = std::thread::scope(|s| {
         let handles: Vec<_> = scans
             .iter()
             .zip(per_folder)
-            .map(|(scan, list)| s.spawn(move || load_winners(&scan.segments, list)))
+            .map(|(scan, list)| s.spawn(move || load_winners(scan.shard, &scan.segments, list)))
             .collect();
         let mut all = Vec::new();
         for h in handles {
@@ -275,6 +289,7 @@ fn scan_folder(
 ) -> Result<FolderScan, Error> {
     let segs = segments(shard_dir)?;
     let mut scan = FolderScan {
+        shard,
         segments: segs.iter().map(|(_, p)| p.clone()).collect(),
         best: HashMap::new(),
         max_seq: segs.last().map(|(seq, _)| (shard, *seq)),
@@ -298,7 +313,11 @@ fn offer(best: &mut HashMap<Box<str>, Candidate>, key: &str, c: Candidate) {
 }
 
 /// Reads the winning frames of one folder and validates their payloads.
-fn load_winners(segments: &[PathBuf], mut list: Vec<Candidate>) -> Result<Vec<RecordRef>, Error> {
+fn load_winners(
+    shard: usize,
+    segments: &[PathBuf],
+    mut list: Vec<Candidate>,
+) -> Result<Vec<LatestRecord>, Error> {
     list.sort_by_key(|c| (c.segment, c.offset));
     let mut out = Vec::with_capacity(list.len());
     let mut buf = Vec::new();
@@ -324,7 +343,12 @@ fn load_winners(segments: &[PathBuf], mut list: Vec<Candidate>) -> Result<Vec<Re
         }
         let record = RecordRef::from_untrusted(frame.key, frame.version, frame.payload)
             .map_err(|e| corrupt(path, c.offset, format!("invalid record payload: {}", e.0)))?;
-        out.push(record);
+        out.push(LatestRecord {
+            record,
+            shard_dir: shard,
+            segment: path.clone(),
+            offset: c.offset,
+        });
     }
     Ok(out)
 }

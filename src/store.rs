@@ -104,9 +104,9 @@ impl Store {
             shards.push(Arc::new(ShardShared::new(i, new_index(), q)));
             receivers.push(r);
         }
-        for record in recovered.records {
-            if let Some(shard) = shards.get(shard_for(record.key(), n)) {
-                index::publish(&shard.index, record);
+        for latest in recovered.records {
+            if let Some(shard) = shards.get(shard_for(latest.record.key(), n)) {
+                index::publish(&shard.index, latest.record);
             }
         }
         for i in 0..n {

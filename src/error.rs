@@ -78,6 +78,15 @@ pub enum Error {
         found: &'static str,
     },
 
+    /// A value nests deeper than `MAX_VALUE_DEPTH` lists/maps.
+    #[error("record for key {key:?} nests lists/maps deeper than {max_depth} levels; flatten it")]
+    TooDeep {
+        /// The key of the rejected put.
+        key: String,
+        /// The limit.
+        max_depth: usize,
+    },
+
     /// The record could not be serialized.
     #[error("record for key {key:?} could not be serialized: {reason}")]
     Serialize {

@@ -46,7 +46,7 @@ mod store;
 
 pub use config::{Config, Durability, RecoveryMode};
 pub use error::Error;
-pub use record::{ArchivedRecord, ArchivedValue, Record, Value};
+pub use record::{ArchivedRecord, ArchivedValue, MAX_VALUE_DEPTH, Record, Value};
 pub use record_ref::RecordRef;
 pub use recovery::{DamageReport, RecoveryReport};
 pub use segment::writer::SealedSegment;

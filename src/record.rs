@@ -73,6 +73,26 @@ value_from! {
     Vec<Value> => List(|v| v),
 }
 
+/// Deepest nesting of `List`/`Map` values a record may hold (a top-level
+/// scalar field is depth 1). Bounds the recursion of serialization,
+/// validation and JSON rendering.
+pub const MAX_VALUE_DEPTH: usize = 64;
+
+impl Value {
+    /// Whether this value nests deeper than `limit` levels (`limit` ≥ 1).
+    /// Recursion stops at the limit, so the check itself is bounded.
+    fn deeper_than(&self, limit: usize) -> bool {
+        if limit == 0 {
+            return true;
+        }
+        match self {
+            Value::List(items) => items.iter().any(|v| v.deeper_than(limit - 1)),
+            Value::Map(map) => map.values().any(|v| v.deeper_than(limit - 1)),
+            _ => false,
+        }
+    }
+}
+
 /// A record: field name → value, ordered by field name. One top-level field
 /// (by default `collection_time`, see `Config::version_field`) holds the
 /// record's integer version.
@@ -117,6 +137,11 @@ impl Record {
     /// The fields in name order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
         self.fields.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// Whether some value nests deeper than [`MAX_VALUE_DEPTH`].
+    pub fn too_deep(&self) -> bool {
+        self.fields.values().any(|v| v.deeper_than(MAX_VALUE_DEPTH))
     }
 }
 

@@ -25,6 +25,15 @@ fn assert_still_works(store: &Store, dir: &std::path::Path) {
     assert_eq!(frames(dir), before + 1);
 }
 
+/// A record whose `nested` field is `depth` levels deep.
+fn deep_record(depth: usize) -> Record {
+    let mut v = Value::Int(1);
+    for _ in 1..depth {
+        v = Value::List(vec![v]);
+    }
+    common::record(1, "deep").with("nested", v)
+}
+
 #[test]
 fn bad_puts_are_refused_and_change_nothing() {
     let dir = common::temp_dir();
@@ -75,10 +84,16 @@ fn bad_puts_are_refused_and_change_nothing() {
             Record::new().with("collection_time", Value::Str("5".into())),
             |e| matches!(e, Error::InvalidVersion { found: "Str", .. }),
         ),
+        (
+            "too deep",
+            "deep".into(),
+            deep_record(ringstore::MAX_VALUE_DEPTH + 1),
+            |e| matches!(e, Error::TooDeep { max_depth: 64, .. }),
+        ),
     ];
     for (name, key, record, is_expected) in cases {
         let before = frames(dir.path());
-        let err = store.put_blocking(&key, &record).unwrap_err();
+        let err = store.put_blocking(&key, &record).expect_err(name);
         assert!(is_expected(&err), "{name}: unexpected error {err:?}");
         assert!(!err.to_string().is_empty());
         assert_eq!(frames(dir.path()), before, "{name}: something was written");
@@ -88,7 +103,10 @@ fn bad_puts_are_refused_and_change_nothing() {
         );
         assert_still_works(&store, dir.path());
     }
-    // A key of exactly the maximum length is fine.
+    // A key of exactly the maximum length, and the deepest allowed nesting, are fine.
+    store
+        .put_blocking("deep", &deep_record(ringstore::MAX_VALUE_DEPTH))
+        .unwrap();
     store
         .put_blocking(&"k".repeat(1024), &common::record(1, "max"))
         .unwrap();

@@ -56,6 +56,10 @@ impl LogFs for DmaFs {
             .await?)
     }
 
+    async fn sleep(&self, duration: std::time::Duration) {
+        glommio::timer::sleep(duration).await;
+    }
+
     async fn remove_file(&self, path: &Path) -> io::Result<()> {
         let path = path.to_path_buf();
         glommio::executor()

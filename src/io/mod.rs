@@ -52,6 +52,10 @@ pub(crate) trait LogFs: Clone {
     /// Makes the directory entries of `dir` durable (fsync on the directory).
     async fn sync_dir(&self, dir: &Path) -> io::Result<()>;
 
+    /// Completes after `duration` without blocking the shard's other work
+    /// (the Async-mode flush timer).
+    async fn sleep(&self, duration: std::time::Duration);
+
     /// Removes a file (the caller syncs the directory).
     async fn remove_file(&self, path: &Path) -> io::Result<()>;
 

@@ -32,6 +32,7 @@ pub(crate) struct WorkerSetup {
 }
 
 struct Worker<Fs: LogFs> {
+    fs: Fs,
     shared: Arc<ShardShared>,
     receiver: QueueReceiver,
     writer: SegmentWriter<Fs>,
@@ -60,7 +61,7 @@ pub(crate) async fn run<Fs: LogFs>(
         flush_interval,
         max_batch_bytes,
     } = setup;
-    let writer = match SegmentWriter::create(fs, spec, first_seq).await {
+    let writer = match SegmentWriter::create(fs.clone(), spec, first_seq).await {
         Ok(w) => {
             let _ = ready.send(Ok(()));
             w
@@ -73,6 +74,7 @@ pub(crate) async fn run<Fs: LogFs>(
     };
     drop(ready);
     let mut worker = Worker {
+        fs,
         shared,
         receiver,
         writer,
@@ -158,11 +160,17 @@ impl<Fs: LogFs> Worker<Fs> {
                 self.flush().await;
                 continue;
             }
-            let next = pin!(self.receiver.rx.next());
-            let timer = pin!(glommio::timer::sleep(left));
-            match select(next, timer).await {
-                Either::Left((msg, _)) => return msg,
-                Either::Right(_) => self.flush().await,
+            let fs = self.fs.clone();
+            let timed_out = {
+                let next = pin!(self.receiver.rx.next());
+                let timer = pin!(fs.sleep(left));
+                match select(next, timer).await {
+                    Either::Left((msg, _)) => return msg,
+                    Either::Right(_) => true,
+                }
+            };
+            if timed_out {
+                self.flush().await;
             }
         }
     }

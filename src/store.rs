@@ -263,6 +263,12 @@ impl Store {
                 });
             }
         };
+        if record.too_deep() {
+            return Err(Error::TooDeep {
+                key: key.to_owned(),
+                max_depth: crate::record::MAX_VALUE_DEPTH,
+            });
+        }
         let bytes =
             rkyv::to_bytes::<rkyv::rancor::Error>(record).map_err(|e| Error::Serialize {
                 key: key.to_owned(),

@@ -59,7 +59,7 @@ pub mod inspect {
     pub use crate::record::write_json_str;
     pub use crate::record_ref::InvalidPayload;
     pub use crate::recovery::{
-        parse_segment_name, parse_shard_dir, scan_latest, segments, shard_dirs,
+        LatestRecord, parse_segment_name, parse_shard_dir, scan_latest, segments, shard_dirs,
     };
     pub use crate::segment::format;
     pub use crate::segment::reader::{ReadError, SegmentReader};

@@ -6,13 +6,13 @@ use std::fmt::Write as _;
 use std::io::Write;
 
 use ringstore::inspect::format::{Frame, SegmentHeader};
-use ringstore::{ArchivedRecord, RecordRef};
+use ringstore::inspect::write_json_str;
 
-use crate::error::{EXIT_OK, EXIT_PROBLEMS, ToolError};
+use crate::error::{ToolError, exit_code};
+use crate::export::Row;
 use crate::json;
-use crate::source::{SegmentFile, Source};
-use crate::verify::{seq_of, shard_of};
-use crate::walk::{DamageKind, Finding, Flow, Visitor, WalkOptions, walk};
+use crate::source::{SegmentFile, Source, seq_of, shard_of};
+use crate::walk::{Finding, Flow, Skips, Visitor, WalkOptions, walk};
 
 /// Which frames to show.
 #[derive(Debug, Clone, Default)]
@@ -63,41 +63,8 @@ pub struct DumpSummary {
 impl DumpSummary {
     /// 0 when no problem was met, 1 otherwise.
     pub fn exit_code(&self) -> u8 {
-        if self.problems == 0 {
-            EXIT_OK
-        } else {
-            EXIT_PROBLEMS
-        }
+        exit_code(self.problems)
     }
-}
-
-/// Appends one JSON Lines record (with its trailing newline) to `out`.
-/// Location fields that are unknown are `null`.
-pub fn push_record_line(
-    key: &str,
-    version: i64,
-    shard: Option<u64>,
-    segment: Option<u64>,
-    offset: Option<u64>,
-    record: &ArchivedRecord,
-    out: &mut String,
-) {
-    out.push_str("{\"key\":");
-    json::push_str(key, out);
-    let _ = write!(out, ",\"version\":{version}");
-    for (name, v) in [("shard", shard), ("segment", segment), ("offset", offset)] {
-        match v {
-            Some(v) => {
-                let _ = write!(out, ",\"{name}\":{v}");
-            }
-            None => {
-                let _ = write!(out, ",\"{name}\":null");
-            }
-        }
-    }
-    out.push_str(",\"record\":");
-    record.write_json(out);
-    out.push_str("}\n");
 }
 
 /// Writes the records of `source` that pass `filter` to `out`; problems and
@@ -113,7 +80,7 @@ pub fn dump(
         filter,
         format,
         out,
-        warn,
+        skips: Skips::new(Some(warn)),
         line: String::new(),
         summary: DumpSummary::default(),
     };
@@ -128,6 +95,8 @@ pub fn dump(
         walk(&source.segments, WalkOptions::default(), &mut v)?;
     }
     v.out.flush()?;
+    v.summary.problems = v.skips.problems;
+    v.summary.torn_tails = v.skips.torn_tails;
     Ok(v.summary)
 }
 
@@ -135,7 +104,7 @@ struct DumpVisitor<'a> {
     filter: &'a DumpFilter,
     format: DumpFormat,
     out: &'a mut dyn Write,
-    warn: &'a mut dyn Write,
+    skips: Skips<'a>,
     line: String,
     summary: DumpSummary,
 }
@@ -168,31 +137,22 @@ impl Visitor for DumpVisitor<'_> {
                     frame.generation,
                     frame.version
                 );
-                json::push_str(frame.key, &mut self.line);
+                write_json_str(frame.key, &mut self.line);
                 self.line.push('\n');
             }
             DumpFormat::Json => {
-                match RecordRef::from_untrusted(frame.key, frame.version, frame.payload) {
-                    Ok(record) => push_record_line(
-                        frame.key,
-                        frame.version,
-                        shard,
-                        seq,
-                        Some(offset),
-                        record.archived(),
-                        &mut self.line,
-                    ),
-                    Err(e) => {
-                        self.summary.problems += 1;
-                        writeln!(
-                            self.warn,
-                            "ringstore-log: skipped {}: offset {offset}, frame {number}: invalid record payload: {}",
-                            src.path.display(),
-                            e.0
-                        )?;
-                        return Ok(Flow::Continue);
-                    }
-                }
+                let Some(record) = self.skips.record(src, offset, number, frame)? else {
+                    return Ok(Flow::Continue);
+                };
+                let row = Row {
+                    key: frame.key,
+                    version: frame.version,
+                    shard,
+                    segment: seq,
+                    offset: Some(offset),
+                    record: record.archived(),
+                };
+                json::push_row(&row, &mut self.line);
             }
         }
         self.out.write_all(self.line.as_bytes())?;
@@ -209,24 +169,7 @@ impl Visitor for DumpVisitor<'_> {
         _header: Option<&SegmentHeader>,
         f: Finding,
     ) -> Result<Flow, ToolError> {
-        let what = match f.kind {
-            DamageKind::Problem => {
-                self.summary.problems += 1;
-                "skipped damaged bytes in"
-            }
-            DamageKind::TornTail => {
-                self.summary.torn_tails += 1;
-                "end of written data (torn tail / in progress) in"
-            }
-        };
-        writeln!(
-            self.warn,
-            "ringstore-log: {what} {}: offset {}, frame {}: {}",
-            src.path.display(),
-            f.offset,
-            f.frame,
-            f.reason
-        )?;
+        self.skips.finding(src, &f)?;
         Ok(Flow::Continue)
     }
 }

@@ -11,6 +11,16 @@ pub const EXIT_PROBLEMS: u8 = 1;
 /// Exit code: bad usage, or an I/O error that stopped the command.
 pub const EXIT_ERROR: u8 = 2;
 
+/// Exit code of a command that ran to its end: [`EXIT_OK`] when it met no
+/// problem, [`EXIT_PROBLEMS`] otherwise.
+pub fn exit_code(problems: u64) -> u8 {
+    if problems == 0 {
+        EXIT_OK
+    } else {
+        EXIT_PROBLEMS
+    }
+}
+
 /// Why a command could not run to its end (exit code 2).
 #[derive(Debug)]
 pub enum ToolError {

@@ -9,15 +9,14 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use ringstore::inspect::format::{Frame, SegmentHeader};
-use ringstore::{ArchivedRecord, RecordRef, RecoveryMode};
+use ringstore::{ArchivedRecord, RecoveryMode};
 
-use crate::dump::push_record_line;
-use crate::error::{EXIT_OK, EXIT_PROBLEMS, ToolError};
-use crate::latest::{Latest, latest};
+use crate::error::{ToolError, exit_code};
+use crate::json::JsonlSink;
+use crate::latest::latest;
 use crate::progress::Progress;
-use crate::source::{SegmentFile, Source};
-use crate::verify::{seq_of, shard_of};
-use crate::walk::{DamageKind, Finding, Flow, Visitor, WalkOptions, walk};
+use crate::source::{SegmentFile, Source, parent_dir, seq_of, shard_of};
+use crate::walk::{Finding, Flow, Skips, Visitor, WalkOptions, walk};
 
 /// Output file format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,11 +60,7 @@ pub struct ExportSummary {
 impl ExportSummary {
     /// 0 when no damaged frame was skipped, 1 otherwise.
     pub fn exit_code(&self) -> u8 {
-        if self.problems == 0 {
-            EXIT_OK
-        } else {
-            EXIT_PROBLEMS
-        }
+        exit_code(self.problems)
     }
 }
 
@@ -102,36 +97,17 @@ pub fn history_rows(
 ) -> Result<u64, ToolError> {
     let mut v = HistoryVisitor {
         sink,
-        warn,
-        problems: 0,
+        skips: Skips::new(warn),
         progress,
-        done: 0,
     };
     walk(&source.segments, WalkOptions::default(), &mut v)?;
-    Ok(v.problems)
-}
-
-/// Feeds the records of `latest` to `sink`.
-pub fn latest_rows(latest: &Latest, sink: &mut dyn RowSink) -> Result<(), ToolError> {
-    for (r, loc) in &latest.records {
-        sink.row(&Row {
-            key: r.key(),
-            version: r.version(),
-            shard: loc.and_then(|l| l.shard),
-            segment: loc.and_then(|l| l.segment),
-            offset: loc.map(|l| l.offset),
-            record: r.archived(),
-        })?;
-    }
-    Ok(())
+    Ok(v.skips.problems)
 }
 
 struct HistoryVisitor<'a, 'w> {
     sink: &'a mut dyn RowSink,
-    warn: Option<&'w mut dyn Write>,
-    problems: u64,
+    skips: Skips<'w>,
     progress: &'a mut Progress,
-    done: u64,
 }
 
 impl Visitor for HistoryVisitor<'_, '_> {
@@ -143,30 +119,17 @@ impl Visitor for HistoryVisitor<'_, '_> {
         number: u64,
         frame: &Frame<'_>,
     ) -> Result<Flow, ToolError> {
-        match RecordRef::from_untrusted(frame.key, frame.version, frame.payload) {
-            Ok(record) => {
-                self.sink.row(&Row {
-                    key: frame.key,
-                    version: frame.version,
-                    shard: shard_of(src, Some(header)),
-                    segment: seq_of(src, Some(header)),
-                    offset: Some(offset),
-                    record: record.archived(),
-                })?;
-            }
-            Err(e) => {
-                self.problems += 1;
-                if let Some(w) = self.warn.as_mut() {
-                    writeln!(
-                        w,
-                        "ringstore-log: skipped {}: offset {offset}, frame {number}: invalid record payload: {}",
-                        src.path.display(),
-                        e.0
-                    )?;
-                }
-            }
+        if let Some(record) = self.skips.record(src, offset, number, frame)? {
+            self.sink.row(&Row {
+                key: frame.key,
+                version: frame.version,
+                shard: shard_of(src, Some(header)),
+                segment: seq_of(src, Some(header)),
+                offset: Some(offset),
+                record: record.archived(),
+            })?;
         }
-        self.progress.set(self.done + offset);
+        self.progress.at(offset);
         Ok(Flow::Continue)
     }
 
@@ -176,23 +139,7 @@ impl Visitor for HistoryVisitor<'_, '_> {
         _header: Option<&SegmentHeader>,
         f: Finding,
     ) -> Result<Flow, ToolError> {
-        if f.kind == DamageKind::Problem {
-            self.problems += 1;
-        }
-        if let Some(w) = self.warn.as_mut() {
-            let what = match f.kind {
-                DamageKind::Problem => "skipped damaged bytes in",
-                DamageKind::TornTail => "end of written data (torn tail / in progress) in",
-            };
-            writeln!(
-                w,
-                "ringstore-log: {what} {}: offset {}, frame {}: {}",
-                src.path.display(),
-                f.offset,
-                f.frame,
-                f.reason
-            )?;
-        }
+        self.skips.finding(src, &f)?;
         Ok(Flow::Continue)
     }
 
@@ -202,52 +149,8 @@ impl Visitor for HistoryVisitor<'_, '_> {
         _frames: u64,
         file_len: u64,
     ) -> Result<Flow, ToolError> {
-        self.done += file_len;
-        self.progress.set(self.done);
+        self.progress.segment_done(file_len);
         Ok(Flow::Continue)
-    }
-}
-
-/// Writes rows as JSON Lines.
-pub struct JsonlSink<W: Write> {
-    out: W,
-    line: String,
-    /// Rows written.
-    pub rows: u64,
-}
-
-impl<W: Write> JsonlSink<W> {
-    /// A sink writing to `out`.
-    pub fn new(out: W) -> Self {
-        JsonlSink {
-            out,
-            line: String::new(),
-            rows: 0,
-        }
-    }
-
-    /// Flushes and returns the writer.
-    pub fn finish(mut self) -> Result<W, ToolError> {
-        self.out.flush()?;
-        Ok(self.out)
-    }
-}
-
-impl<W: Write> RowSink for JsonlSink<W> {
-    fn row(&mut self, r: &Row<'_>) -> Result<(), ToolError> {
-        self.line.clear();
-        push_record_line(
-            r.key,
-            r.version,
-            r.shard,
-            r.segment,
-            r.offset,
-            r.record,
-            &mut self.line,
-        );
-        self.out.write_all(self.line.as_bytes())?;
-        self.rows += 1;
-        Ok(())
     }
 }
 
@@ -256,11 +159,7 @@ fn check_out_path(data: &Path, out: &Path) -> Result<(), ToolError> {
     let data = data
         .canonicalize()
         .map_err(|e| ToolError::io("resolving", data, e))?;
-    let parent = out
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let parent = parent
+    let parent = parent_dir(out)
         .canonicalize()
         .map_err(|e| ToolError::io("resolving the folder of", out, e))?;
     let data_root = if data.is_file() {
@@ -290,22 +189,10 @@ pub fn export(
 ) -> Result<ExportSummary, ToolError> {
     let started = Instant::now();
     check_out_path(path, &opts.out)?;
-    let bytes_read: u64 = source
-        .segments
-        .iter()
-        .map(|s| std::fs::metadata(&s.path).map_or(0, |m| m.len()))
-        .sum();
+    let bytes_read = source.total_bytes();
     let latest_records = if opts.latest {
-        let l = latest(source, path, opts.mode, true)?;
-        for t in &l.report.torn_tails {
-            writeln!(
-                warn,
-                "ringstore-log: torn tail (in progress) in {}: offset {}: {}",
-                t.path.display(),
-                t.offset,
-                t.reason
-            )?;
-        }
+        let l = latest(source, path, opts.mode)?;
+        l.warn_torn_tails(warn)?;
         Some(l)
     } else {
         None
@@ -319,7 +206,7 @@ pub fn export(
             let mut sink =
                 JsonlSink::new(BufWriter::with_capacity(1 << 20, create_out(&opts.out)?));
             match &latest_records {
-                Some(l) => latest_rows(l, &mut sink)?,
+                Some(l) => l.rows(&mut sink)?,
                 None => {
                     let mut progress = Progress::new(opts.progress, bytes_read, "exporting");
                     summary.problems = history_rows(source, &mut sink, Some(warn), &mut progress)?;

@@ -1,67 +1,73 @@
-//! JSON text for output lines: string literals and archived values (the same
-//! rendering as `ArchivedRecord::write_json`: non-finite floats are `null`,
-//! bytes are lowercase hex).
+//! The JSON Lines shape of a record, shared by `dump`, `latest` and
+//! `export --format jsonl`:
+//! `{"key","version","shard","segment","offset","record":{...}}`. Keys and
+//! records are rendered by the library (`write_json_str`,
+//! `ArchivedRecord::write_json`), so the tool and `Record::to_json` agree.
 
 use std::fmt::Write as _;
+use std::io::Write;
 
-use ringstore::ArchivedValue;
+use ringstore::inspect::write_json_str;
 
-/// Appends `s` as a JSON string literal (the library's own escaping).
-pub fn push_str(s: &str, out: &mut String) {
-    ringstore::inspect::write_json_str(s, out);
+use crate::error::ToolError;
+use crate::export::{Row, RowSink};
+
+/// Appends `row` as one JSON Lines record (with its trailing newline) to
+/// `out`. Location fields that are unknown are `null`.
+pub fn push_row(row: &Row<'_>, out: &mut String) {
+    out.push_str("{\"key\":");
+    write_json_str(row.key, out);
+    let _ = write!(out, ",\"version\":{}", row.version);
+    for (name, v) in [
+        ("shard", row.shard),
+        ("segment", row.segment),
+        ("offset", row.offset),
+    ] {
+        match v {
+            Some(v) => {
+                let _ = write!(out, ",\"{name}\":{v}");
+            }
+            None => {
+                let _ = write!(out, ",\"{name}\":null");
+            }
+        }
+    }
+    out.push_str(",\"record\":");
+    row.record.write_json(out);
+    out.push_str("}\n");
 }
 
-/// Appends one archived value as JSON.
-pub fn push_value(value: &ArchivedValue, out: &mut String) {
-    match value {
-        ArchivedValue::Null => out.push_str("null"),
-        ArchivedValue::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        ArchivedValue::Int(i) => {
-            let _ = write!(out, "{}", i.to_native());
+/// Writes rows as JSON Lines.
+pub struct JsonlSink<W: Write> {
+    out: W,
+    line: String,
+    /// Rows written.
+    pub rows: u64,
+}
+
+impl<W: Write> JsonlSink<W> {
+    /// A sink writing to `out`.
+    pub fn new(out: W) -> Self {
+        JsonlSink {
+            out,
+            line: String::new(),
+            rows: 0,
         }
-        ArchivedValue::Float(f) => {
-            let f = f.to_native();
-            if f.is_finite() {
-                let _ = write!(out, "{f:?}");
-            } else {
-                out.push_str("null");
-            }
-        }
-        ArchivedValue::Str(s) => push_str(s.as_str(), out),
-        ArchivedValue::Bytes(b) => {
-            out.push('"');
-            push_hex(b.as_slice(), out);
-            out.push('"');
-        }
-        ArchivedValue::List(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                push_value(item, out);
-            }
-            out.push(']');
-        }
-        ArchivedValue::Map(map) => {
-            out.push('{');
-            for (i, (k, v)) in map.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                push_str(k.as_str(), out);
-                out.push(':');
-                push_value(v, out);
-            }
-            out.push('}');
-        }
+    }
+
+    /// Flushes and returns the writer.
+    pub fn finish(mut self) -> Result<W, ToolError> {
+        self.out.flush()?;
+        Ok(self.out)
     }
 }
 
-/// Appends `bytes` as lowercase hex.
-pub fn push_hex(bytes: &[u8], out: &mut String) {
-    out.reserve(bytes.len() * 2);
-    for byte in bytes {
-        let _ = write!(out, "{byte:02x}");
+impl<W: Write> RowSink for JsonlSink<W> {
+    fn row(&mut self, row: &Row<'_>) -> Result<(), ToolError> {
+        self.line.clear();
+        push_row(row, &mut self.line);
+        self.out.write_all(self.line.as_bytes())?;
+        self.rows += 1;
+        Ok(())
     }
 }

@@ -1,144 +1,105 @@
 //! `latest`: the newest record of every key exactly as `Store::open` would
-//! recover it (through the library's `scan_latest`, read-only), as JSON Lines
-//! sorted by key.
+//! recover it, as JSON Lines sorted by key. Recovery chooses the winners and
+//! says where their frames are (`scan_latest`, read-only): it is the one
+//! place that ranks frames, so the tool never reads the log for this itself.
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
 
-use ringstore::inspect::format::{Frame, SegmentHeader};
-use ringstore::inspect::scan_latest;
+use ringstore::inspect::{parse_segment_name, scan_latest};
 use ringstore::{RecordRef, RecoveryMode, RecoveryReport};
 
-use crate::dump::push_record_line;
 use crate::error::ToolError;
-use crate::source::{SegmentFile, Source, SourceKind};
-use crate::verify::{seq_of, shard_of};
-use crate::walk::{Finding, Flow, Visitor, WalkOptions, walk};
+use crate::export::{Row, RowSink};
+use crate::json::JsonlSink;
+use crate::source::{Source, SourceKind};
 
-/// Where a record sits in the log.
+/// Where a winning frame sits in the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Location {
     /// Shard folder.
-    pub shard: Option<u64>,
-    /// Segment seq.
+    pub shard: u64,
+    /// Segment seq, from the file name (`None` only if recovery read a file
+    /// whose name is not a segment name, which it does not do).
     pub segment: Option<u64>,
     /// Byte offset of the frame.
     pub offset: u64,
 }
 
-/// The newest record of each key, sorted by key, with where it sits in the
-/// log when `locate` (an extra pass over frame headers) is asked for.
+/// The newest record of each key, sorted by key, with where its frame sits.
 #[derive(Debug)]
 pub struct Latest {
     /// Records and their locations.
-    pub records: Vec<(RecordRef, Option<Location>)>,
+    pub records: Vec<(RecordRef, Location)>,
     /// What the scan found (torn tails, skipped damage).
     pub report: RecoveryReport,
 }
 
-/// Reads the newest record of each key of the data dir `source`.
-pub fn latest(
-    source: &Source,
-    dir: &Path,
-    mode: RecoveryMode,
-    locate: bool,
-) -> Result<Latest, ToolError> {
+impl Latest {
+    /// Feeds the records to `sink`, in key order.
+    pub fn rows(&self, sink: &mut dyn RowSink) -> Result<(), ToolError> {
+        for (r, loc) in &self.records {
+            sink.row(&Row {
+                key: r.key(),
+                version: r.version(),
+                shard: Some(loc.shard),
+                segment: loc.segment,
+                offset: Some(loc.offset),
+                record: r.archived(),
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Notes on `warn` each torn tail recovery would drop (not a problem).
+    pub fn warn_torn_tails(&self, warn: &mut dyn Write) -> Result<(), ToolError> {
+        for t in &self.report.torn_tails {
+            writeln!(
+                warn,
+                "ringstore-log: torn tail (in progress) in {}: offset {}: {}",
+                t.path.display(),
+                t.offset,
+                t.reason
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads the newest record of each key of the data dir `source` (named on
+/// the command line as `dir`).
+pub fn latest(source: &Source, dir: &Path, mode: RecoveryMode) -> Result<Latest, ToolError> {
     if source.kind != SourceKind::DataDir {
         return Err(ToolError::Usage(format!(
             "{} is not a data dir: the newest record per key needs every shard folder",
             dir.display()
         )));
     }
-    let (mut records, report) = scan_latest(dir, mode).map_err(ToolError::Store)?;
-    records.sort_unstable_by(|a, b| a.key().cmp(b.key()));
-    let locations = if locate {
-        Some(locations(source)?)
-    } else {
-        None
-    };
-    let records = records
+    let (found, report) = scan_latest(dir, mode).map_err(ToolError::Store)?;
+    let mut records: Vec<(RecordRef, Location)> = found
         .into_iter()
-        .map(|r| {
-            let loc = locations
-                .as_ref()
-                .and_then(|l| l.get(r.key()))
-                .filter(|(rank, _)| rank.0 == r.version())
-                .map(|(_, loc)| *loc);
-            (r, loc)
+        .map(|l| {
+            let segment = l
+                .segment
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(parse_segment_name);
+            let loc = Location {
+                shard: l.shard_dir as u64,
+                segment,
+                offset: l.offset,
+            };
+            (l.record, loc)
         })
         .collect();
+    records.sort_unstable_by(|a, b| a.0.key().cmp(b.0.key()));
     Ok(Latest { records, report })
 }
 
 /// Writes `latest` as JSON Lines.
 pub fn write_latest(latest: &Latest, out: &mut dyn Write) -> Result<(), ToolError> {
-    let mut line = String::new();
-    for (r, loc) in &latest.records {
-        line.clear();
-        push_record_line(
-            r.key(),
-            r.version(),
-            loc.and_then(|l| l.shard),
-            loc.and_then(|l| l.segment),
-            loc.map(|l| l.offset),
-            r.archived(),
-            &mut line,
-        );
-        out.write_all(line.as_bytes())?;
-    }
-    out.flush()?;
+    let mut sink = JsonlSink::new(out);
+    latest.rows(&mut sink)?;
+    sink.finish()?;
     Ok(())
-}
-
-/// Ordering of frames, recovery's: version, then the later write.
-type Rank = (i64, u64, u64);
-
-/// Where the winning frame of each key sits, by recovery's rank (frame
-/// headers only; `scan_latest` does not return locations).
-fn locations(source: &Source) -> Result<HashMap<Box<str>, (Rank, Location)>, ToolError> {
-    let mut v = LocateVisitor {
-        best: HashMap::new(),
-    };
-    walk(&source.segments, WalkOptions::default(), &mut v)?;
-    Ok(v.best)
-}
-
-struct LocateVisitor {
-    best: HashMap<Box<str>, (Rank, Location)>,
-}
-
-impl Visitor for LocateVisitor {
-    fn frame(
-        &mut self,
-        src: &SegmentFile,
-        header: &SegmentHeader,
-        offset: u64,
-        _number: u64,
-        frame: &Frame<'_>,
-    ) -> Result<Flow, ToolError> {
-        let rank = (frame.version, frame.generation, frame.lsn);
-        let loc = Location {
-            shard: shard_of(src, Some(header)),
-            segment: seq_of(src, Some(header)),
-            offset,
-        };
-        match self.best.get_mut(frame.key) {
-            Some(slot) if rank > slot.0 => *slot = (rank, loc),
-            Some(_) => {}
-            None => {
-                self.best.insert(frame.key.into(), (rank, loc));
-            }
-        }
-        Ok(Flow::Continue)
-    }
-
-    fn damage(
-        &mut self,
-        _src: &SegmentFile,
-        _header: Option<&SegmentHeader>,
-        _f: Finding,
-    ) -> Result<Flow, ToolError> {
-        Ok(Flow::Continue)
-    }
 }

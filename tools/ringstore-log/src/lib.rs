@@ -21,4 +21,4 @@ pub mod source;
 pub mod verify;
 pub mod walk;
 
-pub use error::{EXIT_ERROR, EXIT_OK, EXIT_PROBLEMS, ToolError};
+pub use error::{EXIT_ERROR, EXIT_OK, EXIT_PROBLEMS, ToolError, exit_code};

@@ -8,8 +8,7 @@ use std::io::Write;
 use ringstore::inspect::format::{Frame, SegmentHeader};
 
 use crate::error::ToolError;
-use crate::source::{SegmentFile, Source};
-use crate::verify::{seq_of, shard_of};
+use crate::source::{SegmentFile, Source, seq_of, shard_of};
 use crate::walk::{DamageKind, Finding, Flow, Visitor, WalkOptions, walk};
 
 /// One segment as `ls` shows it.

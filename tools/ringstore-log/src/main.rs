@@ -10,7 +10,7 @@ use ringstore_log::dump::{DumpFilter, DumpFormat};
 use ringstore_log::export::{ExportFormat, ExportOptions};
 use ringstore_log::source::discover;
 use ringstore_log::verify::VerifyOptions;
-use ringstore_log::{EXIT_ERROR, EXIT_OK, ToolError};
+use ringstore_log::{EXIT_ERROR, EXIT_OK, ToolError, exit_code};
 
 /// Read-only inspection of ringstore data dirs: list, verify, dump, newest
 /// records, export for analytics. Never modifies the data dir; safe to run
@@ -209,22 +209,10 @@ fn run(cli: Cli) -> Result<u8, ToolError> {
         }
         Command::Latest { path, mode } => {
             let source = discover(&path)?;
-            let latest = ringstore_log::latest::latest(&source, &path, mode.into(), true)?;
-            for t in &latest.report.torn_tails {
-                writeln!(
-                    err,
-                    "ringstore-log: torn tail (in progress) in {}: offset {}: {}",
-                    t.path.display(),
-                    t.offset,
-                    t.reason
-                )?;
-            }
+            let latest = ringstore_log::latest::latest(&source, &path, mode.into())?;
+            latest.warn_torn_tails(&mut err)?;
             ringstore_log::latest::write_latest(&latest, &mut out)?;
-            Ok(if latest.report.skipped.is_empty() {
-                EXIT_OK
-            } else {
-                ringstore_log::EXIT_PROBLEMS
-            })
+            Ok(exit_code(latest.report.skipped.len() as u64))
         }
         Command::Export {
             path,

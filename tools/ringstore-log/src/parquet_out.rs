@@ -29,8 +29,7 @@ use parquet::schema::types::Type;
 use ringstore::ArchivedValue;
 
 use crate::error::ToolError;
-use crate::export::{Row, RowSink, history_rows, latest_rows};
-use crate::json;
+use crate::export::{Row, RowSink, history_rows};
 use crate::latest::Latest;
 use crate::progress::Progress;
 use crate::source::Source;
@@ -414,7 +413,7 @@ fn push_value(col: &mut FieldColumn, v: &ArchivedValue, scratch: &mut String) ->
         }
         (Kind::Json, v) => {
             scratch.clear();
-            json::push_value(v, scratch);
+            v.write_json(scratch);
             b.def.push(1);
             b.bytes.push(ByteArray::from(scratch.as_bytes().to_vec()));
             scratch.len()
@@ -443,7 +442,7 @@ pub fn write(
     let mut schema = SchemaPass::default();
     let problems = match latest {
         Some(l) => {
-            latest_rows(l, &mut schema)?;
+            l.rows(&mut schema)?;
             0
         }
         None => {
@@ -455,7 +454,7 @@ pub fn write(
     };
     let mut pass = WritePass::new(out, schema.fields)?;
     match latest {
-        Some(l) => latest_rows(l, &mut pass)?,
+        Some(l) => l.rows(&mut pass)?,
         None => {
             let mut p = Progress::new(progress, total, "export pass 2/2 (rows)");
             history_rows(source, &mut pass, None, &mut p)?;

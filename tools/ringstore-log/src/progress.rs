@@ -7,11 +7,13 @@ use std::time::{Duration, Instant};
 
 const EVERY: Duration = Duration::from_millis(200);
 
-/// Progress over a known number of bytes.
+/// Progress over a known number of bytes: the segments of one walk.
 #[derive(Debug)]
 pub struct Progress {
     enabled: bool,
     total: u64,
+    /// Bytes of the segments already read.
+    segments_done: u64,
     label: &'static str,
     started: Instant,
     last: Option<Instant>,
@@ -24,6 +26,7 @@ impl Progress {
         Progress {
             enabled: wanted && std::io::stderr().is_terminal(),
             total,
+            segments_done: 0,
             label,
             started: Instant::now(),
             last: None,
@@ -31,8 +34,19 @@ impl Progress {
         }
     }
 
+    /// The walk is at byte `offset` of the segment it is reading.
+    pub fn at(&mut self, offset: u64) {
+        self.show(self.segments_done + offset);
+    }
+
+    /// The segment being read, of `file_len` bytes, is behind us.
+    pub fn segment_done(&mut self, file_len: u64) {
+        self.segments_done += file_len;
+        self.show(self.segments_done);
+    }
+
     /// `done` bytes of `total` are behind us.
-    pub fn set(&mut self, done: u64) {
+    fn show(&mut self, done: u64) {
         if !self.enabled {
             return;
         }

@@ -5,6 +5,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use ringstore::inspect::format::SegmentHeader;
 use ringstore::inspect::{parse_segment_name, parse_shard_dir};
 
 use crate::error::ToolError;
@@ -42,6 +43,36 @@ pub struct Source {
     pub kind: SourceKind,
     /// The segments.
     pub segments: Vec<SegmentFile>,
+}
+
+impl Source {
+    /// Bytes of all its segment files (for progress and throughput; a file
+    /// that vanished counts 0).
+    pub fn total_bytes(&self) -> u64 {
+        self.segments
+            .iter()
+            .map(|s| fs::metadata(&s.path).map_or(0, |m| m.len()))
+            .sum()
+    }
+}
+
+/// Shard of a segment for reports: its folder, else its header.
+pub fn shard_of(src: &SegmentFile, header: Option<&SegmentHeader>) -> Option<u64> {
+    src.shard_folder
+        .map(|i| i as u64)
+        .or_else(|| header.map(|h| u64::from(h.shard)))
+}
+
+/// Seq of a segment for reports: its file name, else its header.
+pub fn seq_of(src: &SegmentFile, header: Option<&SegmentHeader>) -> Option<u64> {
+    src.seq.or_else(|| header.map(|h| h.seq))
+}
+
+/// The folder holding `path`; `.` for a bare file name.
+pub(crate) fn parent_dir(path: &Path) -> &Path {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
 }
 
 /// Resolves `path` into its segments.
@@ -136,10 +167,7 @@ fn single_file(path: &Path) -> Result<SegmentFile, ToolError> {
         .file_name()
         .and_then(|n| n.to_str())
         .and_then(parse_segment_name);
-    let parent = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let parent = parent_dir(path);
     let shard_folder = parent
         .file_name()
         .and_then(|n| n.to_str())

@@ -5,13 +5,13 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
+use ringstore::ArchivedValue;
 use ringstore::inspect::format::{Frame, SegmentHeader};
-use ringstore::{ArchivedValue, RecordRef};
 
-use crate::error::{EXIT_OK, EXIT_PROBLEMS, ToolError};
+use crate::error::{ToolError, exit_code};
 use crate::progress::Progress;
-use crate::source::{SegmentFile, Source};
-use crate::walk::{DamageKind, Finding, Flow, Visitor, WalkOptions, walk};
+use crate::source::{SegmentFile, Source, seq_of, shard_of};
+use crate::walk::{DamageKind, Finding, Flow, Visitor, WalkOptions, record_of, walk};
 
 /// How to verify.
 #[derive(Debug, Clone, Default)]
@@ -47,11 +47,7 @@ pub struct VerifySummary {
 impl VerifySummary {
     /// 0 when clean (torn tails included), 1 when any problem was found.
     pub fn exit_code(&self) -> u8 {
-        if self.problems == 0 {
-            EXIT_OK
-        } else {
-            EXIT_PROBLEMS
-        }
+        exit_code(self.problems)
     }
 
     /// Read throughput in MB/s (10^6 bytes).
@@ -72,17 +68,12 @@ pub fn verify(
     out: &mut dyn Write,
 ) -> Result<VerifySummary, ToolError> {
     let started = Instant::now();
-    let total: u64 = source
-        .segments
-        .iter()
-        .map(|s| std::fs::metadata(&s.path).map_or(0, |m| m.len()))
-        .sum();
+    let total = source.total_bytes();
     let mut v = VerifyVisitor {
         out,
         opts,
         summary: VerifySummary::default(),
         progress: Progress::new(opts.progress, total, "verifying"),
-        done_bytes: 0,
     };
     walk(
         &source.segments,
@@ -103,7 +94,6 @@ struct VerifyVisitor<'a> {
     opts: &'a VerifyOptions,
     summary: VerifySummary,
     progress: Progress,
-    done_bytes: u64,
 }
 
 impl VerifyVisitor<'_> {
@@ -186,16 +176,8 @@ impl Visitor for VerifyVisitor<'_> {
         frame: &Frame<'_>,
     ) -> Result<Flow, ToolError> {
         self.summary.frames += 1;
-        match RecordRef::from_untrusted(frame.key, frame.version, frame.payload) {
-            Err(e) => {
-                self.problem(
-                    src,
-                    header,
-                    offset,
-                    number,
-                    format!("invalid record payload: {}", e.0),
-                )?;
-            }
+        match record_of(frame) {
+            Err(reason) => self.problem(src, header, offset, number, reason)?,
             Ok(record) => {
                 let field = self.opts.version_field.as_deref();
                 if let Some((name, ArchivedValue::Int(v))) =
@@ -217,7 +199,7 @@ impl Visitor for VerifyVisitor<'_> {
                 }
             }
         }
-        self.progress.set(self.done_bytes + offset);
+        self.progress.at(offset);
         Ok(Flow::Continue)
     }
 
@@ -239,22 +221,9 @@ impl Visitor for VerifyVisitor<'_> {
     ) -> Result<Flow, ToolError> {
         self.summary.segments += 1;
         self.summary.bytes += file_len;
-        self.done_bytes += file_len;
-        self.progress.set(self.done_bytes);
+        self.progress.segment_done(file_len);
         Ok(Flow::Continue)
     }
-}
-
-/// Shard of a segment for reports: its folder, else its header.
-pub(crate) fn shard_of(src: &SegmentFile, header: Option<&SegmentHeader>) -> Option<u64> {
-    src.shard_folder
-        .map(|i| i as u64)
-        .or_else(|| header.map(|h| u64::from(h.shard)))
-}
-
-/// Seq of a segment for reports: its file name, else its header.
-pub(crate) fn seq_of(src: &SegmentFile, header: Option<&SegmentHeader>) -> Option<u64> {
-    src.seq.or_else(|| header.map(|h| h.seq))
 }
 
 fn write_finding(

@@ -5,7 +5,9 @@
 //! other damage is a problem. Every command reads segments through here.
 
 use std::fs;
+use std::io::Write;
 
+use ringstore::RecordRef;
 use ringstore::inspect::format::{Frame, MAX_BLOCK_SIZE, SegmentHeader};
 use ringstore::inspect::{ReadError, SegmentReader};
 
@@ -97,6 +99,84 @@ pub trait Visitor {
         _file_len: u64,
     ) -> Result<Flow, ToolError> {
         Ok(Flow::Continue)
+    }
+}
+
+/// The record of a valid frame, its payload checked (rkyv validation); the
+/// error is the reason to report.
+pub fn record_of(frame: &Frame<'_>) -> Result<RecordRef, String> {
+    RecordRef::from_untrusted(frame.key, frame.version, frame.payload)
+        .map_err(|e| format!("invalid record payload: {}", e.0))
+}
+
+/// How the streaming commands (`dump`, `export`) meet damage: count it, say
+/// so on the warning stream (when there is one), skip it and carry on.
+pub struct Skips<'w> {
+    warn: Option<&'w mut dyn Write>,
+    /// Problems met (damaged bytes, invalid payloads).
+    pub problems: u64,
+    /// Torn tails met.
+    pub torn_tails: u64,
+}
+
+impl<'w> Skips<'w> {
+    /// Reports on `warn`, or only counts without it.
+    pub fn new(warn: Option<&'w mut dyn Write>) -> Self {
+        Skips {
+            warn,
+            problems: 0,
+            torn_tails: 0,
+        }
+    }
+
+    /// Counts and reports one finding.
+    pub fn finding(&mut self, src: &SegmentFile, f: &Finding) -> Result<(), ToolError> {
+        let what = match f.kind {
+            DamageKind::Problem => {
+                self.problems += 1;
+                "skipped damaged bytes in"
+            }
+            DamageKind::TornTail => {
+                self.torn_tails += 1;
+                "end of written data (torn tail / in progress) in"
+            }
+        };
+        if let Some(w) = self.warn.as_mut() {
+            writeln!(
+                w,
+                "ringstore-log: {what} {}: offset {}, frame {}: {}",
+                src.path.display(),
+                f.offset,
+                f.frame,
+                f.reason
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The record of frame `number` at `offset`, or `None` once its invalid
+    /// payload has been reported as a problem.
+    pub fn record(
+        &mut self,
+        src: &SegmentFile,
+        offset: u64,
+        number: u64,
+        frame: &Frame<'_>,
+    ) -> Result<Option<RecordRef>, ToolError> {
+        match record_of(frame) {
+            Ok(record) => Ok(Some(record)),
+            Err(reason) => {
+                let f = Finding {
+                    kind: DamageKind::Problem,
+                    offset,
+                    frame: number,
+                    bytes: u64::from(frame.len),
+                    reason,
+                };
+                self.finding(src, &f)?;
+                Ok(None)
+            }
+        }
     }
 }
 

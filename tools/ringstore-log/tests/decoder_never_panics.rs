@@ -15,10 +15,9 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use common::{crc32c, header_block};
 use ringstore::inspect::SegmentReader;
-use ringstore::inspect::format::{
-    FrameFields, MIN_BLOCK_SIZE, SegmentHeader, encode_frame, frame_footprint,
-};
+use ringstore::inspect::format::{FrameFields, MIN_BLOCK_SIZE, encode_frame, frame_footprint};
 use ringstore_log::source::discover;
 use ringstore_log::verify::{VerifyOptions, verify};
 
@@ -44,20 +43,6 @@ impl Rng {
     }
 }
 
-fn header_block(block: u32) -> Vec<u8> {
-    let mut b = vec![0u8; block as usize];
-    SegmentHeader {
-        block_size: block,
-        shard: 0,
-        shard_count: 1,
-        seq: 1,
-        generation: 1,
-        created_unix_ns: 0,
-    }
-    .encode(&mut b);
-    b
-}
-
 /// A segment whose frames have valid CRCs around `payloads`.
 fn segment_with(payloads: &[Vec<u8>], rng: &mut Rng) -> Vec<u8> {
     let mut out = header_block(MIN_BLOCK_SIZE);
@@ -71,7 +56,7 @@ fn segment_with(payloads: &[Vec<u8>], rng: &mut Rng) -> Vec<u8> {
                 generation: 1,
                 key: &key,
                 payload: p,
-                payload_crc: crc(p),
+                payload_crc: crc32c(p),
             },
             &mut f,
         );
@@ -83,22 +68,6 @@ fn segment_with(payloads: &[Vec<u8>], rng: &mut Rng) -> Vec<u8> {
         }
     }
     out
-}
-
-/// CRC32C (Castagnoli), bitwise: the test's own, so it needs no dependency.
-fn crc(data: &[u8]) -> u32 {
-    let mut c = !0u32;
-    for &b in data {
-        c ^= u32::from(b);
-        for _ in 0..8 {
-            c = if c & 1 != 0 {
-                (c >> 1) ^ 0x82F6_3B78
-            } else {
-                c >> 1
-            };
-        }
-    }
-    !c
 }
 
 fn mutate(base: &[u8], rng: &mut Rng) -> Vec<u8> {

@@ -91,7 +91,7 @@ fn corrupt_middle_fixture_reports_the_frame() {
 #[test]
 #[ignore = "regenerates the committed fixtures"]
 fn write_fixtures() {
-    use ringstore::inspect::format::{FrameFields, SegmentHeader, encode_frame, frame_footprint};
+    use ringstore::inspect::format::{FrameFields, encode_frame, frame_footprint};
     if std::env::var_os("RINGSTORE_LOG_WRITE_FIXTURES").is_none() {
         return;
     }
@@ -112,16 +112,8 @@ fn write_fixtures() {
     }
     store.close().unwrap();
 
-    let mut seg = vec![0u8; 3 * 4096];
-    SegmentHeader {
-        block_size: 4096,
-        shard: 0,
-        shard_count: 1,
-        seq: 1,
-        generation: 1,
-        created_unix_ns: 0,
-    }
-    .encode(&mut seg);
+    let mut seg = common::header_block(4096);
+    seg.resize(3 * 4096, 0);
     let mut offsets = Vec::new();
     let mut at = 4096;
     for (i, (k, p)) in keys.iter().zip(&payloads).enumerate() {
@@ -129,20 +121,6 @@ fn write_fixtures() {
             at = 8192;
         }
         let n = frame_footprint(k.len(), p.len());
-        let store_crc = {
-            let mut c = !0u32;
-            for &b in p {
-                c ^= u32::from(b);
-                for _ in 0..8 {
-                    c = if c & 1 != 0 {
-                        (c >> 1) ^ 0x82F6_3B78
-                    } else {
-                        c >> 1
-                    };
-                }
-            }
-            !c
-        };
         encode_frame(
             &FrameFields {
                 version: i as i64 + 1,
@@ -150,7 +128,7 @@ fn write_fixtures() {
                 generation: 1,
                 key: k,
                 payload: p,
-                payload_crc: store_crc,
+                payload_crc: common::crc32c(p),
             },
             &mut seg[at..at + n],
         );

@@ -5,7 +5,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{json_lines, populate, run_on, stdout, temp_dir};
+use common::{frames, json_lines, populate, run_on, stdout, temp_dir};
 use ringstore::Store;
 
 #[test]
@@ -23,6 +23,7 @@ fn latest_equals_what_the_store_recovers() {
     let keys: Vec<&String> = by_key.keys().collect();
     assert!(keys.windows(2).all(|w| w[0] < w[1]), "sorted by key");
 
+    let on_disk = frames(dir.path());
     let store = Store::open(common::config(dir.path())).unwrap();
     assert_eq!(store.len(), lines.len());
     for (key, line) in &by_key {
@@ -30,9 +31,14 @@ fn latest_equals_what_the_store_recovers() {
         assert_eq!(line["version"], got.version(), "{key}");
         let want: serde_json::Value = serde_json::from_str(&got.to_json()).unwrap();
         assert_eq!(line["record"], want, "{key}");
-        // The location points at the winning frame.
-        assert!(line["offset"].as_u64().unwrap() > 0);
-        assert!(line["segment"].is_u64() && line["shard"].is_u64());
+        // The location (recovery's) points at the winning frame.
+        let at = on_disk
+            .iter()
+            .find(|f| {
+                line["shard"] == f.shard && line["segment"] == f.seq && line["offset"] == f.offset
+            })
+            .unwrap_or_else(|| panic!("{key}: no frame at {line}"));
+        assert_eq!((at.key.as_str(), at.version), (key.as_str(), got.version()));
     }
     store.close().unwrap();
 }

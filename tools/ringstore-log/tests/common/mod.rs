@@ -9,6 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use ringstore::inspect::format::SegmentHeader;
 use ringstore::inspect::{SegmentReader, parse_segment_name, parse_shard_dir};
 use ringstore::{Config, Record, Store, Value};
 
@@ -146,4 +147,37 @@ pub fn json_lines(s: &str) -> Vec<serde_json::Value> {
     s.lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
         .collect()
+}
+
+/// A `block`-byte header block of segment 1 of shard 0 (of 1), generation 1,
+/// for hand-built segments.
+pub fn header_block(block: u32) -> Vec<u8> {
+    let mut b = vec![0u8; block as usize];
+    SegmentHeader {
+        block_size: block,
+        shard: 0,
+        shard_count: 1,
+        seq: 1,
+        generation: 1,
+        created_unix_ns: 0,
+    }
+    .encode(&mut b);
+    b
+}
+
+/// CRC32C (Castagnoli), bitwise: the tests' own, so they need no dependency
+/// and do not trust the code they check.
+pub fn crc32c(data: &[u8]) -> u32 {
+    let mut c = !0u32;
+    for &b in data {
+        c ^= u32::from(b);
+        for _ in 0..8 {
+            c = if c & 1 != 0 {
+                (c >> 1) ^ 0x82F6_3B78
+            } else {
+                c >> 1
+            };
+        }
+    }
+    !c
 }

@@ -68,6 +68,7 @@ pub struct Config {
     pub(crate) max_record_bytes: usize,
     pub(crate) max_batch_bytes: usize,
     pub(crate) queue_depth: usize,
+    pub(crate) pipeline_depth: usize,
     pub(crate) recovery_mode: RecoveryMode,
     pub(crate) pin_cpus: bool,
     pub(crate) allow_non_durable_dir: bool,
@@ -82,6 +83,8 @@ pub const DEFAULT_MAX_RECORD_BYTES: usize = 16 << 20;
 pub const DEFAULT_MAX_BATCH_BYTES: usize = 8 << 20;
 /// Default `queue_depth`: 4096 puts per shard.
 pub const DEFAULT_QUEUE_DEPTH: usize = 4096;
+/// Default `pipeline_depth`: 2 batches in flight per shard.
+pub const DEFAULT_PIPELINE_DEPTH: usize = 2;
 /// Default `flush_interval_ms` (Async only): 10 ms.
 pub const DEFAULT_FLUSH_INTERVAL_MS: u64 = 10;
 
@@ -101,6 +104,7 @@ impl Config {
             max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
             max_batch_bytes: DEFAULT_MAX_BATCH_BYTES,
             queue_depth: DEFAULT_QUEUE_DEPTH,
+            pipeline_depth: DEFAULT_PIPELINE_DEPTH,
             recovery_mode: RecoveryMode::TolerateTornTail,
             pin_cpus: true,
             allow_non_durable_dir: false,
@@ -169,6 +173,15 @@ impl Config {
     /// Default 4096. Bound: 1..=1_048_576.
     pub fn queue_depth(mut self, depth: usize) -> Self {
         self.queue_depth = depth;
+        self
+    }
+
+    /// Group commits a shard keeps in flight at once: the next batch is
+    /// written while the previous one is being flushed. Each batch is still
+    /// acknowledged only after its own write and flush, and in order.
+    /// Default 2. Bound: 1..=16 (1 = strictly one batch at a time).
+    pub fn pipeline_depth(mut self, depth: usize) -> Self {
+        self.pipeline_depth = depth;
         self
     }
 
@@ -263,6 +276,12 @@ impl Config {
             return bad(
                 "max_batch_bytes",
                 format!("is {}, must be 65536..=1073741824", self.max_batch_bytes),
+            );
+        }
+        if !(1..=16).contains(&self.pipeline_depth) {
+            return bad(
+                "pipeline_depth",
+                format!("is {}, must be 1..=16", self.pipeline_depth),
             );
         }
         if !(1..=1 << 20).contains(&self.queue_depth) {

@@ -145,6 +145,7 @@ impl Store {
                 durability: config.durability,
                 flush_interval: config.flush_interval(),
                 max_batch_bytes: config.max_batch_bytes,
+                pipeline_depth: config.pipeline_depth,
             };
             let placement = match (config.pin_cpus, cpus.is_empty()) {
                 (true, false) => Placement::Fixed(cpus.get(i % cpus.len()).copied().unwrap_or(0)),

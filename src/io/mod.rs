@@ -21,7 +21,7 @@ pub(crate) trait LogBuffer {
 /// One open log file.
 pub(crate) trait LogFile {
     /// The buffer type writes take ownership of.
-    type Buffer: LogBuffer;
+    type Buffer: LogBuffer + 'static;
 
     /// Required alignment of offsets, lengths and buffers, in bytes.
     fn alignment(&self) -> u64;
@@ -44,7 +44,7 @@ pub(crate) trait LogFile {
 /// The filesystem operations of a shard.
 pub(crate) trait LogFs: Clone {
     /// The file type this filesystem opens.
-    type File: LogFile;
+    type File: LogFile + 'static;
 
     /// Creates `path` (which must not exist) for direct-I/O writes.
     async fn create(&self, path: &Path) -> io::Result<Self::File>;

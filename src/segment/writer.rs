@@ -2,6 +2,7 @@
 //! directory), group-commit appends on fresh aligned blocks, and rotation.
 
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::error::Error;
@@ -64,7 +65,9 @@ pub(crate) struct PendingFrame<'a> {
 pub(crate) struct SegmentWriter<Fs: LogFs> {
     fs: Fs,
     spec: WriterSpec,
-    file: Option<Fs::File>,
+    /// Shared with the write jobs in flight; sealing waits until it is the
+    /// only reference.
+    file: Option<Rc<Fs::File>>,
     path: PathBuf,
     seq: u64,
     /// Next write offset: always a multiple of `block_size`.
@@ -100,7 +103,7 @@ impl<Fs: LogFs> SegmentWriter<Fs> {
         let mut writer = SegmentWriter {
             fs,
             spec,
-            file: Some(file),
+            file: Some(Rc::new(file)),
             path,
             seq,
             offset: 0,
@@ -108,8 +111,7 @@ impl<Fs: LogFs> SegmentWriter<Fs> {
             block_size,
             hint: HintBuilder::default(),
         };
-        writer.write_block_aligned(buf, block_size as usize).await?;
-        writer.sync().await?;
+        writer.job(buf, block_size as usize)?.run(true).await?;
         writer
             .fs
             .sync_dir(&writer.spec.shard_dir)
@@ -128,20 +130,25 @@ impl<Fs: LogFs> SegmentWriter<Fs> {
         self.spec.generation
     }
 
+    /// Whether a batch of `frames` frames occupying `footprint_bytes` must go
+    /// to a new segment (the active one already holds frames and would pass
+    /// a limit).
+    pub fn needs_rotation(&self, footprint_bytes: usize, frames: usize) -> bool {
+        let total = align_up(footprint_bytes.max(1), self.block_size as usize) as u64;
+        let over_bytes = self.offset + total > self.spec.max_segment_bytes;
+        let over_records = self.records + frames as u64 > self.spec.max_segment_records;
+        self.records > 0 && (over_bytes || over_records)
+    }
+
     /// Encodes `frames` into one aligned buffer (zero filler after the last
-    /// frame) and writes it at the next block; rotates first when the batch
-    /// would push the segment past its limits. Not durable until `sync`.
-    pub async fn append(&mut self, frames: &[PendingFrame<'_>]) -> Result<(), Error> {
+    /// frame) and reserves the next blocks for it; the returned job writes it.
+    /// Nothing is durable until a sync that starts after the write completes.
+    pub fn stage(&mut self, frames: &[PendingFrame<'_>]) -> Result<WriteJob<Fs::File>, Error> {
         let bytes: usize = frames
             .iter()
             .map(|f| frame_footprint(f.fields.key.len(), f.fields.payload.len()))
             .sum();
         let total = align_up(bytes.max(1), self.block_size as usize);
-        let over_bytes = self.offset + total as u64 > self.spec.max_segment_bytes;
-        let over_records = self.records + frames.len() as u64 > self.spec.max_segment_records;
-        if self.records > 0 && (over_bytes || over_records) {
-            self.rotate().await?;
-        }
         let Some(file) = self.file.as_ref() else {
             return Err(Error::Closed);
         };
@@ -163,41 +170,47 @@ impl<Fs: LogFs> SegmentWriter<Fs> {
         if let Some(filler) = out.get_mut(at..) {
             filler.fill(0);
         }
-        self.write_block_aligned(buf, total).await?;
         self.records += frames.len() as u64;
-        Ok(())
+        self.job(buf, total)
     }
 
-    async fn write_block_aligned(
+    /// Rotates if needed, then writes `frames` and waits for the write (not
+    /// durable until `sync`).
+    pub async fn append(&mut self, frames: &[PendingFrame<'_>]) -> Result<(), Error> {
+        let bytes: usize = frames
+            .iter()
+            .map(|f| frame_footprint(f.fields.key.len(), f.fields.payload.len()))
+            .sum();
+        if self.needs_rotation(bytes, frames.len()) {
+            self.rotate().await?;
+        }
+        self.stage(frames)?.run(false).await
+    }
+
+    /// Reserves `len` bytes at the next block for `buf`.
+    fn job(
         &mut self,
         buf: <Fs::File as LogFile>::Buffer,
         len: usize,
-    ) -> Result<(), Error> {
+    ) -> Result<WriteJob<Fs::File>, Error> {
         let Some(file) = self.file.as_ref() else {
             return Err(Error::Closed);
         };
         debug_assert_eq!(self.offset % self.block_size, 0);
         debug_assert_eq!(len as u64 % self.block_size, 0);
-        let no_space = || Error::NoSpace {
-            shard: self.spec.shard as usize,
+        let job = WriteJob {
+            file: Rc::clone(file),
+            buf,
+            offset: self.offset,
+            len,
             path: self.path.clone(),
+            shard: self.spec.shard as usize,
         };
-        let written = file.write_at(buf, self.offset).await.map_err(|e| {
-            if e.raw_os_error() == Some(ENOSPC) {
-                no_space()
-            } else {
-                Error::io("writing segment", &self.path, e)
-            }
-        })?;
-        if written < len {
-            // A short direct write means the device is full.
-            return Err(no_space());
-        }
         self.offset += len as u64;
-        Ok(())
+        Ok(job)
     }
 
-    /// Makes everything appended so far durable.
+    /// Makes every completed write durable.
     pub async fn sync(&self) -> Result<(), Error> {
         let Some(file) = self.file.as_ref() else {
             return Err(Error::Closed);
@@ -226,6 +239,17 @@ impl<Fs: LogFs> SegmentWriter<Fs> {
     async fn seal(&mut self) -> Result<(), Error> {
         let Some(file) = self.file.take() else {
             return Ok(());
+        };
+        let file = match Rc::try_unwrap(file) {
+            Ok(file) => file,
+            Err(_) => {
+                debug_assert!(false, "a segment was sealed with writes in flight");
+                return Err(Error::io(
+                    "sealing segment",
+                    &self.path,
+                    std::io::Error::other("writes still in flight"),
+                ));
+            }
         };
         let synced = file
             .sync_data()
@@ -272,6 +296,53 @@ impl<Fs: LogFs> SegmentWriter<Fs> {
         }
         if let Some(cb) = &self.spec.on_sealed {
             cb(&sealed);
+        }
+        Ok(())
+    }
+}
+
+/// One staged batch: a buffer bound to its reserved offset. Jobs of one
+/// segment may run concurrently (their ranges never overlap).
+pub(crate) struct WriteJob<F: LogFile> {
+    file: Rc<F>,
+    buf: F::Buffer,
+    offset: u64,
+    len: usize,
+    path: PathBuf,
+    shard: usize,
+}
+
+impl<F: LogFile> WriteJob<F> {
+    /// Writes the batch; with `sync`, then makes it durable with a sync that
+    /// starts after the write completed.
+    pub async fn run(self, sync: bool) -> Result<(), Error> {
+        let WriteJob {
+            file,
+            buf,
+            offset,
+            len,
+            path,
+            shard,
+        } = self;
+        let no_space = || Error::NoSpace {
+            shard,
+            path: path.clone(),
+        };
+        let written = file.write_at(buf, offset).await.map_err(|e| {
+            if e.raw_os_error() == Some(ENOSPC) {
+                no_space()
+            } else {
+                Error::io("writing segment", &path, e)
+            }
+        })?;
+        if written < len {
+            // A short direct write means the device is full.
+            return Err(no_space());
+        }
+        if sync {
+            file.sync_data()
+                .await
+                .map_err(|e| Error::io("fdatasync of segment", &path, e))?;
         }
         Ok(())
     }

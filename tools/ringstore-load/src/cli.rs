@@ -108,6 +108,15 @@ pub struct Args {
     #[arg(long)]
     pub flush_interval_ms: Option<u64>,
 
+    /// Group commits each shard keeps in flight (1 = no pipelining)
+    /// [default: the store's, 2].
+    #[arg(long)]
+    pub pipeline_depth: Option<usize>,
+
+    /// Largest group commit in bytes [default: the store's, 8 MiB].
+    #[arg(long)]
+    pub max_batch_bytes: Option<usize>,
+
     /// Run the writers for this long instead of a count: seconds, or a number
     /// with ms, s or m (e.g. 500ms, 30s, 2m).
     #[arg(long, value_parser = parse_duration_s)]

@@ -75,6 +75,12 @@ pub fn run(mut args: Args) -> Result<Outcome, LoadError> {
     if let Some(ms) = args.flush_interval_ms {
         config = config.flush_interval_ms(ms);
     }
+    if let Some(depth) = args.pipeline_depth {
+        config = config.pipeline_depth(depth);
+    }
+    if let Some(bytes) = args.max_batch_bytes {
+        config = config.max_batch_bytes(bytes);
+    }
     let store = Store::open(config.clone())?;
     args.shards = Some(store.shard_count());
 

@@ -1,6 +1,8 @@
 //! The narrow I/O seam of a shard: every byte a shard writes to its log goes
 //! through [`LogFs`] and [`LogFile`]. Production uses glommio DMA files
-//! ([`dma`]); a fault-injecting disk and a portable fallback plug in here.
+//! ([`dma`]); machines without io_uring use the blocking [`portable`]
+//! backend; tests wrap either in the fault-injecting `faulty` disk (cargo
+//! feature `failpoints`).
 //!
 //! Direct I/O rules the seam enforces on its callers: buffers come from
 //! [`LogFile::alloc`] (aligned for the device), offsets and lengths are
@@ -8,6 +10,9 @@
 //! [`LogFile::sync_data`] returns.
 
 pub(crate) mod dma;
+#[cfg(feature = "failpoints")]
+pub(crate) mod faulty;
+pub(crate) mod portable;
 
 use std::io;
 use std::path::Path;

@@ -250,6 +250,13 @@ impl SegmentHeader {
     }
 }
 
+/// The frame checksum: CRC32C over the payload, continued over the frame's
+/// bytes `[8, payload offset)` (header fields after the checksum, key and
+/// padding). `payload_crc` is CRC32C of the payload alone.
+pub fn frame_crc(payload_crc: u32, header_and_key: &[u8]) -> u32 {
+    crc32c::crc32c_append(payload_crc, header_and_key)
+}
+
 /// The fields of a frame to encode.
 #[derive(Debug, Clone, Copy)]
 pub struct FrameFields<'a> {
@@ -293,10 +300,10 @@ pub fn encode_frame(f: &FrameFields<'_>, out: &mut [u8]) -> usize {
     if let Some(pad) = out.get_mut(len..footprint) {
         pad.fill(0);
     }
-    // The CRC covers [8, len): header fields, key, padding, then the payload,
-    // whose own CRC was computed on the caller's thread and is combined here.
-    let head_crc = out.get(8..p_off).map_or(0, crc32c::crc32c);
-    let crc = crc32c::crc32c_combine(head_crc, f.payload_crc, f.payload.len());
+    // The CRC runs over the payload first (its CRC was computed on the
+    // caller's thread), then over bytes [8, payload offset): header fields,
+    // key and padding. Extending it costs only those few bytes here.
+    let crc = frame_crc(f.payload_crc, out.get(8..p_off).unwrap_or_default());
     put(out, 4, &crc.to_le_bytes());
     debug_assert!(matches!(
         decode_frame(out.get(..len).unwrap_or_default()),
@@ -367,18 +374,8 @@ pub fn decode_frame(bytes: &[u8]) -> Result<Frame<'_>, FormatError> {
             available: bytes.len(),
         });
     };
-    let stored = le_u32(frame, 4);
-    let computed = frame.get(8..).map_or(0, crc32c::crc32c);
-    if stored != computed {
-        return Err(FormatError::ChecksumMismatch { stored, computed });
-    }
-    let kind = frame.get(8).copied().unwrap_or(0);
-    if kind != KIND_PUT {
-        return Err(FormatError::BadField {
-            field: "kind",
-            value: kind.into(),
-        });
-    }
+    // Lengths first (bounded, and they must agree with `len`), so the CRC
+    // can be computed in its order: payload, then header fields and key.
     let key_len = le_u16(frame, 10) as usize;
     if key_len == 0 || key_len > MAX_KEY_BYTES {
         return Err(FormatError::BadField {
@@ -393,6 +390,23 @@ pub fn decode_frame(bytes: &[u8]) -> Result<Frame<'_>, FormatError> {
             value: payload_len as u64,
         });
     }
+    let p_off = payload_offset(key_len);
+    let payload = frame.get(p_off..).unwrap_or_default();
+    let stored = le_u32(frame, 4);
+    let computed = frame_crc(
+        crc32c::crc32c(payload),
+        frame.get(8..p_off).unwrap_or_default(),
+    );
+    if stored != computed {
+        return Err(FormatError::ChecksumMismatch { stored, computed });
+    }
+    let kind = frame.get(8).copied().unwrap_or(0);
+    if kind != KIND_PUT {
+        return Err(FormatError::BadField {
+            field: "kind",
+            value: kind.into(),
+        });
+    }
     let key = frame
         .get(FRAME_HEADER_LEN..FRAME_HEADER_LEN + key_len)
         .ok_or(FormatError::Truncated {
@@ -400,7 +414,6 @@ pub fn decode_frame(bytes: &[u8]) -> Result<Frame<'_>, FormatError> {
             available: len,
         })?;
     let key = std::str::from_utf8(key).map_err(|_| FormatError::KeyNotUtf8)?;
-    let payload = frame.get(payload_offset(key_len)..).unwrap_or_default();
     Ok(Frame {
         version: le_u64(frame, 16) as i64,
         lsn: le_u64(frame, 24),

@@ -54,6 +54,28 @@ pub enum RecoveryMode {
     SkipCorrupt,
 }
 
+/// Which I/O backend the shards use.
+///
+/// | backend | shards run on | log writes | needs |
+/// |---|---|---|---|
+/// | `IoUring` | one glommio executor per shard | O_DIRECT through io_uring, `fdatasync` | io_uring allowed (sysctl, seccomp), RLIMIT_MEMLOCK ≥ 512 KiB, Linux ≥ 5.8 |
+/// | `Portable` | one std thread per shard | O_DIRECT `pwrite`, `fdatasync` | nothing special |
+///
+/// Both write the same files and frames with the same group commit and the
+/// same guarantees; a data dir written by one is recovered by the other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IoBackend {
+    /// `IoUring` when the preflight check passes, else `Portable` with a
+    /// logged warning that says why io_uring was refused.
+    #[default]
+    Auto,
+    /// io_uring only: `open` fails with the preflight's typed error
+    /// (`IoUringUnavailable`, `MemlockTooLow`) naming the remedy.
+    IoUring,
+    /// The portable blocking backend, always.
+    Portable,
+}
+
 /// Configuration of a [`Store`](crate::Store). Build with [`Config::new`] and
 /// the chained setters; [`Store::open`](crate::Store::open) validates it.
 #[derive(Debug, Clone)]
@@ -73,6 +95,9 @@ pub struct Config {
     pub(crate) pin_cpus: bool,
     pub(crate) allow_non_durable_dir: bool,
     pub(crate) on_sealed: Option<OnSealed>,
+    pub(crate) io_backend: IoBackend,
+    #[cfg(feature = "failpoints")]
+    pub(crate) fault_plan: Option<std::sync::Arc<crate::io::faulty::FaultPlan>>,
 }
 
 /// Default `max_segment_bytes`: 256 MiB.
@@ -109,6 +134,9 @@ impl Config {
             pin_cpus: true,
             allow_non_durable_dir: false,
             on_sealed: None,
+            io_backend: IoBackend::Auto,
+            #[cfg(feature = "failpoints")]
+            fault_plan: None,
         }
     }
 
@@ -213,6 +241,27 @@ impl Config {
     /// Default: none.
     pub fn on_sealed(mut self, callback: impl Fn(&SealedSegment) + Send + Sync + 'static) -> Self {
         self.on_sealed = Some(OnSealed(std::sync::Arc::new(callback)));
+        self
+    }
+
+    /// Which I/O backend the shards use. Default [`IoBackend::Auto`].
+    pub fn io_backend(mut self, backend: IoBackend) -> Self {
+        self.io_backend = backend;
+        self
+    }
+
+    /// The configured I/O backend (see `Store::io_backend` for the one
+    /// `Auto` picked).
+    pub fn io_backend_choice(&self) -> IoBackend {
+        self.io_backend
+    }
+
+    /// Tests only (cargo feature `failpoints`): route every I/O operation of
+    /// every shard through `plan`, which fails operations on demand and can
+    /// record them. Default: none.
+    #[cfg(feature = "failpoints")]
+    pub fn fault_plan(mut self, plan: std::sync::Arc<crate::io::faulty::FaultPlan>) -> Self {
+        self.fault_plan = Some(plan);
         self
     }
 

@@ -214,4 +214,26 @@ impl Error {
             source: Arc::new(source),
         }
     }
+
+    /// Like [`Error::io`] for an operation of shard `shard`, except that a
+    /// full device (ENOSPC, from a write, an fdatasync or a create) is
+    /// [`Error::NoSpace`] whatever the operation. glommio wraps OS errors in
+    /// its own type (no raw errno left), so the error kind counts too.
+    pub(crate) fn shard_io(
+        op: &'static str,
+        path: impl Into<PathBuf>,
+        shard: usize,
+        source: io::Error,
+    ) -> Self {
+        if source.raw_os_error() == Some(ENOSPC) || source.kind() == io::ErrorKind::StorageFull {
+            return Error::NoSpace {
+                shard,
+                path: path.into(),
+            };
+        }
+        Error::io(op, path, source)
+    }
 }
+
+/// errno of a full device.
+const ENOSPC: i32 = 28;

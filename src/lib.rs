@@ -44,13 +44,21 @@ mod segment;
 mod shard;
 mod store;
 
-pub use config::{Config, Durability, RecoveryMode};
+pub use config::{Config, Durability, IoBackend, RecoveryMode};
 pub use error::Error;
 pub use record::{ArchivedRecord, ArchivedValue, MAX_VALUE_DEPTH, Record, Value};
 pub use record_ref::RecordRef;
 pub use recovery::{DamageReport, RecoveryReport};
 pub use segment::writer::SealedSegment;
 pub use store::{CompactReport, PutOutcome, Store};
+
+/// Fault injection for tests (cargo feature `failpoints`, never in release
+/// builds): install a [`failpoints::FaultPlan`] with `Config::fault_plan` to
+/// fail the I/O of every shard on demand and record what reached the disk.
+#[cfg(feature = "failpoints")]
+pub mod failpoints {
+    pub use crate::io::faulty::{EIO, ENOSPC, EROFS, FaultOp, FaultPlan, IoEvent};
+}
 
 /// Internals for the tools, benches and tests: the on-disk format and its one
 /// decoder. Not part of the stable API.

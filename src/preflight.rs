@@ -1,6 +1,8 @@
 //! Checks run by `Store::open` before any executor starts, so that glommio
 //! never panics or exits the host process on a machine that cannot run it:
-//! the filesystem of the data dir, RLIMIT_MEMLOCK, and io_uring itself.
+//! the filesystem of the data dir (every backend), then RLIMIT_MEMLOCK and
+//! io_uring itself (the io_uring backend; `IoBackend::Auto` falls back to
+//! the portable backend when they fail).
 
 use std::fs::OpenOptions;
 use std::io;
@@ -24,15 +26,17 @@ const IO_URING_REMEDY: &str = "allow io_uring: `sysctl kernel.io_uring_disabled=
      that permits io_uring_setup, io_uring_enter and io_uring_register (Docker >= 25 and \
      containerd >= 2.0 block them by default)";
 
-/// Runs every check for `dir`.
-pub(crate) fn check(dir: &Path, allow_non_durable_dir: bool) -> Result<(), Error> {
-    check_filesystem(dir, allow_non_durable_dir)?;
+/// Whether this process can run glommio executors: kernel version,
+/// RLIMIT_MEMLOCK, and a real `io_uring_setup`.
+pub(crate) fn check_io_uring_usable() -> Result<(), Error> {
     check_kernel()?;
     check_memlock()?;
     check_io_uring()
 }
 
-fn check_filesystem(dir: &Path, allow_non_durable_dir: bool) -> Result<(), Error> {
+/// Checks the data dir's filesystem (every backend needs direct I/O on
+/// durable storage unless the config allows otherwise).
+pub(crate) fn check_filesystem(dir: &Path, allow_non_durable_dir: bool) -> Result<(), Error> {
     if allow_non_durable_dir {
         return Ok(());
     }

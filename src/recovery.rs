@@ -13,6 +13,7 @@ use crate::error::Error;
 use crate::record_ref::RecordRef;
 use crate::segment::format::{MAX_BLOCK_SIZE, MIN_BLOCK_SIZE};
 use crate::segment::hint::Hint;
+use crate::segment::writer::SealedSegment;
 use crate::segment::reader::{ReadError, SegmentReader, frame_at};
 
 /// What recovery found and did at `open`.
@@ -409,9 +410,12 @@ fn read_segment(
         }
         return Ok(());
     }
+    // (generation, lsn) of the last valid frame: the log order.
+    let mut last_good: Option<(u64, u64)> = None;
     loop {
         let damage = match reader.next_frame() {
             Ok(Some((offset, frame))) => {
+                last_good = Some((frame.generation, frame.lsn));
                 report.frames += 1;
                 let c = Candidate {
                     rank: (frame.version, frame.generation, frame.lsn),
@@ -477,6 +481,33 @@ fn read_segment(
                 });
                 return Ok(());
             }
+            (RecoveryMode::TolerateTornTail, Some(at))
+                if is_last
+                    && in_flight_tail(&mut reader, offset, at, last_good)
+                        .map_err(|e| read_error(path, e))? =>
+            {
+                // Batches in flight at a crash (or a failed write followed by
+                // a write already in flight) leave sectors that never reached
+                // the disk, then later batches: none of it was acknowledged
+                // (acknowledgements are in log order), so it is a torn tail.
+                if repair == Repair::Allowed {
+                    truncate_torn_tail(path, offset)?;
+                }
+                report.torn_tails.push(DamageReport {
+                    path: path.to_path_buf(),
+                    offset,
+                    bytes: reader.file_len() - offset,
+                    reason: format!(
+                        "{reason}, then later batches that were in flight (never acknowledged)"
+                    ),
+                });
+                log::warn!(
+                    "{}: torn tail with in-flight batches at offset {offset} truncated ({} bytes)",
+                    path.display(),
+                    reader.file_len() - offset
+                );
+                return Ok(());
+            }
             (_, Some(_)) => {
                 return Err(corrupt(
                     path,
@@ -504,6 +535,68 @@ fn read_segment(
                     ),
                 ));
             }
+        }
+    }
+}
+
+/// Figures of one sealed segment, from its hint or, without one, a scan.
+pub(crate) fn describe_sealed(shard: usize, seq: u64, path: &Path) -> Result<SealedSegment, Error> {
+    let bytes = fs::metadata(path)
+        .map_err(|e| Error::io("reading segment metadata", path, e))?
+        .len();
+    let (records, min, max) = match Hint::load(path, bytes) {
+        Some(h) => (h.frames, h.min_version, h.max_version),
+        None => {
+            let mut reader = SegmentReader::open(path).map_err(|e| read_error(path, e))?;
+            let (mut n, mut min, mut max) = (0u64, i64::MAX, i64::MIN);
+            while let Some((_, f)) = reader.next_frame().map_err(|e| read_error(path, e))? {
+                n += 1;
+                min = min.min(f.version);
+                max = max.max(f.version);
+            }
+            (n, min, max)
+        }
+    };
+    Ok(SealedSegment {
+        shard,
+        seq,
+        path: path.to_path_buf(),
+        records,
+        bytes,
+        first_version: (records > 0).then_some(min),
+        last_version: (records > 0).then_some(max),
+    })
+}
+
+/// Whether the damage at `offset` of the newest segment, with valid frames
+/// again from `resume` on, is what batches in flight at a crash leave: the
+/// damaged frame lost a sector that never reached the disk (zeros; a flipped
+/// bit does not look like that), and every frame after the damage comes
+/// later in the log than every frame before it. The reader is positioned at
+/// `resume`.
+fn in_flight_tail(
+    reader: &mut SegmentReader,
+    offset: u64,
+    resume: u64,
+    last_good: Option<(u64, u64)>,
+) -> Result<bool, ReadError> {
+    if !reader.has_lost_sector(offset, resume)? {
+        return Ok(false);
+    }
+    loop {
+        match reader.next_frame() {
+            Ok(Some((_, frame))) => {
+                if last_good.is_some_and(|g| (frame.generation, frame.lsn) <= g) {
+                    return Ok(false);
+                }
+            }
+            Ok(None) => return Ok(true),
+            Err(ReadError::Format { offset, .. }) => {
+                if reader.resync_after(offset)?.is_none() {
+                    return Ok(true);
+                }
+            }
+            Err(e) => return Err(e),
         }
     }
 }

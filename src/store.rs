@@ -9,15 +9,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use futures::channel::oneshot;
 use glommio::{LocalExecutorBuilder, Placement};
 
-use crate::config::{Config, Durability};
+use crate::config::{Config, Durability, IoBackend};
 use crate::error::Error;
+use crate::io::LogFs;
 use crate::io::dma::DmaFs;
+use crate::io::portable::PortableFs;
 use crate::lock::DirLock;
 use crate::record::{Record, Value};
 use crate::record_ref::RecordRef;
 use crate::recovery::{self, RecoveryReport};
 use crate::segment::format::MAX_KEY_BYTES;
-use crate::segment::writer::WriterSpec;
+use crate::segment::writer::{SealedSegment, WriterSpec};
 use crate::shard::index::{self, new_index};
 use crate::shard::submission::{Submission, queue};
 use crate::shard::worker::{self, WorkerSetup};
@@ -58,7 +60,9 @@ pub struct Store {
 struct Inner {
     config: Config,
     shards: Vec<Arc<ShardShared>>,
-    executors: scc::Bag<(usize, glommio::ExecutorJoinHandle<()>)>,
+    executors: scc::Bag<(usize, ShardThread)>,
+    /// The backend the shards run on (`Auto` resolved).
+    backend: IoBackend,
     closed: AtomicBool,
     report: RecoveryReport,
     _lock: DirLock,
@@ -91,7 +95,7 @@ impl Store {
         config.validate()?;
         let dir = config.dir.clone();
         std::fs::create_dir_all(&dir).map_err(|e| Error::io("creating data dir", &dir, e))?;
-        crate::preflight::check(&dir, config.allow_non_durable_dir)?;
+        let backend = resolve_backend(&config)?;
         let lock = DirLock::acquire(&dir)?;
         let recovered = recovery::recover(&dir, config.recovery_mode, recovery::Repair::Allowed)?;
         let generation = recovered.report.previous_generation + 1;
@@ -119,6 +123,7 @@ impl Store {
             config: config.clone(),
             shards,
             executors: scc::Bag::new(),
+            backend,
             closed: AtomicBool::new(false),
             report: recovered.report,
             _lock: lock,
@@ -129,6 +134,7 @@ impl Store {
             let Some(shared) = inner.shards.get(i).cloned() else {
                 continue;
             };
+            let active_seq = shared.active_seq.clone();
             let setup = WorkerSetup {
                 shared,
                 receiver,
@@ -140,6 +146,7 @@ impl Store {
                     max_segment_bytes: config.max_segment_bytes,
                     max_segment_records: config.max_segment_records,
                     on_sealed: config.on_sealed.as_ref().map(|c| c.0.clone()),
+                    active_seq,
                 },
                 first_seq: recovered.max_seq.get(&i).map_or(1, |s| s + 1),
                 durability: config.durability,
@@ -147,25 +154,19 @@ impl Store {
                 max_batch_bytes: config.max_batch_bytes,
                 pipeline_depth: config.pipeline_depth,
             };
-            let placement = match (config.pin_cpus, cpus.is_empty()) {
-                (true, false) => Placement::Fixed(cpus.get(i % cpus.len()).copied().unwrap_or(0)),
-                _ => Placement::Unbound,
+            let cpu = match (config.pin_cpus, cpus.is_empty()) {
+                (true, false) => Some(cpus.get(i % cpus.len()).copied().unwrap_or(0)),
+                _ => None,
             };
             let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
-            let spawned = LocalExecutorBuilder::new(placement)
-                .name(&format!("ringstore-{i}"))
-                .spawn(move || worker::run(DmaFs, setup, ready_tx));
-            match spawned {
+            match spawn_shard(&config, backend, i, cpu, setup, ready_tx) {
                 Ok(handle) => {
                     inner.executors.push((i, handle));
                     readiness.push((i, ready_rx));
                 }
                 Err(e) => {
                     inner.shutdown_and_join();
-                    return Err(Error::ExecutorStart {
-                        shard: i,
-                        reason: e.to_string(),
-                    });
+                    return Err(e);
                 }
             }
         }
@@ -198,7 +199,7 @@ impl Store {
         &self,
         key: &str,
         record: &Record,
-    ) -> impl Future<Output = Result<PutOutcome, Error>> + Send + 'static {
+    ) -> impl Future<Output = Result<PutOutcome, Error>> + Send + 'static + use<> {
         let prepared = self.prepare(key, record);
         async move {
             let (shard, record, payload_crc) = prepared?;
@@ -324,6 +325,12 @@ impl Store {
         &self.inner.config.dir
     }
 
+    /// The I/O backend the shards run on: `IoUring` or `Portable` (what
+    /// `IoBackend::Auto` resolved to at `open`).
+    pub fn io_backend(&self) -> IoBackend {
+        self.inner.backend
+    }
+
     /// The durability mode.
     pub fn durability(&self) -> Durability {
         self.inner.config.durability
@@ -332,6 +339,30 @@ impl Store {
     /// What recovery found and did when this store was opened.
     pub fn recovery_report(&self) -> &RecoveryReport {
         &self.inner.report
+    }
+
+    /// Every sealed segment of the data dir (complete, durable, never written
+    /// again), by shard folder and seq: the files a service may copy to an
+    /// analytics store while the store runs. Figures come from each segment's
+    /// hint (or a scan when it has none). Do not delete sealed segments by
+    /// hand — a key's only newest copy may live in one; [`Store::compact`]
+    /// deletes every superseded segment safely.
+    pub fn sealed_segments(&self) -> Result<Vec<SealedSegment>, Error> {
+        let mut out = Vec::new();
+        for (shard, path) in recovery::shard_dirs(&self.inner.config.dir)? {
+            let active = self
+                .inner
+                .shards
+                .get(shard)
+                .map(|s| s.active_seq.load(Ordering::Acquire));
+            for (seq, seg) in recovery::segments(&path)? {
+                if Some(seq) == active {
+                    continue;
+                }
+                out.push(recovery::describe_sealed(shard, seq, &seg)?);
+            }
+        }
+        Ok(out)
     }
 
     /// Checkpoint and retention: every shard rewrites its live set (the
@@ -405,6 +436,133 @@ impl Store {
     }
 }
 
+/// A running shard: a glommio executor or a portable std thread.
+enum ShardThread {
+    Glommio(glommio::ExecutorJoinHandle<()>),
+    Portable(std::thread::JoinHandle<()>),
+}
+
+impl ShardThread {
+    fn join(self) -> Result<(), String> {
+        match self {
+            ShardThread::Glommio(h) => h.join().map_err(|e| e.to_string()),
+            ShardThread::Portable(h) => h
+                .join()
+                .map_err(|_| "the shard thread panicked".to_owned()),
+        }
+    }
+}
+
+/// Checks the data dir and picks the backend: the preflight's typed error
+/// when io_uring is required and refused; the portable backend (with a
+/// warning) when `Auto` finds io_uring refused.
+fn resolve_backend(config: &Config) -> Result<IoBackend, Error> {
+    crate::preflight::check_filesystem(&config.dir, config.allow_non_durable_dir)?;
+    match config.io_backend {
+        IoBackend::Portable => Ok(IoBackend::Portable),
+        IoBackend::IoUring => {
+            crate::preflight::check_io_uring_usable()?;
+            Ok(IoBackend::IoUring)
+        }
+        IoBackend::Auto => match crate::preflight::check_io_uring_usable() {
+            Ok(()) => Ok(IoBackend::IoUring),
+            Err(e) => {
+                log::warn!(
+                    "{e}; falling back to the portable backend (one thread per shard, blocking \
+                     O_DIRECT writes): same files and guarantees, lower throughput"
+                );
+                Ok(IoBackend::Portable)
+            }
+        },
+    }
+}
+
+/// Starts shard `i` on `backend` (pinned to `cpu` if given), through the
+/// fault plan when the config carries one.
+fn spawn_shard(
+    config: &Config,
+    backend: IoBackend,
+    i: usize,
+    cpu: Option<usize>,
+    setup: WorkerSetup,
+    ready: std::sync::mpsc::SyncSender<Result<(), Error>>,
+) -> Result<ShardThread, Error> {
+    let allow_buffered = config.allow_non_durable_dir;
+    #[cfg(feature = "failpoints")]
+    if let Some(plan) = config.fault_plan.clone() {
+        use crate::io::faulty::FaultyFs;
+        return match backend {
+            IoBackend::Portable => spawn_portable(i, cpu, allow_buffered, setup, ready, |fs| {
+                FaultyFs::new(fs, plan)
+            }),
+            IoBackend::IoUring | IoBackend::Auto => {
+                spawn_glommio(i, cpu, FaultyFs::new(DmaFs, plan), setup, ready)
+            }
+        };
+    }
+    match backend {
+        IoBackend::Portable => spawn_portable(i, cpu, allow_buffered, setup, ready, |fs| fs),
+        IoBackend::IoUring | IoBackend::Auto => spawn_glommio(i, cpu, DmaFs, setup, ready),
+    }
+}
+
+fn spawn_glommio<Fs: LogFs + Send + 'static>(
+    i: usize,
+    cpu: Option<usize>,
+    fs: Fs,
+    setup: WorkerSetup,
+    ready: std::sync::mpsc::SyncSender<Result<(), Error>>,
+) -> Result<ShardThread, Error> {
+    let placement = cpu.map_or(Placement::Unbound, Placement::Fixed);
+    LocalExecutorBuilder::new(placement)
+        .name(&format!("ringstore-{i}"))
+        .spawn(move || worker::run(fs, setup, ready))
+        .map(ShardThread::Glommio)
+        .map_err(|e| Error::ExecutorStart {
+            shard: i,
+            reason: e.to_string(),
+        })
+}
+
+/// One std thread running the shard's worker future with a simple local
+/// executor (the portable backend).
+fn spawn_portable<Fs: LogFs>(
+    i: usize,
+    cpu: Option<usize>,
+    allow_buffered: bool,
+    setup: WorkerSetup,
+    ready: std::sync::mpsc::SyncSender<Result<(), Error>>,
+    wrap: impl FnOnce(PortableFs) -> Fs + Send + 'static,
+) -> Result<ShardThread, Error> {
+    std::thread::Builder::new()
+        .name(format!("ringstore-{i}"))
+        .spawn(move || {
+            if let Some(cpu) = cpu {
+                let mut set = rustix::thread::CpuSet::new();
+                set.set(cpu);
+                if let Err(e) = rustix::thread::sched_setaffinity(None, &set) {
+                    log::warn!("shard {i}: could not pin to CPU {cpu}: {e}");
+                }
+            }
+            match PortableFs::new(i, allow_buffered) {
+                Ok(fs) => futures::executor::block_on(worker::run(wrap(fs), setup, ready)),
+                Err(e) => {
+                    let mut receiver = setup.receiver;
+                    receiver.close(&setup.shared.queue);
+                    let _ = ready.send(Err(Error::ExecutorStart {
+                        shard: i,
+                        reason: format!("could not start the shard's timer thread: {e}"),
+                    }));
+                }
+            }
+        })
+        .map(ShardThread::Portable)
+        .map_err(|e| Error::ExecutorStart {
+            shard: i,
+            reason: format!("could not start the shard thread: {e}"),
+        })
+}
+
 fn remove_if_exists(path: &Path) -> Result<(), Error> {
     match std::fs::remove_file(path) {
         Ok(()) => Ok(()),
@@ -433,7 +591,7 @@ impl Inner {
             if j == i {
                 found = Some(match handle.join() {
                     Ok(()) => "the executor exited during start-up".to_owned(),
-                    Err(e) => e.to_string(),
+                    Err(e) => e,
                 });
                 break;
             }

@@ -218,7 +218,9 @@ fn tmpfs_dir_is_refused_unless_allowed() {
 fn low_memlock_is_reported_with_its_remedy() {
     if std::env::var_os("RINGSTORE_MEMLOCK_CHILD").is_some() {
         let dir = common::temp_dir();
-        match Store::open(common::config(dir.path())) {
+        // Forced io_uring: `IoBackend::Auto` would fall back to the portable
+        // backend instead (tests/io_backends.rs).
+        match Store::open(common::config(dir.path()).io_backend(ringstore::IoBackend::IoUring)) {
             Err(e @ Error::MemlockTooLow { .. }) => {
                 assert!(e.to_string().contains("ulimit -l"), "{e}");
                 println!("CHILD-OK");

@@ -36,9 +36,6 @@ pub struct SealedSegment {
 /// short (queue the work elsewhere).
 pub type SealedCallback = std::sync::Arc<dyn Fn(&SealedSegment) + Send + Sync>;
 
-/// errno of a full device.
-const ENOSPC: i32 = 28;
-
 /// File name of segment `seq`: 20 zero-padded digits, so names sort by seq.
 pub fn segment_file_name(seq: u64) -> String {
     format!("{seq:020}.seg")
@@ -54,6 +51,8 @@ pub(crate) struct WriterSpec {
     pub max_segment_bytes: u64,
     pub max_segment_records: u64,
     pub on_sealed: Option<SealedCallback>,
+    /// Published seq of the active segment (read by `Store::sealed_segments`).
+    pub active_seq: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// One frame to append.
@@ -84,7 +83,7 @@ impl<Fs: LogFs> SegmentWriter<Fs> {
         let file = fs
             .create(&path)
             .await
-            .map_err(|e| Error::io("creating segment", &path, e))?;
+            .map_err(|e| Error::shard_io("creating segment", &path, spec.shard as usize, e))?;
         let block_size = file.alignment().max(u64::from(MIN_BLOCK_SIZE));
         let header = SegmentHeader {
             block_size: block_size as u32,
@@ -112,6 +111,10 @@ impl<Fs: LogFs> SegmentWriter<Fs> {
             hint: HintBuilder::default(),
         };
         writer.job(buf, block_size as usize)?.run(true).await?;
+        writer
+            .spec
+            .active_seq
+            .store(seq, std::sync::atomic::Ordering::Release);
         writer
             .fs
             .sync_dir(&writer.spec.shard_dir)
@@ -210,14 +213,29 @@ impl<Fs: LogFs> SegmentWriter<Fs> {
         Ok(job)
     }
 
+    /// A future that makes every write completed before it starts durable,
+    /// without borrowing the writer (it runs beside new writes).
+    pub fn sync_job(&self) -> Result<impl std::future::Future<Output = Result<(), Error>> + 'static, Error> {
+        let Some(file) = self.file.as_ref() else {
+            return Err(Error::Closed);
+        };
+        let file = Rc::clone(file);
+        let path = self.path.clone();
+        Ok(async move {
+            file.sync_data()
+                .await
+                .map_err(|e| Error::io("fdatasync of segment", &path, e))
+        })
+    }
+
     /// Makes every completed write durable.
     pub async fn sync(&self) -> Result<(), Error> {
         let Some(file) = self.file.as_ref() else {
             return Err(Error::Closed);
         };
-        file.sync_data()
-            .await
-            .map_err(|e| Error::io("fdatasync of segment", &self.path, e))
+        file.sync_data().await.map_err(|e| {
+            Error::shard_io("fdatasync of segment", &self.path, self.spec.shard as usize, e)
+        })
     }
 
     /// Seals the active segment (durable, closed, never written again) and
@@ -232,6 +250,17 @@ impl<Fs: LogFs> SegmentWriter<Fs> {
     /// Seals the active segment (the store is closing).
     pub async fn close(&mut self) -> Result<(), Error> {
         self.seal().await
+    }
+
+    /// Closes the active segment after a disk fault without syncing, sealing
+    /// or announcing it: a failed fdatasync is never retried as if the data
+    /// were safe, and no hint vouches for frames that may not be on disk.
+    /// The next open scans the segment.
+    pub async fn abandon(&mut self) {
+        self.hint = HintBuilder::default();
+        if let Some(Ok(file)) = self.file.take().map(Rc::try_unwrap) {
+            let _ = file.close().await;
+        }
     }
 
     /// Makes the segment durable, closes it, writes its hint and announces
@@ -328,13 +357,10 @@ impl<F: LogFile> WriteJob<F> {
             shard,
             path: path.clone(),
         };
-        let written = file.write_at(buf, offset).await.map_err(|e| {
-            if e.raw_os_error() == Some(ENOSPC) {
-                no_space()
-            } else {
-                Error::io("writing segment", &path, e)
-            }
-        })?;
+        let written = file
+            .write_at(buf, offset)
+            .await
+            .map_err(|e| Error::shard_io("writing segment", &path, shard, e))?;
         if written < len {
             // A short direct write means the device is full.
             return Err(no_space());
@@ -342,7 +368,7 @@ impl<F: LogFile> WriteJob<F> {
         if sync {
             file.sync_data()
                 .await
-                .map_err(|e| Error::io("fdatasync of segment", &path, e))?;
+                .map_err(|e| Error::shard_io("fdatasync of segment", &path, shard, e))?;
         }
         Ok(())
     }

@@ -6,7 +6,8 @@ pub(crate) mod index;
 pub(crate) mod submission;
 pub(crate) mod worker;
 
-use std::sync::OnceLock;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, OnceLock};
 
 use index::Index;
 use submission::Queue;
@@ -24,6 +25,8 @@ pub(crate) struct ShardShared {
     pub id: usize,
     pub index: Index,
     pub queue: Queue,
+    /// Seq of the segment the shard is writing (0 before the first).
+    pub active_seq: Arc<AtomicU64>,
     /// Set once a write or fsync failed: the shard refuses writes until the
     /// store is reopened.
     failure: OnceLock<String>,
@@ -36,6 +39,7 @@ impl ShardShared {
             index,
             queue,
             failure: OnceLock::new(),
+            active_seq: Arc::new(AtomicU64::new(0)),
         }
     }
 

@@ -9,12 +9,14 @@
 //! the map is published in log order and a failure fails every later batch.
 
 use std::collections::{HashMap, VecDeque};
-use std::pin::pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use std::future::Future;
+use std::task::Poll;
+
 use futures::StreamExt;
-use futures::future::{Either, LocalBoxFuture, select};
+use futures::future::LocalBoxFuture;
 use futures::stream::FuturesOrdered;
 
 use crate::config::Durability;
@@ -22,6 +24,7 @@ use crate::error::Error;
 use crate::io::LogFs;
 use crate::segment::format::{FrameFields, frame_footprint};
 use crate::segment::writer::{PendingFrame, SegmentWriter, WriterSpec};
+use crate::record_ref::RecordRef;
 use crate::shard::ShardShared;
 use crate::shard::index;
 use crate::shard::submission::{Msg, QueueReceiver, Submission};
@@ -37,6 +40,14 @@ pub(crate) struct WorkerSetup {
     pub flush_interval: Duration,
     pub max_batch_bytes: usize,
     pub pipeline_depth: usize,
+}
+
+/// What the shard loop reacts to.
+enum Event {
+    Message(Option<Msg>),
+    Completed(Result<(), Error>),
+    Flushed(Result<(), Error>),
+    FlushDue,
 }
 
 /// A batch whose write (and, in Sync mode, flush) is in flight.
@@ -60,6 +71,8 @@ struct Worker<Fs: LogFs> {
     inflight: FuturesOrdered<LocalBoxFuture<'static, Result<(), Error>>>,
     /// What to do when each of those completes, in the same order.
     pending: VecDeque<InFlight>,
+    /// Async mode: the background fdatasync in flight, if any.
+    flushing: Option<LocalBoxFuture<'static, Result<(), Error>>>,
     /// Versions decided for batches in flight but not yet published: the
     /// recency check consults them before the map.
     decided: HashMap<Box<str>, i64>,
@@ -109,6 +122,7 @@ pub(crate) async fn run<Fs: LogFs>(
         pipeline_depth: pipeline_depth.max(1),
         inflight: FuturesOrdered::new(),
         pending: VecDeque::new(),
+        flushing: None,
         decided: HashMap::new(),
         lsn: 0,
         dirty_since: None,
@@ -121,10 +135,18 @@ impl<Fs: LogFs> Worker<Fs> {
         let mut batch: Vec<Submission> = Vec::new();
         loop {
             let first = match self.next_event().await {
-                Either::Left(Some(msg)) => msg,
-                Either::Left(None) => break,
-                Either::Right(done) => {
+                Event::Message(Some(msg)) => msg,
+                Event::Message(None) => break,
+                Event::Completed(done) => {
                     self.complete_oldest(done);
+                    continue;
+                }
+                Event::Flushed(result) => {
+                    self.flushed(result);
+                    continue;
+                }
+                Event::FlushDue => {
+                    self.start_flush();
                     continue;
                 }
             };
@@ -152,12 +174,6 @@ impl<Fs: LogFs> Worker<Fs> {
             if !batch.is_empty() {
                 self.start_batch(std::mem::take(&mut batch)).await;
             }
-            if self
-                .dirty_since
-                .is_some_and(|t| t.elapsed() >= self.flush_interval)
-            {
-                self.flush().await;
-            }
             match control {
                 Some(Msg::Shutdown) => break,
                 Some(Msg::Checkpoint(reply)) => {
@@ -171,11 +187,18 @@ impl<Fs: LogFs> Worker<Fs> {
         self.drain_inflight().await;
         self.receiver.close(&self.shared.queue);
         if self.dirty_since.is_some() {
-            self.flush().await;
+            self.start_flush();
+            if let Some(flush) = self.flushing.take() {
+                let result = flush.await;
+                self.flushed(result);
+            }
         }
-        // A close failure after a successful flush loses nothing; the next
-        // open recovers whatever is on disk.
-        if let Err(e) = self.writer.close().await {
+        // After a disk fault the segment is left unsealed (no retried sync,
+        // no hint, no announcement). A close failure after a successful
+        // flush loses nothing; the next open recovers whatever is on disk.
+        if self.shared.failure().is_some() {
+            self.writer.abandon().await;
+        } else if let Err(e) = self.writer.close().await {
             log::warn!(
                 "shard {}: closing the active segment failed: {e}",
                 self.shared.id
@@ -183,33 +206,61 @@ impl<Fs: LogFs> Worker<Fs> {
         }
     }
 
-    /// A new message (`Left`, `None` when every sender is gone) or the
-    /// completion of the oldest batch in flight (`Right`). New messages are
-    /// taken only while the pipeline has room.
-    async fn next_event(&mut self) -> Either<Option<Msg>, Result<(), Error>> {
-        if self.inflight.is_empty() {
-            return Either::Left(self.wait_message().await);
+    /// What happens next: a new message (taken only while the pipeline has
+    /// room), the completion of the oldest batch in flight, the end of a
+    /// background flush, or (Async mode) the flush interval running out.
+    async fn next_event(&mut self) -> Event {
+        let due = match (self.dirty_since, &self.flushing) {
+            (Some(since), None) => Some(self.flush_interval.saturating_sub(since.elapsed())),
+            _ => None,
+        };
+        if due.is_some_and(|d| d.is_zero()) {
+            return Event::FlushDue;
         }
-        if self.inflight.len() >= self.pipeline_depth {
-            return Either::Right(self.next_completion().await);
-        }
-        let next = pin!(self.receiver.rx.next());
-        let done = pin!(self.inflight.next());
-        match select(next, done).await {
-            Either::Left((msg, _)) => Either::Left(msg),
-            Either::Right((done, _)) => Either::Right(done.unwrap_or(Ok(()))),
-        }
+        let fs = self.fs.clone();
+        let mut timer = due.map(|d| Box::pin(fs.sleep(d)));
+        let room = self.inflight.len() < self.pipeline_depth;
+        std::future::poll_fn(|cx| {
+            if !self.inflight.is_empty() {
+                if let Poll::Ready(Some(done)) = self.inflight.poll_next_unpin(cx) {
+                    return Poll::Ready(Event::Completed(done));
+                }
+            }
+            if let Some(flush) = self.flushing.as_mut() {
+                if let Poll::Ready(result) = flush.as_mut().poll(cx) {
+                    self.flushing = None;
+                    return Poll::Ready(Event::Flushed(result));
+                }
+            }
+            if room {
+                if let Poll::Ready(msg) = self.receiver.rx.poll_next_unpin(cx) {
+                    return Poll::Ready(Event::Message(msg));
+                }
+            }
+            if let Some(t) = timer.as_mut() {
+                if t.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Event::FlushDue);
+                }
+            }
+            Poll::Pending
+        })
+        .await
     }
 
     async fn next_completion(&mut self) -> Result<(), Error> {
         self.inflight.next().await.unwrap_or(Ok(()))
     }
 
-    /// Completes every batch in flight, in order.
+    /// Completes every batch in flight, in order, and waits for a
+    /// background flush: afterwards nothing holds the segment file.
     async fn drain_inflight(&mut self) {
         while !self.inflight.is_empty() {
             let done = self.next_completion().await;
             self.complete_oldest(done);
+        }
+        if let Some(flush) = self.flushing.take() {
+            let result = flush.await;
+            self.flushed(result);
         }
     }
 
@@ -236,7 +287,9 @@ impl<Fs: LogFs> Worker<Fs> {
             self.dirty_since.get_or_insert_with(Instant::now);
         }
         match (done, self.shared.failure()) {
-            (Ok(()), None) => self.publish_and_reply(&mut batch, &outcomes),
+            (Ok(()), None) => {
+                self.publish_and_reply(&mut batch, &outcomes);
+            }
             (Err(e), _) => {
                 for sub in batch.drain(..) {
                     let _ = sub.reply.send(Err(e.clone()));
@@ -255,40 +308,21 @@ impl<Fs: LogFs> Worker<Fs> {
         }
     }
 
-    /// The next message; in Async mode, flushes when the interval runs out
-    /// while waiting. `None` when every sender is gone.
-    async fn wait_message(&mut self) -> Option<Msg> {
-        loop {
-            let Some(since) = self.dirty_since else {
-                return self.receiver.rx.next().await;
-            };
-            let left = self.flush_interval.saturating_sub(since.elapsed());
-            if left.is_zero() {
-                self.flush().await;
-                continue;
-            }
-            let fs = self.fs.clone();
-            let timed_out = {
-                let next = pin!(self.receiver.rx.next());
-                let timer = pin!(fs.sleep(left));
-                match select(next, timer).await {
-                    Either::Left((msg, _)) => return msg,
-                    Either::Right(_) => true,
-                }
-            };
-            if timed_out {
-                self.flush().await;
-            }
+    /// Async mode: starts a background fdatasync covering every write
+    /// completed so far (writes completing later mark the shard dirty again).
+    fn start_flush(&mut self) {
+        self.dirty_since = None;
+        if self.shared.failure().is_some() || self.flushing.is_some() {
+            return;
+        }
+        match self.writer.sync_job() {
+            Ok(job) => self.flushing = Some(Box::pin(job)),
+            Err(e) => self.flushed(Err(e)),
         }
     }
 
-    /// Async mode: makes everything written so far durable.
-    async fn flush(&mut self) {
-        self.dirty_since = None;
-        if self.shared.failure().is_some() {
-            return;
-        }
-        if let Err(e) = self.writer.sync().await {
+    fn flushed(&mut self, result: Result<(), Error>) {
+        if let Err(e) = result {
             log::error!(
                 "shard {}: background fdatasync failed, acknowledged Async puts may be lost: {e}",
                 self.shared.id
@@ -331,31 +365,14 @@ impl<Fs: LogFs> Worker<Fs> {
                 bytes += live.get(end).map_or(0, |r| r.as_bytes().len());
                 end += 1;
             }
-            let crcs: Vec<u32> = live
-                .get(start..end)
-                .unwrap_or_default()
-                .iter()
-                .map(|r| crc32c::crc32c(r.as_bytes()))
-                .collect();
-            let frames: Vec<PendingFrame<'_>> = live
-                .get(start..end)
-                .unwrap_or_default()
-                .iter()
-                .zip(crcs)
-                .map(|(r, payload_crc)| {
-                    self.lsn += 1;
-                    PendingFrame {
-                        fields: FrameFields {
-                            version: r.version(),
-                            lsn: self.lsn,
-                            generation,
-                            key: r.key(),
-                            payload: r.as_bytes(),
-                            payload_crc,
-                        },
-                    }
-                })
-                .collect();
+            let chunk = live.get(start..end).unwrap_or_default();
+            let first_lsn = self.lsn + 1;
+            self.lsn += chunk.len() as u64;
+            let frames = frames_of(
+                chunk.iter().map(|r| (r, crc32c::crc32c(r.as_bytes()))),
+                first_lsn,
+                generation,
+            );
             self.writer.append(&frames).await?;
             start = end;
         }
@@ -405,44 +422,45 @@ impl<Fs: LogFs> Worker<Fs> {
         let first_lsn = self.lsn + 1;
         self.lsn += batch.len() as u64;
         let generation = self.writer.generation();
-        let frames: Vec<PendingFrame<'_>> = batch
-            .iter()
-            .zip(first_lsn..)
-            .map(|(s, lsn)| PendingFrame {
-                fields: FrameFields {
-                    version: s.record.version(),
-                    lsn,
-                    generation,
-                    key: s.record.key(),
-                    payload: s.record.as_bytes(),
-                    payload_crc: s.payload_crc,
-                },
-            })
-            .collect();
+        if self.durability == Durability::Async {
+            // Acknowledge at memory speed, before the copy into the DMA buffer.
+            let records = self.publish_and_reply(&mut batch, &outcomes);
+            let frames = frames_of(records.iter().map(|(r, c)| (r, *c)), first_lsn, generation);
+            match self.writer.stage(&frames) {
+                Ok(job) => {
+                    self.inflight.push_back(Box::pin(job.run(false)));
+                    self.pending.push_back(InFlight {
+                        batch: Vec::new(),
+                        outcomes: Vec::new(),
+                    });
+                }
+                Err(e) => {
+                    log::error!(
+                        "shard {}: staging a write failed, acknowledged Async puts may be lost: {e}",
+                        self.shared.id
+                    );
+                    self.shared.mark_failed(e.to_string());
+                }
+            }
+            return;
+        }
+        let frames = frames_of(
+            batch.iter().map(|s| (&s.record, s.payload_crc)),
+            first_lsn,
+            generation,
+        );
         let staged = self.writer.stage(&frames);
         drop(frames);
-        let job = match staged {
-            Ok(job) => job,
+        match staged {
+            Ok(job) => {
+                self.inflight.push_back(Box::pin(job.run(true)));
+                self.pending.push_back(InFlight { batch, outcomes });
+            }
             Err(e) => {
                 self.shared.mark_failed(e.to_string());
                 for sub in batch.drain(..) {
                     let _ = sub.reply.send(Err(e.clone()));
                 }
-                return;
-            }
-        };
-        match self.durability {
-            Durability::Sync => {
-                self.inflight.push_back(Box::pin(job.run(true)));
-                self.pending.push_back(InFlight { batch, outcomes });
-            }
-            Durability::Async => {
-                self.publish_and_reply(&mut batch, &outcomes);
-                self.inflight.push_back(Box::pin(job.run(false)));
-                self.pending.push_back(InFlight {
-                    batch: Vec::new(),
-                    outcomes: Vec::new(),
-                });
             }
         }
     }
@@ -473,9 +491,16 @@ impl<Fs: LogFs> Worker<Fs> {
         outcomes
     }
 
-    fn publish_and_reply(&mut self, batch: &mut Vec<Submission>, outcomes: &[PutOutcome]) {
+    /// Publishes the applied puts of a batch in order, acknowledges every
+    /// put, and hands back the records with their payload CRCs.
+    fn publish_and_reply(
+        &mut self,
+        batch: &mut Vec<Submission>,
+        outcomes: &[PutOutcome],
+    ) -> Vec<(RecordRef, u32)> {
         debug_assert_eq!(batch.len(), outcomes.len());
-        for (sub, outcome) in batch.iter().zip(outcomes) {
+        let mut kept = Vec::with_capacity(batch.len());
+        for (sub, outcome) in batch.drain(..).zip(outcomes) {
             if *outcome == PutOutcome::Applied {
                 index::publish(&self.shared.index, sub.record.clone());
                 // Once the map holds the decided version, forget it here.
@@ -484,9 +509,31 @@ impl<Fs: LogFs> Worker<Fs> {
                     self.decided.remove(key);
                 }
             }
-        }
-        for (sub, outcome) in batch.drain(..).zip(outcomes) {
             let _ = sub.reply.send(Ok(*outcome));
+            kept.push((sub.record, sub.payload_crc));
         }
+        kept
     }
+}
+
+/// The frames of `records` (with their payload CRCs), numbered from
+/// `first_lsn`.
+fn frames_of<'a>(
+    records: impl Iterator<Item = (&'a RecordRef, u32)>,
+    first_lsn: u64,
+    generation: u64,
+) -> Vec<PendingFrame<'a>> {
+    records
+        .zip(first_lsn..)
+        .map(|((r, payload_crc), lsn)| PendingFrame {
+            fields: FrameFields {
+                version: r.version(),
+                lsn,
+                generation,
+                key: r.key(),
+                payload: r.as_bytes(),
+                payload_crc,
+            },
+        })
+        .collect()
 }

@@ -94,6 +94,7 @@ pub struct Config {
     pub(crate) recovery_mode: RecoveryMode,
     pub(crate) pin_cpus: bool,
     pub(crate) allow_non_durable_dir: bool,
+    pub(crate) compact_above_sealed_bytes: Option<u64>,
     pub(crate) on_sealed: Option<OnSealed>,
     pub(crate) io_backend: IoBackend,
     #[cfg(feature = "failpoints")]
@@ -133,6 +134,7 @@ impl Config {
             recovery_mode: RecoveryMode::TolerateTornTail,
             pin_cpus: true,
             allow_non_durable_dir: false,
+            compact_above_sealed_bytes: None,
             on_sealed: None,
             io_backend: IoBackend::Auto,
             #[cfg(feature = "failpoints")]
@@ -239,6 +241,17 @@ impl Config {
     /// shipping segments to an analytics store. It runs on the shard's
     /// thread, so it must return quickly (hand the work to another thread).
     /// Default: none.
+    /// Retention: when the sealed segments of the dir hold more than `bytes`
+    /// (checked every second), the store runs [`Store::compact`] by itself,
+    /// keeping only the live set plus what was written since. To avoid
+    /// compacting in a loop when the live set alone is that large, it waits
+    /// until the sealed bytes are also more than twice what the previous
+    /// compaction left. Default: off (`None`); the minimum is 1 MiB.
+    pub fn compact_above_sealed_bytes(mut self, bytes: Option<u64>) -> Self {
+        self.compact_above_sealed_bytes = bytes;
+        self
+    }
+
     pub fn on_sealed(mut self, callback: impl Fn(&SealedSegment) + Send + Sync + 'static) -> Self {
         self.on_sealed = Some(OnSealed(std::sync::Arc::new(callback)));
         self
@@ -325,6 +338,12 @@ impl Config {
             return bad(
                 "max_batch_bytes",
                 format!("is {}, must be 65536..=1073741824", self.max_batch_bytes),
+            );
+        }
+        if self.compact_above_sealed_bytes.is_some_and(|b| b < 1 << 20) {
+            return bad(
+                "compact_above_sealed_bytes",
+                "must be at least 1 MiB (1048576)".into(),
             );
         }
         if !(1..=16).contains(&self.pipeline_depth) {

@@ -13,8 +13,8 @@ use crate::error::Error;
 use crate::record_ref::RecordRef;
 use crate::segment::format::{MAX_BLOCK_SIZE, MIN_BLOCK_SIZE};
 use crate::segment::hint::Hint;
-use crate::segment::writer::SealedSegment;
 use crate::segment::reader::{ReadError, SegmentReader, frame_at};
+use crate::segment::writer::SealedSegment;
 
 /// What recovery found and did at `open`.
 #[derive(Debug, Clone, Default)]

@@ -65,6 +65,9 @@ struct Inner {
     backend: IoBackend,
     closed: AtomicBool,
     report: RecoveryReport,
+    /// The retention thread, if `compact_above_sealed_bytes` is set.
+    retention: scc::Bag<std::thread::JoinHandle<()>>,
+    retention_stop: Arc<AtomicBool>,
     _lock: DirLock,
 }
 
@@ -126,6 +129,8 @@ impl Store {
             backend,
             closed: AtomicBool::new(false),
             report: recovered.report,
+            retention: scc::Bag::new(),
+            retention_stop: Arc::new(AtomicBool::new(false)),
             _lock: lock,
         };
         let cpus = allowed_cpus();
@@ -186,9 +191,72 @@ impl Store {
             inner.shutdown_and_join();
             return Err(failure);
         }
-        Ok(Store {
+        let store = Store {
             inner: Arc::new(inner),
-        })
+        };
+        if let Some(limit) = config.compact_above_sealed_bytes {
+            store.start_retention(limit)?;
+        }
+        Ok(store)
+    }
+
+    /// Starts the thread that compacts when sealed segments exceed `limit`
+    /// bytes. It holds only a weak reference: dropping the last `Store`
+    /// ends it.
+    fn start_retention(&self, limit: u64) -> Result<(), Error> {
+        let weak = Arc::downgrade(&self.inner);
+        let stop = self.inner.retention_stop.clone();
+        let handle = std::thread::Builder::new()
+            .name("ringstore-retention".into())
+            .spawn(move || {
+                let mut left_by_last = 0u64;
+                loop {
+                    for _ in 0..10 {
+                        if stop.load(Ordering::Acquire) {
+                            return;
+                        }
+                        std::thread::sleep(std::time::Duration::from_millis(100));
+                    }
+                    let Some(inner) = weak.upgrade() else {
+                        return;
+                    };
+                    let store = Store { inner };
+                    match store.sealed_bytes() {
+                        Ok(bytes) if bytes > limit && bytes > 2 * left_by_last => {
+                            match store.compact() {
+                                Ok(report) => {
+                                    log::info!("retention: compacted, {report:?}");
+                                    left_by_last = store.sealed_bytes().unwrap_or(0);
+                                }
+                                Err(e) => log::warn!("retention: compaction failed: {e}"),
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(e) => log::warn!("retention: listing sealed segments failed: {e}"),
+                    }
+                }
+            })
+            .map_err(|e| Error::io("starting the retention thread", &self.inner.config.dir, e))?;
+        self.inner.retention.push(handle);
+        Ok(())
+    }
+
+    /// Total bytes of sealed segments (file sizes only, no reads).
+    fn sealed_bytes(&self) -> Result<u64, Error> {
+        let mut total = 0;
+        for (shard, path) in recovery::shard_dirs(&self.inner.config.dir)? {
+            let active = self
+                .inner
+                .shards
+                .get(shard)
+                .map(|s| s.active_seq.load(Ordering::Acquire));
+            for (seq, seg) in recovery::segments(&path)? {
+                if Some(seq) != active {
+                    total += std::fs::metadata(&seg).map_or(0, |m| m.len());
+                }
+            }
+        }
+        Ok(total)
     }
 
     /// Stores `record` under `key`. The record is validated and serialized on
@@ -423,6 +491,10 @@ impl Store {
     /// gets keep working on the last state. Blocks the calling thread.
     pub fn close(&self) -> Result<(), Error> {
         self.inner.closed.store(true, Ordering::Release);
+        self.inner.retention_stop.store(true, Ordering::Release);
+        while let Some(handle) = self.inner.retention.pop() {
+            let _ = handle.join();
+        }
         self.inner.shutdown_and_join();
         match self
             .inner
@@ -446,9 +518,9 @@ impl ShardThread {
     fn join(self) -> Result<(), String> {
         match self {
             ShardThread::Glommio(h) => h.join().map_err(|e| e.to_string()),
-            ShardThread::Portable(h) => h
-                .join()
-                .map_err(|_| "the shard thread panicked".to_owned()),
+            ShardThread::Portable(h) => {
+                h.join().map_err(|_| "the shard thread panicked".to_owned())
+            }
         }
     }
 }
@@ -607,7 +679,9 @@ impl Inner {
 impl Drop for Inner {
     fn drop(&mut self) {
         // Dropping without `close` is as safe as a crash, but joining here
-        // lets a later `open` of the same dir start from quiet files.
+        // lets a later `open` of the same dir start from quiet files. The
+        // retention thread is only told to stop: this drop may run on it.
+        self.retention_stop.store(true, Ordering::Release);
         self.shutdown_and_join();
     }
 }

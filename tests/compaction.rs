@@ -86,3 +86,44 @@ fn compaction_keeps_the_live_set_and_frees_history() {
         store.close().unwrap();
     }
 }
+
+#[test]
+fn retention_compacts_by_itself_and_keeps_the_live_set() {
+    let dir = common::temp_dir();
+    let config = common::config(dir.path())
+        .max_segment_records(20)
+        .compact_above_sealed_bytes(Some(1 << 20));
+    let store = Store::open(config.clone()).unwrap();
+    let pad = "r".repeat(20_000);
+    let mut newest = BTreeMap::new();
+    for i in 0..300i64 {
+        let key = format!("key{}", i % 10);
+        let r = common::record(i, &pad);
+        store.put_blocking(&key, &r).unwrap();
+        newest.insert(key, r);
+    }
+    // ~6 MB of history over 10 live keys: retention must bring it down.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let bytes = dir_bytes(dir.path());
+        if bytes < (1 << 20) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "retention did not run: {bytes} bytes on disk"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    for (k, r) in &newest {
+        assert_eq!(&store.get(k).unwrap().to_record(), r);
+    }
+    store.close().unwrap();
+    drop(store);
+    let store = Store::open(config).unwrap();
+    assert_eq!(store.len(), 10);
+    for (k, r) in &newest {
+        assert_eq!(&store.get(k).unwrap().to_record(), r, "{k} after reopen");
+    }
+    store.close().unwrap();
+}

@@ -82,7 +82,12 @@ fn reopen_uses_hints_and_falls_back_to_scans() {
     // segments of this run hold nothing yet, so they are not listed).
     let listed = store.sealed_segments().unwrap();
     assert_eq!(listed.iter().map(|s| s.records).sum::<u64>(), 300);
-    let mut reported: Vec<_> = events.lock().unwrap().iter().map(|s| (s.shard, s.seq, s.records)).collect();
+    let mut reported: Vec<_> = events
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|s| (s.shard, s.seq, s.records))
+        .collect();
     let mut from_listing: Vec<_> = listed.iter().map(|s| (s.shard, s.seq, s.records)).collect();
     reported.sort();
     from_listing.sort();

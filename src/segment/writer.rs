@@ -215,7 +215,9 @@ impl<Fs: LogFs> SegmentWriter<Fs> {
 
     /// A future that makes every write completed before it starts durable,
     /// without borrowing the writer (it runs beside new writes).
-    pub fn sync_job(&self) -> Result<impl std::future::Future<Output = Result<(), Error>> + 'static, Error> {
+    pub fn sync_job(
+        &self,
+    ) -> Result<impl std::future::Future<Output = Result<(), Error>> + 'static, Error> {
         let Some(file) = self.file.as_ref() else {
             return Err(Error::Closed);
         };
@@ -234,7 +236,12 @@ impl<Fs: LogFs> SegmentWriter<Fs> {
             return Err(Error::Closed);
         };
         file.sync_data().await.map_err(|e| {
-            Error::shard_io("fdatasync of segment", &self.path, self.spec.shard as usize, e)
+            Error::shard_io(
+                "fdatasync of segment",
+                &self.path,
+                self.spec.shard as usize,
+                e,
+            )
         })
     }
 

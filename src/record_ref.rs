@@ -7,7 +7,34 @@ use std::sync::Arc;
 use rkyv::rancor;
 use rkyv::util::AlignedVec;
 
-use crate::record::{ArchivedRecord, Record};
+use std::num::NonZeroUsize;
+
+use rkyv::validation::Validator;
+use rkyv::validation::archive::ArchiveValidator;
+use rkyv::validation::shared::SharedValidator;
+
+use crate::record::{ArchivedRecord, ArchivedValue, Record};
+
+/// Deepest nesting of archived subtrees that validation follows. A stored
+/// record nests at most `MAX_VALUE_DEPTH` (64) values, and each level is a
+/// few subtrees (a map's B-tree adds about one per 4x entries): 64 levels of
+/// maps with 150 000 entries each, the most a 256 MiB record can hold, need
+/// under 600. The bound keeps validation's recursion far inside a 2 MiB
+/// thread stack.
+pub const MAX_VALIDATION_DEPTH: usize = 1024;
+
+/// Whether an archived value nests deeper than `limit` levels (`limit` ≥ 1),
+/// like `Value::deeper_than`; recursion stops at the limit.
+fn archived_deeper_than(value: &ArchivedValue, limit: usize) -> bool {
+    if limit == 0 {
+        return true;
+    }
+    match value {
+        ArchivedValue::List(items) => items.iter().any(|v| archived_deeper_than(v, limit - 1)),
+        ArchivedValue::Map(map) => map.values().any(|v| archived_deeper_than(v, limit - 1)),
+        _ => false,
+    }
+}
 
 /// Archived bytes that are known to hold a valid `ArchivedRecord`: either
 /// serialized by this process or checked with bytecheck when read from disk.
@@ -40,11 +67,32 @@ impl RecordRef {
 
     /// Copies untrusted payload bytes (from disk) into aligned memory and
     /// validates them; only then can they back a `RecordRef`.
+    ///
+    /// Validation recurses once per nested archived subtree, so it is bounded
+    /// ([`MAX_VALIDATION_DEPTH`]): a forged payload nesting lists a million
+    /// levels deep is refused instead of overflowing the stack (an abort,
+    /// not a panic). A record nesting values deeper than
+    /// [`MAX_VALUE_DEPTH`](crate::MAX_VALUE_DEPTH), which no put can store,
+    /// is refused too.
     pub fn from_untrusted(key: &str, version: i64, payload: &[u8]) -> Result<Self, InvalidPayload> {
         let mut bytes = AlignedVec::<16>::with_capacity(payload.len());
         bytes.extend_from_slice(payload);
-        rkyv::access::<ArchivedRecord, rancor::Error>(&bytes)
-            .map_err(|e| InvalidPayload(e.to_string()))?;
+        let mut validator = Validator::new(
+            ArchiveValidator::with_max_depth(&bytes, NonZeroUsize::new(MAX_VALIDATION_DEPTH)),
+            SharedValidator::new(),
+        );
+        let archived =
+            rkyv::api::access_with_context::<ArchivedRecord, _, rancor::Error>(&bytes, &mut validator)
+                .map_err(|e| InvalidPayload(e.to_string()))?;
+        if archived
+            .iter()
+            .any(|(_, v)| archived_deeper_than(v, crate::record::MAX_VALUE_DEPTH))
+        {
+            return Err(InvalidPayload(format!(
+                "values nest deeper than {} levels",
+                crate::record::MAX_VALUE_DEPTH
+            )));
+        }
         Ok(RecordRef(Arc::new(Stored {
             key: key.into(),
             version,

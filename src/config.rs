@@ -242,7 +242,7 @@ impl Config {
     /// thread, so it must return quickly (hand the work to another thread).
     /// Default: none.
     /// Retention: when the sealed segments of the dir hold more than `bytes`
-    /// (checked every second), the store runs [`Store::compact`] by itself,
+    /// (checked every second), the store runs [`Store::compact`](crate::Store::compact) by itself,
     /// keeping only the live set plus what was written since. To avoid
     /// compacting in a loop when the live set alone is that large, it waits
     /// until the sealed bytes are also more than twice what the previous

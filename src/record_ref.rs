@@ -21,7 +21,7 @@ use crate::record::{ArchivedRecord, ArchivedValue, Record};
 /// maps with 150 000 entries each, the most a 256 MiB record can hold, need
 /// under 600. The bound keeps validation's recursion far inside a 2 MiB
 /// thread stack.
-pub const MAX_VALIDATION_DEPTH: usize = 1024;
+pub(crate) const MAX_VALIDATION_DEPTH: usize = 1024;
 
 /// Whether an archived value nests deeper than `limit` levels (`limit` ≥ 1),
 /// like `Value::deeper_than`; recursion stops at the limit.
@@ -69,7 +69,7 @@ impl RecordRef {
     /// validates them; only then can they back a `RecordRef`.
     ///
     /// Validation recurses once per nested archived subtree, so it is bounded
-    /// ([`MAX_VALIDATION_DEPTH`]): a forged payload nesting lists a million
+    /// (1024 nested subtrees): a forged payload nesting lists a million
     /// levels deep is refused instead of overflowing the stack (an abort,
     /// not a panic). A record nesting values deeper than
     /// [`MAX_VALUE_DEPTH`](crate::MAX_VALUE_DEPTH), which no put can store,
@@ -81,9 +81,11 @@ impl RecordRef {
             ArchiveValidator::with_max_depth(&bytes, NonZeroUsize::new(MAX_VALIDATION_DEPTH)),
             SharedValidator::new(),
         );
-        let archived =
-            rkyv::api::access_with_context::<ArchivedRecord, _, rancor::Error>(&bytes, &mut validator)
-                .map_err(|e| InvalidPayload(e.to_string()))?;
+        let archived = rkyv::api::access_with_context::<ArchivedRecord, _, rancor::Error>(
+            &bytes,
+            &mut validator,
+        )
+        .map_err(|e| InvalidPayload(e.to_string()))?;
         if archived
             .iter()
             .any(|(_, v)| archived_deeper_than(v, crate::record::MAX_VALUE_DEPTH))

@@ -350,8 +350,10 @@ mod tests {
             }
         });
         let took = started.elapsed();
+        // The short sleep won the race above; the bound only guards against
+        // a sleep that never ends (loaded CI machines are slow to wake).
         assert!(
-            took >= Duration::from_millis(5) && took < Duration::from_millis(45),
+            took >= Duration::from_millis(5) && took < Duration::from_secs(5),
             "{took:?}"
         );
     }

@@ -1,0 +1,68 @@
+//! Helpers for the fault-injection tests (feature `failpoints`): decoding
+//! what a recorded write carried, and classifying put results.
+#![allow(dead_code, reason = "each test file uses a different subset")]
+
+use ringstore::Error;
+use ringstore::failpoints::IoEvent;
+use ringstore::inspect::format::{MIN_BLOCK_SIZE, Slot, align_up, classify, decode_frame};
+
+/// The (key, version) of every frame in the buffer of one batch write
+/// (which starts on a block boundary), through the store's decoder.
+pub fn frames_in_write(bytes: &[u8]) -> Vec<(String, i64)> {
+    let block = MIN_BLOCK_SIZE;
+    let mut out = Vec::new();
+    let mut pos = 0usize;
+    while let Some(head) = bytes.get(pos..).filter(|h| h.len() >= 4) {
+        match classify(head, pos as u64, block) {
+            Ok(Slot::Unwritten) | Err(_) => break,
+            Ok(Slot::Filler) => pos = align_up(pos + 1, block as usize),
+            Ok(Slot::Frame { len }) => {
+                let Some(Ok(f)) = bytes.get(pos..pos + len).map(decode_frame) else {
+                    break;
+                };
+                out.push((f.key.to_owned(), f.version));
+                pos = align_up(pos + len, 8);
+            }
+        }
+    }
+    out
+}
+
+/// The bytes of the write with `id`.
+pub fn write_bytes(events: &[IoEvent], id: u64) -> Option<&[u8]> {
+    events.iter().find_map(|e| match e {
+        IoEvent::WriteStart { id: i, bytes, .. } if *i == id => Some(&bytes[..]),
+        _ => None,
+    })
+}
+
+/// How a put ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Acknowledged.
+    Acked,
+    /// Failed by an I/O error of `op` with `errno`.
+    Io {
+        op: &'static str,
+        errno: Option<i32>,
+    },
+    /// Failed because the device was full.
+    NoSpace,
+    /// Refused because the shard had already failed.
+    ShardFailed,
+    /// Anything else (a test failure).
+    Other(String),
+}
+
+pub fn outcome<T>(r: &Result<T, Error>) -> Outcome {
+    match r {
+        Ok(_) => Outcome::Acked,
+        Err(Error::Io { op, source, .. }) => Outcome::Io {
+            op,
+            errno: source.raw_os_error(),
+        },
+        Err(Error::NoSpace { .. }) => Outcome::NoSpace,
+        Err(Error::ShardFailed { .. }) => Outcome::ShardFailed,
+        Err(e) => Outcome::Other(format!("{e:?}")),
+    }
+}

@@ -473,19 +473,8 @@ fn explore(backend: IoBackend, seed: u64, budget: usize, progress: &AtomicU64) -
 
 #[test]
 fn every_crash_state_recovers_every_acknowledged_put() {
-    let seed: u64 = std::env::var("RINGSTORE_CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        });
-    let budget: usize = std::env::var("RINGSTORE_CRASH_STATES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(10_000);
+    let seed = common::seed_from_env("RINGSTORE_CRASH_SEED");
+    let budget: usize = common::env_or("RINGSTORE_CRASH_STATES", 10_000);
     eprintln!(
         "crash states: seed {seed} (replay with RINGSTORE_CRASH_SEED={seed}), budget {budget} per backend"
     );

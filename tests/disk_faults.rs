@@ -369,19 +369,8 @@ fn failed_hint_write_costs_only_a_scan() {
 /// rounds: `RINGSTORE_FAULT_ROUNDS` (default 40 per backend).
 #[test]
 fn random_faults_never_lose_an_acknowledged_put() {
-    let seed: u64 = std::env::var("RINGSTORE_FAULT_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        });
-    let rounds: u64 = std::env::var("RINGSTORE_FAULT_ROUNDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(40);
+    let seed = common::seed_from_env("RINGSTORE_FAULT_SEED");
+    let rounds: u64 = common::env_or("RINGSTORE_FAULT_ROUNDS", 40);
     eprintln!(
         "random faults: seed {seed} (replay with RINGSTORE_FAULT_SEED={seed}), {rounds} rounds per backend"
     );

@@ -14,9 +14,8 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use ringstore::{Durability, Error, IoBackend, PutOutcome, Store};
 
@@ -112,108 +111,20 @@ fn each_backend_recovers_what_the_other_wrote() {
     assert_eq!(common::read_all_frames(dir.path()).len(), 150);
 }
 
-/// The child of the kill test: writes from four threads on the portable
-/// backend and prints every acknowledgement.
-fn kill_child(dir: &str) {
-    let base: i64 = std::env::var("RINGSTORE_CRASH_ROUND")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
-        * 1_000_000;
-    let store =
-        Store::open(common::config(Path::new(dir)).io_backend(IoBackend::Portable)).unwrap();
-    let writers: Vec<_> = (0..4)
-        .map(|w| {
-            let store = store.clone();
-            std::thread::spawn(move || {
-                for i in 0i64.. {
-                    let key = format!("key{}", (i * 7 + w) % 50);
-                    let version = base + i * 4 + w;
-                    store
-                        .put_blocking(&key, &common::record(version, "crash"))
-                        .unwrap();
-                    let mut out = std::io::stdout().lock();
-                    let _ = writeln!(out, "ACK {key} {version}");
-                    let _ = out.flush();
-                }
-            })
-        })
-        .collect();
-    for w in writers {
-        let _ = w.join();
-    }
-}
-
 /// SIGKILL at a seeded random moment, ten rounds on the portable backend:
 /// every acknowledged put is recovered. Seed: `RINGSTORE_KILL_SEED`.
 #[test]
 fn sigkill_on_the_portable_backend_loses_nothing_acknowledged() {
-    if let Ok(dir) = std::env::var("RINGSTORE_PORTABLE_KILL_CHILD") {
-        kill_child(&dir);
+    let config = |dir: &Path| common::config(dir).io_backend(IoBackend::Portable);
+    if common::kill::run_child_if_asked(config) {
         return;
     }
-    let dir = common::temp_dir();
-    let seed: u64 = std::env::var("RINGSTORE_KILL_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        });
-    eprintln!("portable kill: seed {seed} (replay with RINGSTORE_KILL_SEED={seed})");
-    let mut rng = seed | 1;
-    for round in 0..10u64 {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        let kill_after = 1 + rng % 400;
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "sigkill_on_the_portable_backend_loses_nothing_acknowledged",
-                "--nocapture",
-            ])
-            .env("RINGSTORE_PORTABLE_KILL_CHILD", dir.path())
-            .env("RINGSTORE_CRASH_ROUND", round.to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut acked: HashMap<String, i64> = HashMap::new();
-        let mut n = 0;
-        let mut killed = false;
-        for line in BufReader::new(child.stdout.take().unwrap())
-            .lines()
-            .map_while(Result::ok)
-        {
-            let mut parts = line.split(' ');
-            if parts.next() != Some("ACK") {
-                continue;
-            }
-            let key = parts.next().unwrap().to_owned();
-            let version: i64 = parts.next().unwrap().parse().unwrap();
-            let e = acked.entry(key).or_insert(version);
-            *e = (*e).max(version);
-            n += 1;
-            if n == kill_after && !killed {
-                child.kill().unwrap();
-                killed = true;
-            }
-        }
-        child.wait().unwrap();
-        assert!(n > 0, "round {round}: the child acknowledged nothing");
-        let store =
-            Store::open(common::config(dir.path()).io_backend(IoBackend::Portable)).unwrap();
-        for (key, version) in &acked {
-            let got = store
-                .get(key)
-                .unwrap_or_else(|| panic!("round {round}: {key} lost"));
-            assert!(got.version() >= *version, "round {round}: {key}");
-        }
-        store.close().unwrap();
-    }
+    common::kill::rounds(
+        "sigkill_on_the_portable_backend_loses_nothing_acknowledged",
+        config,
+        10,
+        true,
+    );
 }
 
 /// A tmpfs data dir: refused by default on every backend (not durable);

@@ -94,3 +94,147 @@ pub fn int_field(r: &Record, field: &str) -> Option<i64> {
         _ => None,
     }
 }
+
+/// `name` from the environment, parsed, or `default`.
+pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A seed from `name` in the environment (to replay a run), else from the
+/// clock; tests print it.
+pub fn seed_from_env(name: &str) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64)
+        })
+}
+
+/// The kill test, shared by every backend: a child process (this test
+/// binary, re-run on one test) writes from four threads and prints each
+/// acknowledgement; the parent SIGKILLs it after a seeded random number of
+/// acknowledgements, reopens the dir and checks every acknowledged put.
+pub mod kill {
+    use std::collections::HashMap;
+    use std::io::{BufRead, BufReader, Write};
+    use std::path::Path;
+    use std::process::{Command, Stdio};
+
+    use ringstore::{Config, Store};
+
+    const CHILD_DIR: &str = "RINGSTORE_CRASH_CHILD_DIR";
+    const ROUND: &str = "RINGSTORE_CRASH_ROUND";
+
+    /// In the child process: write forever, printing `ACK key version`, and
+    /// return `true`. In the parent: return `false` at once.
+    pub fn run_child_if_asked(config: impl Fn(&Path) -> Config) -> bool {
+        let Ok(dir) = std::env::var(CHILD_DIR) else {
+            return false;
+        };
+        // Later rounds write higher versions, so each round's puts are fresh.
+        let base = super::env_or::<i64>(ROUND, 0) * 1_000_000;
+        let store = Store::open(config(Path::new(&dir))).unwrap();
+        let writers: Vec<_> = (0..4)
+            .map(|w| {
+                let store = store.clone();
+                std::thread::spawn(move || {
+                    for i in 0i64.. {
+                        let key = format!("key{}", (i * 7 + w) % 50);
+                        let version = base + i * 4 + w;
+                        store
+                            .put_blocking(&key, &super::record(version, "crash"))
+                            .unwrap();
+                        let mut out = std::io::stdout().lock();
+                        let _ = writeln!(out, "ACK {key} {version}");
+                        let _ = out.flush();
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            let _ = w.join();
+        }
+        true
+    }
+
+    /// Runs `rounds` kill rounds of the test named `test_name` (whose body
+    /// starts with `run_child_if_asked`). With `check_versions`, every
+    /// acknowledged version (or a newer one) must be back; without it (Async
+    /// mode), recovery must just open cleanly.
+    pub fn rounds(
+        test_name: &str,
+        config: impl Fn(&Path) -> Config,
+        rounds: u64,
+        check_versions: bool,
+    ) {
+        let dir = super::temp_dir();
+        let seed = super::seed_from_env("RINGSTORE_KILL_SEED");
+        eprintln!(
+            "{test_name}: seed {seed} (replay with RINGSTORE_KILL_SEED={seed}), {rounds} rounds"
+        );
+        let mut rng = seed | 1;
+        for round in 0..rounds {
+            // xorshift64: the kill point of each round follows from the seed.
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            let kill_after = 1 + rng % 400;
+            let mut child = Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", test_name, "--nocapture"])
+                .env(CHILD_DIR, dir.path())
+                .env(ROUND, round.to_string())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let mut acked: HashMap<String, i64> = HashMap::new();
+            let mut n = 0;
+            let mut killed = false;
+            // Lines printed before the kill landed count too: they were
+            // acknowledged.
+            for line in BufReader::new(child.stdout.take().unwrap())
+                .lines()
+                .map_while(Result::ok)
+            {
+                let mut parts = line.split(' ');
+                if parts.next() != Some("ACK") {
+                    continue;
+                }
+                let key = parts.next().unwrap().to_owned();
+                let version: i64 = parts.next().unwrap().parse().unwrap();
+                let e = acked.entry(key).or_insert(version);
+                *e = (*e).max(version);
+                n += 1;
+                if n == kill_after && !killed {
+                    child.kill().unwrap();
+                    killed = true;
+                }
+            }
+            child.wait().unwrap();
+            assert!(
+                n > 0,
+                "seed {seed} round {round}: the child acknowledged nothing"
+            );
+            let store = Store::open(config(dir.path())).unwrap();
+            if check_versions {
+                for (key, version) in &acked {
+                    let got = store.get(key).unwrap_or_else(|| {
+                        panic!("seed {seed} round {round}: {key} lost after kill")
+                    });
+                    assert!(
+                        got.version() >= *version,
+                        "seed {seed} round {round}: {key} has {} < acked {version}",
+                        got.version()
+                    );
+                }
+            }
+            store.close().unwrap();
+        }
+    }
+}

@@ -68,7 +68,8 @@ struct Inner {
     /// The retention thread, if `compact_above_sealed_bytes` is set.
     retention: scc::Bag<std::thread::JoinHandle<()>>,
     retention_stop: Arc<AtomicBool>,
-    _lock: DirLock,
+    /// The data-dir lock; `close` releases it (the bag holds at most one).
+    lock: scc::Bag<DirLock>,
 }
 
 impl std::fmt::Debug for Store {
@@ -131,7 +132,11 @@ impl Store {
             report: recovered.report,
             retention: scc::Bag::new(),
             retention_stop: Arc::new(AtomicBool::new(false)),
-            _lock: lock,
+            lock: {
+                let bag = scc::Bag::new();
+                bag.push(lock);
+                bag
+            },
         };
         let cpus = allowed_cpus();
         let mut readiness = Vec::with_capacity(n);
@@ -496,6 +501,11 @@ impl Store {
             let _ = handle.join();
         }
         self.inner.shutdown_and_join();
+        // Everything is durable and every shard has exited: another store
+        // may take the dir now, even while this handle lives on for gets.
+        while let Some(lock) = self.inner.lock.pop() {
+            drop(lock);
+        }
         match self
             .inner
             .shards

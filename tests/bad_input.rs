@@ -138,8 +138,17 @@ fn second_open_of_a_dir_is_locked() {
     }
     assert_still_works(&store, dir.path());
     store.close().unwrap();
+    // Released by `close`, even while the closed handle still serves gets.
+    let again = Store::open(common::config(dir.path())).unwrap();
+    assert_eq!(
+        store.get("healthy").map(|r| r.version()),
+        again.get("healthy").map(|r| r.version())
+    );
+    again.close().unwrap();
+    drop(again);
     drop(store);
-    // Released with the store.
+    // And released when a store is dropped without `close`.
+    drop(Store::open(common::config(dir.path())).unwrap());
     Store::open(common::config(dir.path()))
         .unwrap()
         .close()

@@ -47,6 +47,39 @@ impl From<DurabilityArg> for ringstore::Durability {
     }
 }
 
+/// Which I/O backend the store's shards use (see `ringstore::IoBackend`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IoBackendArg {
+    /// io_uring when the preflight check passes, else portable (with a
+    /// logged reason).
+    Auto,
+    /// io_uring only: the run fails if it is unavailable.
+    IoUring,
+    /// Blocking O_DIRECT `pwrite` + `fdatasync` on std threads.
+    Portable,
+}
+
+impl From<IoBackendArg> for ringstore::IoBackend {
+    fn from(b: IoBackendArg) -> Self {
+        match b {
+            IoBackendArg::Auto => ringstore::IoBackend::Auto,
+            IoBackendArg::IoUring => ringstore::IoBackend::IoUring,
+            IoBackendArg::Portable => ringstore::IoBackend::Portable,
+        }
+    }
+}
+
+/// The name of a backend as the flag spells it: `auto`, `io-uring`,
+/// `portable`.
+pub fn backend_name(b: ringstore::IoBackend) -> &'static str {
+    match b {
+        ringstore::IoBackend::Auto => "auto",
+        ringstore::IoBackend::IoUring => "io-uring",
+        ringstore::IoBackend::Portable => "portable",
+    }
+}
+
 /// Runs the seed workload against a fresh ringstore on a real disk and reports
 /// put/get latency percentiles, throughput, and (with --baseline) what the raw
 /// device gives in the same run.
@@ -117,6 +150,26 @@ pub struct Args {
     #[arg(long)]
     pub max_batch_bytes: Option<usize>,
 
+    /// I/O backend of the store; the one `auto` resolved to is reported.
+    #[arg(long, value_enum, default_value_t = IoBackendArg::Auto)]
+    pub io_backend: IoBackendArg,
+
+    /// Retention: the store compacts in the background whenever its sealed
+    /// segments exceed this many bytes (minimum 1 MiB), so long runs do not
+    /// fill the disk. Compaction deletes superseded frames, so verification
+    /// then counts a put as found when its key is on disk at that version or
+    /// a newer one [default: off].
+    #[arg(long, value_name = "BYTES")]
+    pub compact_above_bytes: Option<u64>,
+
+    /// Every this many ms of the run, record a sample: RSS, puts and gets of
+    /// the interval, their p50/p99/max latency in the interval, the data
+    /// dir's bytes. Each sample is printed to stderr as a `sample` line and
+    /// kept in the JSON under "samples"; the report ends with a soak summary
+    /// (RSS flatness, p99 drift). 0 = off.
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    pub sample_interval_ms: u64,
+
     /// Run the writers for this long instead of a count: seconds, or a number
     /// with ms, s or m (e.g. 500ms, 30s, 2m).
     #[arg(long, value_parser = parse_duration_s)]
@@ -186,6 +239,9 @@ impl Args {
         if self.shards == Some(0) {
             return bad("shards", "must be at least 1");
         }
+        if self.compact_above_bytes.is_some_and(|b| b < 1 << 20) {
+            return bad("compact-above-bytes", "must be at least 1048576 (1 MiB)");
+        }
         if self.baseline && (self.baseline_depth == 0 || self.baseline_mib == 0) {
             return bad(
                 "baseline-depth",
@@ -248,6 +304,11 @@ mod tests {
         assert_eq!(
             (args.doubles, args.strings, args.string_len),
             (50, 50, 2048)
+        );
+        assert_eq!(args.io_backend, IoBackendArg::Auto);
+        assert_eq!(
+            (args.compact_above_bytes, args.sample_interval_ms),
+            (None, 0)
         );
         args.validate().unwrap();
     }

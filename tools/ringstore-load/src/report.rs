@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::baseline::Baseline;
 use crate::cli::Args;
+use crate::sampling::{Sample, SoakSummary};
 use crate::system::DeviceInfo;
 use crate::verify::Verification;
 
@@ -98,6 +99,9 @@ pub struct RecoveryFigures {
 pub struct Report {
     /// Version of this harness.
     pub ringstore_load_version: &'static str,
+    /// The I/O backend the store ran on (`io-uring` or `portable`; what
+    /// `--io-backend auto` resolved to).
+    pub io_backend: &'static str,
     /// Puts acknowledged (applied or stale).
     pub puts: u64,
     /// Puts acknowledged as stale (a newer version was already readable).
@@ -129,6 +133,11 @@ pub struct Report {
     pub write_mb_per_s: f64,
     /// Segment file bytes (padding included) per second, same window.
     pub disk_mb_per_s: f64,
+    /// Whether the two figures above are estimates: with retention
+    /// (`--compact-above-bytes`) compaction deletes most frames before they
+    /// can be counted, so the bytes written are taken as puts x the mean
+    /// frame left on disk (and its padding ratio).
+    pub write_bytes_estimated: bool,
     /// Mean frame size: key, record and frame header, bytes.
     pub mean_record_bytes: f64,
     /// Put latency, call to acknowledgement, µs.
@@ -163,6 +172,10 @@ pub struct Report {
     pub verification: Verification,
     /// The reopen (`--recovery`), else null.
     pub recovery: Option<RecoveryFigures>,
+    /// RSS flatness and p99 drift over the samples, else null.
+    pub soak: Option<SoakSummary>,
+    /// The time series (`--sample-interval-ms`), oldest first; empty when off.
+    pub samples: Vec<Sample>,
     /// Every knob as used (`shards` resolved).
     pub config: Args,
     /// The data dir.
@@ -244,9 +257,14 @@ pub fn render(r: &Report) -> String {
     );
     let _ = writeln!(
         out,
-        "  store:  {} shards, durability {}, seed {}, dir {} ({})",
+        "  store:  {} shards, durability {}, I/O backend {}, retention {}, seed {}, dir {} ({})",
         opt(&c.shards),
         c.durability.name(),
+        r.io_backend,
+        c.compact_above_bytes.map_or_else(
+            || "off".to_owned(),
+            |b| format!("compact above {:.1} MB sealed", b as f64 / 1e6)
+        ),
         c.seed,
         r.data_dir,
         if r.kept { "kept" } else { "removed" }
@@ -274,9 +292,18 @@ pub fn render(r: &Report) -> String {
     latency_row(&mut out, "get", &r.get_latency_us);
     let _ = writeln!(
         out,
-        "\n  throughput  writes/ms {:.3}   reads/ms {:.3}   {:.1} MB/s persisted ({:.1} MB/s to disk), \
+        "\n  throughput  writes/ms {:.3}   reads/ms {:.3}   {:.1} MB/s persisted ({:.1} MB/s to disk{}), \
          records of {:.0} bytes",
-        r.writes_per_ms, r.reads_per_ms, r.write_mb_per_s, r.disk_mb_per_s, r.mean_record_bytes
+        r.writes_per_ms,
+        r.reads_per_ms,
+        r.write_mb_per_s,
+        r.disk_mb_per_s,
+        if r.write_bytes_estimated {
+            "; estimated as puts x mean frame, compaction deleted the rest"
+        } else {
+            ""
+        },
+        r.mean_record_bytes
     );
     let hit_pct = if r.gets == 0 {
         0.0
@@ -305,12 +332,16 @@ pub fn render(r: &Report) -> String {
     let _ = writeln!(
         out,
         "  verified    lost = {}  ({} acknowledged puts checked against {} frames in {} segments, \
-         {:.2} GB; {} keys behind; scan {:.0} ms)",
+         {:.2} GB{}; {} keys behind; scan {:.0} ms)",
         r.lost,
         v.acked,
         v.frames,
         v.segments,
         v.disk_bytes as f64 / 1e9,
+        match v.check {
+            crate::verify::Check::ExactFrame => "",
+            crate::verify::Check::SameOrNewerVersion => ", same or newer version (compacted)",
+        },
         v.stale_keys,
         v.scan_ms
     );
@@ -362,6 +393,9 @@ pub fn render(r: &Report) -> String {
             rec.torn_tails
         );
     }
+    if let Some(s) = &r.soak {
+        render_soak(&mut out, s);
+    }
     let g = &r.generation;
     let _ = writeln!(
         out,
@@ -386,6 +420,54 @@ pub fn render(r: &Report) -> String {
          put mean 576 µs max 113289 µs, get mean 17.6 µs max 79856 µs"
     );
     out
+}
+
+fn mb(bytes: Option<u64>) -> String {
+    bytes.map_or_else(|| "?".to_owned(), |b| format!("{:.1}", b as f64 / 1e6))
+}
+
+fn ratio(v: Option<f64>) -> String {
+    v.map_or_else(|| "?".to_owned(), |v| format!("{v:.2}"))
+}
+
+fn opt_us(v: Option<f64>) -> String {
+    v.map_or_else(|| "?".to_owned(), us)
+}
+
+fn render_soak(out: &mut String, s: &SoakSummary) {
+    let _ = writeln!(
+        out,
+        "  soak        {} samples; RSS after warm-up ({} skipped) min {} / median {} / max {} MB: \
+         flat within {} %",
+        s.samples,
+        s.warmup_samples,
+        mb(s.rss_min_bytes),
+        mb(s.rss_median_bytes),
+        mb(s.rss_max_bytes),
+        s.rss_flat_pct
+            .map_or_else(|| "?".to_owned(), |p| format!("{p:.1}"))
+    );
+    let _ = writeln!(
+        out,
+        "              p99 per interval, median of first vs last quarter: put {} → {} µs (drift {}), \
+         get {} → {} µs (drift {}); worst put {} µs, get {} µs; {} put stalls (p99 > 10 x median)",
+        opt_us(s.put_p99_first_quarter_us),
+        opt_us(s.put_p99_last_quarter_us),
+        ratio(s.put_p99_drift),
+        opt_us(s.get_p99_first_quarter_us),
+        opt_us(s.get_p99_last_quarter_us),
+        ratio(s.get_p99_drift),
+        opt_us(s.put_p99_max_us),
+        opt_us(s.get_p99_max_us),
+        s.put_p99_spikes
+    );
+    let _ = writeln!(
+        out,
+        "              data dir max {} MB, last {} MB, shrank {} times (compactions)",
+        mb(s.dir_max_bytes),
+        mb(s.dir_last_bytes),
+        s.dir_shrinks
+    );
 }
 
 #[cfg(test)]

@@ -29,10 +29,19 @@ pub fn check_real_disk(dir: &Path) -> Result<(), LoadError> {
 
 /// Peak resident set size of this process (VmHWM), in bytes.
 pub fn peak_rss_bytes() -> Option<u64> {
+    status_kib("VmHWM:").map(|kib| kib * 1024)
+}
+
+/// Current resident set size of this process (VmRSS), in bytes.
+pub fn rss_bytes() -> Option<u64> {
+    status_kib("VmRSS:").map(|kib| kib * 1024)
+}
+
+/// A `kB` field of /proc/self/status.
+fn status_kib(field: &str) -> Option<u64> {
     let status = fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// CPU time this process has used so far: (user, system) seconds.
@@ -46,6 +55,23 @@ pub fn cpu_seconds() -> Option<(f64, f64)> {
     let stime: u64 = fields.next()?.parse().ok()?;
     let ticks = rustix::param::clock_ticks_per_second() as f64;
     Some((utime as f64 / ticks, stime as f64 / ticks))
+}
+
+/// CPU time of the whole host so far, summed over CPUs, in clock ticks:
+/// (busy, total). Busy is everything but idle and iowait.
+pub fn host_cpu_ticks() -> Option<(u64, u64)> {
+    let stat = fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let ticks: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .filter_map(|t| t.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal
+    let idle = ticks.get(3)? + ticks.get(4)?;
+    let total: u64 = ticks.iter().sum();
+    Some((total - idle, total))
 }
 
 /// The disk and filesystem holding the data dir.
@@ -147,8 +173,12 @@ mod tests {
     #[test]
     fn process_figures_are_readable() {
         assert!(peak_rss_bytes().unwrap() > 0);
+        assert!(rss_bytes().unwrap() > 0);
+        assert!(rss_bytes().unwrap() <= peak_rss_bytes().unwrap());
         let (user, system) = cpu_seconds().unwrap();
         assert!(user >= 0.0 && system >= 0.0);
+        let (busy, total) = host_cpu_ticks().unwrap();
+        assert!(0 < busy && busy <= total);
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! The workload: writer threads putting fresh records to random keys and
 //! reader threads getting random keys, each on a deadline schedule, every
-//! operation timed into its thread's HDR histogram (nanoseconds).
+//! operation timed into its thread's HDR histogram (nanoseconds), and with
+//! `--sample-interval-ms` also into its interval histogram for the sampler.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::thread::ScopedJoinHandle;
@@ -10,13 +12,15 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use ringstore::{PutOutcome, Store};
 
+use crate::acklog::{AckLog, AckWriter};
 use crate::error::LoadError;
 use crate::pacing::Ticker;
 use crate::payload::{Payload, Rng, STRINGS_PER_PUT, now_ns};
+use crate::progress::{self, Target};
+use crate::sampling::{self, IntervalHistograms, Sample};
 
 /// Records each writer keeps and refreshes in turn.
 const RECORDS_PER_WRITER: usize = 4;
-use crate::progress::{self, Target};
 
 /// Longest latency a histogram holds exactly (longer ones saturate): 10 min.
 const MAX_LATENCY_NS: u64 = 600_000_000_000;
@@ -45,6 +49,10 @@ pub struct WorkloadSpec {
     pub duration: Option<Duration>,
     /// Seed of every random choice.
     pub seed: u64,
+    /// Take a sample this often (`None`: no samples).
+    pub sample_interval: Option<Duration>,
+    /// Directory of the acknowledged-put files (one per writer).
+    pub ack_dir: PathBuf,
 }
 
 /// Counters the progress bar reads while the run goes on.
@@ -88,7 +96,7 @@ pub struct WorkloadResult {
     /// Gets that found a record.
     pub get_hits: u64,
     /// Every acknowledged put, for verification.
-    pub acked: Vec<Acked>,
+    pub acked: AckLog,
     /// From the start signal until the last writer finished.
     pub wall: Duration,
     /// Time writers spent building records (summed over writers).
@@ -97,6 +105,8 @@ pub struct WorkloadResult {
     pub write_ticks_missed: u64,
     /// Reader ticks skipped.
     pub read_ticks_missed: u64,
+    /// The time series (`sample_interval`), else empty.
+    pub samples: Vec<Sample>,
 }
 
 /// A start line: workers wait until the main thread opens or aborts it.
@@ -134,7 +144,9 @@ impl Gate {
 struct WriterOut {
     latency: Histogram<u64>,
     corrected: Histogram<u64>,
-    acked: Vec<Acked>,
+    acked: AckWriter,
+    /// Appending to `acked` failed (the writer stopped).
+    ack_error: Option<LoadError>,
     stale: u64,
     errors: u64,
     first_error: Option<String>,
@@ -159,6 +171,7 @@ struct Shared<'a> {
     live: &'a Live,
     gate: &'a Gate,
     empty: &'a Histogram<u64>,
+    interval: Option<&'a IntervalHistograms>,
 }
 
 /// Runs the workload against `store` and returns what it measured.
@@ -171,6 +184,9 @@ pub fn run(
     let empty = new_histogram()?;
     let live = Live::default();
     let gate = Gate::default();
+    let interval = spec
+        .sample_interval
+        .map(|_| IntervalHistograms::new(spec.writers, spec.readers, &empty));
     let shared = Shared {
         store,
         payload,
@@ -179,7 +195,16 @@ pub fn run(
         live: &live,
         gate: &gate,
         empty: &empty,
+        interval: interval.as_ref(),
     };
+    std::fs::create_dir_all(&spec.ack_dir)
+        .map_err(|e| LoadError::io("creating", &spec.ack_dir, e))?;
+    let mut ack_writers = Vec::with_capacity(spec.writers);
+    for id in 0..spec.writers {
+        ack_writers.push(AckWriter::create(
+            &spec.ack_dir.join(format!("writer-{id}.acked")),
+        )?);
+    }
     let target = match spec.duration {
         Some(d) => Target::Time(d),
         None => Target::Puts(spec.writes_per_writer.saturating_mul(spec.writers as u64)),
@@ -189,10 +214,10 @@ pub fn run(
         let mut writers: Vec<ScopedJoinHandle<'_, WriterOut>> = Vec::new();
         let mut readers: Vec<ScopedJoinHandle<'_, ReaderOut>> = Vec::new();
         let mut spawned = Ok(());
-        for id in 0..spec.writers {
+        for (id, acked) in ack_writers.into_iter().enumerate() {
             match std::thread::Builder::new()
                 .name(format!("writer-{id}"))
-                .spawn_scoped(scope, move || writer(shared, id))
+                .spawn_scoped(scope, move || writer(shared, id, acked))
             {
                 Ok(h) => writers.push(h),
                 Err(e) => {
@@ -218,9 +243,30 @@ pub fn run(
             live.writers_done.store(true, Ordering::Release);
             return Err(e);
         }
-        let bar = progress::spawn(scope, &live, target);
+        // Sample lines are the progress report when sampling; the bar would
+        // overwrite them.
+        let bar = match spec.sample_interval {
+            None => progress::spawn(scope, &live, target),
+            Some(_) => None,
+        };
         gate.set(true);
         let started = Instant::now();
+        let sampler = match (spec.sample_interval, interval.as_ref()) {
+            (Some(every), Some(histograms)) => {
+                let live = &live;
+                let spawned = std::thread::Builder::new()
+                    .name("sampler".into())
+                    .spawn_scoped(scope, move || {
+                        sampling::run(live, histograms, store.dir(), every, started)
+                    });
+                if spawned.is_err() {
+                    // The writers are already running: stop them, then fail.
+                    live.failed.store(true, Ordering::Relaxed);
+                }
+                Some(spawned)
+            }
+            _ => None,
+        };
         let writer_outs: Vec<_> = writers.into_iter().map(ScopedJoinHandle::join).collect();
         let wall = started.elapsed();
         live.writers_done.store(true, Ordering::Release);
@@ -228,7 +274,16 @@ pub fn run(
         if let Some(bar) = bar {
             let _ = bar.join();
         }
-        merge(&empty, writer_outs, reader_outs, wall)
+        let samples = match sampler {
+            Some(Ok(h)) => h
+                .join()
+                .map_err(|_| LoadError::Panicked { role: "sampler" })?,
+            Some(Err(e)) => return Err(LoadError::io("spawning the sampler thread", "", e)),
+            None => Vec::new(),
+        };
+        let mut result = merge(&empty, writer_outs, reader_outs, wall)?;
+        result.samples = samples;
+        Ok(result)
     })
 }
 
@@ -248,19 +303,23 @@ fn merge(
         first_put_error: None,
         gets: 0,
         get_hits: 0,
-        acked: Vec::new(),
+        acked: AckLog::default(),
         wall,
         build_time: Duration::ZERO,
         write_ticks_missed: 0,
         read_ticks_missed: 0,
+        samples: Vec::new(),
     };
     for out in writer_outs {
         let out = out.map_err(|_| LoadError::Panicked { role: "writer" })?;
         // Same bounds everywhere, so adding cannot fail.
         let _ = result.put_latency_ns.add(&out.latency);
         let _ = result.put_latency_corrected_ns.add(&out.corrected);
-        result.puts += out.acked.len() as u64;
-        result.acked.extend_from_slice(&out.acked);
+        if let Some(e) = out.ack_error {
+            return Err(e);
+        }
+        result.puts += out.acked.count();
+        result.acked.add(out.acked.finish()?);
         result.stale_puts += out.stale;
         result.put_errors += out.errors;
         if result.first_put_error.is_none() {
@@ -279,17 +338,14 @@ fn merge(
     Ok(result)
 }
 
-fn writer(shared: &Shared<'_>, id: usize) -> WriterOut {
+fn writer(shared: &Shared<'_>, id: usize, acked: AckWriter) -> WriterOut {
     let spec = shared.spec;
     let mut rng = Rng::new(spec.seed, id as u64);
     let mut out = WriterOut {
         latency: shared.empty.clone(),
         corrected: shared.empty.clone(),
-        acked: Vec::with_capacity(
-            usize::try_from(spec.writes_per_writer)
-                .unwrap_or(0)
-                .min(1 << 20),
-        ),
+        acked,
+        ack_error: None,
         stale: 0,
         errors: 0,
         first_error: None,
@@ -343,11 +399,18 @@ fn writer(shared: &Shared<'_>, id: usize) -> WriterOut {
                 let _ = out
                     .corrected
                     .record_correct(nanos(latency).min(MAX_LATENCY_NS), interval_ns);
-                out.acked.push((index as u32, version));
+                if let Some(interval) = shared.interval {
+                    interval.record_put(id, nanos(latency));
+                }
                 if matches!(outcome, PutOutcome::Stale { .. }) {
                     out.stale += 1;
                 }
                 shared.live.puts.fetch_add(1, Ordering::Relaxed);
+                if let Err(e) = out.acked.push((index as u32, version)) {
+                    out.ack_error = Some(e);
+                    shared.live.failed.store(true, Ordering::Relaxed);
+                    break;
+                }
             }
             Err(e) => {
                 out.errors += 1;
@@ -383,6 +446,9 @@ fn reader(shared: &Shared<'_>, id: usize) -> ReaderOut {
         let got = shared.store.get(key);
         let latency = started.elapsed();
         out.latency.saturating_record(nanos(latency));
+        if let Some(interval) = shared.interval {
+            interval.record_get(id, nanos(latency));
+        }
         out.gets += 1;
         out.hits += u64::from(got.is_some());
         shared.live.gets.fetch_add(1, Ordering::Relaxed);

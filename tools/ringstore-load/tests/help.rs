@@ -27,6 +27,9 @@ fn help_lists_every_flag_and_default() {
         "--keep",
         "--baseline",
         "--recovery",
+        "--io-backend",
+        "--compact-above-bytes",
+        "--sample-interval-ms",
     ] {
         assert!(text.contains(flag), "--help lacks {flag}");
     }
@@ -36,6 +39,7 @@ fn help_lists_every_flag_and_default() {
         "[default: 200]",
         "[default: 2048]",
         "[default: sync]",
+        "[default: auto]",
         "[default: /var/tmp]",
         "RINGSTORE_LOAD_DIR",
     ] {

@@ -481,9 +481,9 @@ fn read_segment(
                 });
                 return Ok(());
             }
-            (RecoveryMode::TolerateTornTail, Some(at))
+            (RecoveryMode::TolerateTornTail, Some(_))
                 if is_last
-                    && in_flight_tail(&mut reader, offset, at, last_good)
+                    && in_flight_tail(&mut reader, last_good)
                         .map_err(|e| read_error(path, e))? =>
             {
                 // Batches in flight at a crash (or a failed write followed by
@@ -569,24 +569,34 @@ pub(crate) fn describe_sealed(shard: usize, seq: u64, path: &Path) -> Result<Sea
 }
 
 /// Whether the damage at `offset` of the newest segment, with valid frames
-/// again from `resume` on, is what batches in flight at a crash leave: the
-/// damaged frame lost a sector that never reached the disk (zeros; a flipped
-/// bit does not look like that), and every frame after the damage comes
-/// later in the log than every frame before it. The reader is positioned at
-/// `resume`.
+/// again from `resume` on, is what a crash with batches in flight leaves:
+/// every frame after the damage comes later in the log than every frame
+/// before it, and the damaged batch plus the batches that start after it are
+/// no more than the writer's pipeline depth (from the segment header). Only
+/// that many batches can be in flight, and none of them was acknowledged
+/// (acknowledgements follow log order and need the batch's own flush). With
+/// depth 1, a valid batch after the damage means corruption. The reader is
+/// positioned at the first valid frame after the damage.
 fn in_flight_tail(
     reader: &mut SegmentReader,
-    offset: u64,
-    resume: u64,
     last_good: Option<(u64, u64)>,
 ) -> Result<bool, ReadError> {
-    if !reader.has_lost_sector(offset, resume)? {
-        return Ok(false);
-    }
+    let depth = u64::from(reader.header().pipeline_depth.max(1));
+    // The batch holding the damage counts as one in flight.
+    let mut batches = 1u64;
     loop {
         match reader.next_frame() {
             Ok(Some((_, frame))) => {
                 if last_good.is_some_and(|g| (frame.generation, frame.lsn) <= g) {
+                    return Ok(false);
+                }
+                // Frames that do not start a batch are the rest of the
+                // damaged batch (a write torn in its middle) or of a batch
+                // already counted.
+                if frame.batch_start {
+                    batches += 1;
+                }
+                if batches > depth {
                     return Ok(false);
                 }
             }

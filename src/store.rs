@@ -152,6 +152,7 @@ impl Store {
                     shard_dir: dir.join(format!("shard-{i}")),
                     shard: i as u32,
                     shard_count: n as u32,
+                    pipeline_depth: config.pipeline_depth as u32,
                     generation,
                     max_segment_bytes: config.max_segment_bytes,
                     max_segment_records: config.max_segment_records,

@@ -75,6 +75,9 @@ fn run_workload(backend: IoBackend, root: &Path) -> Recording {
         common::config(root)
             .io_backend(backend)
             .max_segment_records(24)
+            // Two batches in flight: the harder crash shapes (a later batch
+            // durable, an earlier one not).
+            .pipeline_depth(2)
             .fault_plan(plan.clone()),
     )
     .unwrap();

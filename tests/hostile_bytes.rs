@@ -105,6 +105,7 @@ fn forged_dir(payload: &[u8]) -> tempfile::TempDir {
         block_size: MIN_BLOCK_SIZE,
         shard: 0,
         shard_count: 1,
+        pipeline_depth: 1,
         seq: 1,
         generation: 1,
         created_unix_ns: 0,

@@ -33,6 +33,8 @@ pub const MAX_RECORD_BYTES_LIMIT: usize = 256 << 20;
 pub const MAX_FRAME_LEN: usize = payload_offset(MAX_KEY_BYTES) + MAX_RECORD_BYTES_LIMIT;
 /// Frame kind: one put.
 pub const KIND_PUT: u8 = 1;
+/// Frame flag (byte 9): the first frame of its group commit.
+pub const FLAG_BATCH_START: u8 = 1;
 
 const _: () = assert!(HEADER_LEN <= MIN_BLOCK_SIZE as usize);
 const _: () = assert!(MIN_BLOCK_SIZE as usize % FRAME_ALIGN == 0);
@@ -72,6 +74,10 @@ pub struct SegmentHeader {
     pub shard: u32,
     /// Shard count of the store when the segment was created.
     pub shard_count: u32,
+    /// Most group commits the writer kept in flight at once (0 in files
+    /// written before the field existed means 1): bounds how many batches a
+    /// crash can leave incomplete at the end of the segment.
+    pub pipeline_depth: u32,
     /// Sequence number of the segment within its shard folder.
     pub seq: u64,
     /// Store generation (bumped at every open) that created the segment.
@@ -96,6 +102,8 @@ pub struct Frame<'a> {
     pub payload: &'a [u8],
     /// Exact frame length (`len` field).
     pub len: u32,
+    /// Whether this frame starts a group commit (batch).
+    pub batch_start: bool,
 }
 
 /// Why bytes are not a valid header or frame.
@@ -205,7 +213,8 @@ impl SegmentHeader {
         put(out, 24, &self.seq.to_le_bytes());
         put(out, 32, &self.generation.to_le_bytes());
         put(out, 40, &self.created_unix_ns.to_le_bytes());
-        put(out, 48, &[0u8; 12]);
+        put(out, 48, &self.pipeline_depth.to_le_bytes());
+        put(out, 52, &[0u8; 8]);
         let crc = out.get(..60).map_or(0, crc32c::crc32c);
         put(out, 60, &crc.to_le_bytes());
         debug_assert_eq!(SegmentHeader::decode(out).as_ref(), Ok(self));
@@ -243,6 +252,7 @@ impl SegmentHeader {
             block_size,
             shard: le_u32(head, 16),
             shard_count: le_u32(head, 20),
+            pipeline_depth: le_u32(head, 48),
             seq: le_u64(head, 24),
             generation: le_u64(head, 32),
             created_unix_ns: le_u64(head, 40),
@@ -278,6 +288,12 @@ pub struct FrameFields<'a> {
 /// `frame_footprint(key.len(), payload.len())` bytes; the padding bytes are
 /// zeroed. Returns the footprint.
 pub fn encode_frame(f: &FrameFields<'_>, out: &mut [u8]) -> usize {
+    encode_frame_flagged(f, false, out)
+}
+
+/// [`encode_frame`], marking the frame as the first of its batch when
+/// `batch_start` is set.
+pub fn encode_frame_flagged(f: &FrameFields<'_>, batch_start: bool, out: &mut [u8]) -> usize {
     let key = f.key.as_bytes();
     let p_off = payload_offset(key.len());
     let len = frame_len(key.len(), f.payload.len());
@@ -286,7 +302,8 @@ pub fn encode_frame(f: &FrameFields<'_>, out: &mut [u8]) -> usize {
     debug_assert!(!key.is_empty() && key.len() <= MAX_KEY_BYTES);
     debug_assert!(len <= MAX_FRAME_LEN);
     put(out, 0, &(len as u32).to_le_bytes());
-    put(out, 8, &[KIND_PUT, 0]);
+    let flags = if batch_start { FLAG_BATCH_START } else { 0 };
+    put(out, 8, &[KIND_PUT, flags]);
     put(out, 10, &(key.len() as u16).to_le_bytes());
     put(out, 12, &(f.payload.len() as u32).to_le_bytes());
     put(out, 16, &f.version.to_le_bytes());
@@ -407,6 +424,13 @@ pub fn decode_frame(bytes: &[u8]) -> Result<Frame<'_>, FormatError> {
             value: kind.into(),
         });
     }
+    let flags = frame.get(9).copied().unwrap_or(0);
+    if flags & !FLAG_BATCH_START != 0 {
+        return Err(FormatError::BadField {
+            field: "flags",
+            value: flags.into(),
+        });
+    }
     let key = frame
         .get(FRAME_HEADER_LEN..FRAME_HEADER_LEN + key_len)
         .ok_or(FormatError::Truncated {
@@ -421,6 +445,7 @@ pub fn decode_frame(bytes: &[u8]) -> Result<Frame<'_>, FormatError> {
         key,
         payload,
         len: len as u32,
+        batch_start: flags & FLAG_BATCH_START != 0,
     })
 }
 
@@ -480,6 +505,7 @@ mod tests {
             block_size: 4096,
             shard: 1,
             shard_count: 2,
+            pipeline_depth: 2,
             seq: 9,
             generation: 4,
             created_unix_ns: 123,

@@ -68,6 +68,7 @@ impl SegmentReader {
                 block_size: 0,
                 shard: 0,
                 shard_count: 0,
+                pipeline_depth: 0,
                 seq: 0,
                 generation: 0,
                 created_unix_ns: 0,
@@ -191,48 +192,6 @@ impl SegmentReader {
             at += block;
         }
         Ok(None)
-    }
-
-    /// Whether the damaged frame at `offset` (bytes up to `limit` at most)
-    /// lost a sector: a zero length field (nothing was written there), or a
-    /// 512-byte sector whose part inside the frame's claimed extent is all
-    /// zeros (at least 32 bytes of it). Sectors are written whole or not at
-    /// all, so this is what a write cut by a crash leaves, and what a flipped
-    /// bit does not.
-    pub fn has_lost_sector(&mut self, offset: u64, limit: u64) -> Result<bool, ReadError> {
-        const SECTOR: u64 = 512;
-        const MIN_ZERO_BYTES: u64 = 32;
-        let head = fetch(&mut self.window, &self.file, self.file_len, offset, 4)?;
-        let Some(len) = head
-            .get(..4)
-            .and_then(|b| <[u8; 4]>::try_from(b).ok())
-            .map(u32::from_le_bytes)
-        else {
-            return Ok(false);
-        };
-        if len == 0 {
-            return Ok(true);
-        }
-        let end = (offset + u64::from(len)).min(limit).min(self.file_len);
-        let mut sector = offset / SECTOR * SECTOR;
-        while sector < end {
-            let from = sector.max(offset);
-            let to = (sector + SECTOR).min(end);
-            if to - from >= MIN_ZERO_BYTES {
-                let bytes = fetch(
-                    &mut self.window,
-                    &self.file,
-                    self.file_len,
-                    from,
-                    (to - from) as usize,
-                )?;
-                if bytes.iter().all(|&b| b == 0) {
-                    return Ok(true);
-                }
-            }
-            sector += SECTOR;
-        }
-        Ok(false)
     }
 
     /// Whether any byte in `[offset, file_len)` is non-zero (leftovers of a

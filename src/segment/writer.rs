@@ -8,7 +8,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::error::Error;
 use crate::io::{LogBuffer, LogFile, LogFs};
 use crate::segment::format::{
-    FrameFields, MIN_BLOCK_SIZE, SegmentHeader, align_up, encode_frame, frame_footprint, frame_len,
+    FrameFields, MIN_BLOCK_SIZE, SegmentHeader, align_up, encode_frame_flagged, frame_footprint,
+    frame_len,
 };
 use crate::segment::hint::{HintBuilder, hint_path};
 
@@ -47,6 +48,7 @@ pub(crate) struct WriterSpec {
     pub shard_dir: PathBuf,
     pub shard: u32,
     pub shard_count: u32,
+    pub pipeline_depth: u32,
     pub generation: u64,
     pub max_segment_bytes: u64,
     pub max_segment_records: u64,
@@ -89,6 +91,7 @@ impl<Fs: LogFs> SegmentWriter<Fs> {
             block_size: block_size as u32,
             shard: spec.shard,
             shard_count: spec.shard_count,
+            pipeline_depth: spec.pipeline_depth,
             seq,
             generation: spec.generation,
             created_unix_ns: SystemTime::now()
@@ -158,7 +161,7 @@ impl<Fs: LogFs> SegmentWriter<Fs> {
         let mut buf = file.alloc(total);
         let out = buf.bytes_mut();
         let mut at = 0;
-        for f in frames {
+        for (i, f) in frames.iter().enumerate() {
             let fields = &f.fields;
             self.hint.add(
                 fields.key,
@@ -168,7 +171,7 @@ impl<Fs: LogFs> SegmentWriter<Fs> {
                 self.offset + at as u64,
                 frame_len(fields.key.len(), fields.payload.len()) as u32,
             );
-            at += encode_frame(fields, out.get_mut(at..).unwrap_or_default());
+            at += encode_frame_flagged(fields, i == 0, out.get_mut(at..).unwrap_or_default());
         }
         if let Some(filler) = out.get_mut(at..) {
             filler.fill(0);

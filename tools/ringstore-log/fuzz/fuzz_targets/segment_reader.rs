@@ -29,6 +29,7 @@ fuzz_target!(|data: &[u8]| {
         block_size: 4096,
         shard: 0,
         shard_count: 1,
+        pipeline_depth: 1,
         seq: 1,
         generation: 1,
         created_unix_ns: 0,

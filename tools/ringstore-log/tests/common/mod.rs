@@ -157,6 +157,7 @@ pub fn header_block(block: u32) -> Vec<u8> {
         block_size: block,
         shard: 0,
         shard_count: 1,
+        pipeline_depth: 1,
         seq: 1,
         generation: 1,
         created_unix_ns: 0,

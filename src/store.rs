@@ -249,7 +249,16 @@ impl Store {
 
     /// Total bytes of sealed segments (file sizes only, no reads).
     fn sealed_bytes(&self) -> Result<u64, Error> {
-        let mut total = 0;
+        Ok(self
+            .sealed_paths()?
+            .iter()
+            .map(|(_, _, seg)| std::fs::metadata(seg).map_or(0, |m| m.len()))
+            .sum())
+    }
+
+    /// (shard folder, seq, path) of every segment no shard is writing.
+    fn sealed_paths(&self) -> Result<Vec<(usize, u64, std::path::PathBuf)>, Error> {
+        let mut out = Vec::new();
         for (shard, path) in recovery::shard_dirs(&self.inner.config.dir)? {
             let active = self
                 .inner
@@ -258,11 +267,11 @@ impl Store {
                 .map(|s| s.active_seq.load(Ordering::Acquire));
             for (seq, seg) in recovery::segments(&path)? {
                 if Some(seq) != active {
-                    total += std::fs::metadata(&seg).map_or(0, |m| m.len());
+                    out.push((shard, seq, seg));
                 }
             }
         }
-        Ok(total)
+        Ok(out)
     }
 
     /// Stores `record` under `key`. The record is validated and serialized on
@@ -422,21 +431,10 @@ impl Store {
     /// hand — a key's only newest copy may live in one; [`Store::compact`]
     /// deletes every superseded segment safely.
     pub fn sealed_segments(&self) -> Result<Vec<SealedSegment>, Error> {
-        let mut out = Vec::new();
-        for (shard, path) in recovery::shard_dirs(&self.inner.config.dir)? {
-            let active = self
-                .inner
-                .shards
-                .get(shard)
-                .map(|s| s.active_seq.load(Ordering::Acquire));
-            for (seq, seg) in recovery::segments(&path)? {
-                if Some(seq) == active {
-                    continue;
-                }
-                out.push(recovery::describe_sealed(shard, seq, &seg)?);
-            }
-        }
-        Ok(out)
+        self.sealed_paths()?
+            .into_iter()
+            .map(|(shard, seq, seg)| recovery::describe_sealed(shard, seq, &seg))
+            .collect()
     }
 
     /// Checkpoint and retention: every shard rewrites its live set (the

@@ -160,3 +160,33 @@ fn put_works_from_inside_a_glommio_task() {
     assert_eq!(store.get("from-glommio").unwrap().version(), 9);
     store.close().unwrap();
 }
+
+#[test]
+fn put_futures_run_on_a_tokio_runtime() {
+    let dir = common::temp_dir();
+    let store = Store::open(common::config(dir.path())).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let outcomes = rt.block_on(async {
+        // `put` futures are Send + 'static: spawn them onto the runtime.
+        let tasks: Vec<_> = (0..32i64)
+            .map(|i| {
+                tokio::spawn(store.put(&format!("tokio{}", i % 8), &common::record(i, "tokio")))
+            })
+            .collect();
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await.unwrap().unwrap());
+        }
+        out
+    });
+    assert_eq!(outcomes.len(), 32);
+    for k in 0..8i64 {
+        // Each key's newest version is readable (puts of one key may race).
+        let newest = (0..32i64).filter(|i| i % 8 == k).max().unwrap();
+        assert_eq!(store.get(&format!("tokio{k}")).unwrap().version(), newest);
+    }
+    store.close().unwrap();
+}

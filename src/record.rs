@@ -81,6 +81,27 @@ pub const MAX_VALUE_DEPTH: usize = 64;
 impl Value {
     /// Whether this value nests deeper than `limit` levels (`limit` ≥ 1).
     /// Recursion stops at the limit, so the check itself is bounded.
+    /// A close upper estimate of this value's archived bytes (see
+    /// [`Record::archived_size_hint`]). Recursion depth is the value's
+    /// nesting depth: call it only on records that passed `too_deep`.
+    fn archived_size_hint(&self) -> usize {
+        match self {
+            Value::Null | Value::Bool(_) | Value::Int(_) | Value::Float(_) => 0,
+            // Strings of up to 8 bytes are stored inline.
+            Value::Str(s) if s.len() <= 8 => 0,
+            Value::Str(s) => s.len() + 4,
+            Value::Bytes(b) => b.len() + 8,
+            Value::List(items) => {
+                items
+                    .iter()
+                    .map(|v| v.archived_size_hint() + 16)
+                    .sum::<usize>()
+                    + 8
+            }
+            Value::Map(map) => map_size_hint(map),
+        }
+    }
+
     fn deeper_than(&self, limit: usize) -> bool {
         if limit == 0 {
             return true;
@@ -91,6 +112,15 @@ impl Value {
             _ => false,
         }
     }
+}
+
+/// Archived bytes of a map: per entry the name, the inline value and a
+/// share of the B-tree node, plus out-of-line data.
+fn map_size_hint(map: &BTreeMap<String, Value>) -> usize {
+    map.iter()
+        .map(|(name, value)| name.len() + 28 + value.archived_size_hint())
+        .sum::<usize>()
+        + 32
 }
 
 /// A record: field name → value, ordered by field name. One top-level field
@@ -142,6 +172,17 @@ impl Record {
     /// Whether some value nests deeper than [`MAX_VALUE_DEPTH`].
     pub fn too_deep(&self) -> bool {
         self.fields.values().any(|v| v.deeper_than(MAX_VALUE_DEPTH))
+    }
+
+    /// A close upper estimate of the archived size, so `put` serializes into
+    /// a buffer of the right size at once: no regrowth (each regrowth is a
+    /// copy of everything serialized so far) and no slack kept alive in the
+    /// map (doubling would leave up to half of each stored record unused).
+    /// Only for records that passed `too_deep` (the estimate recurses).
+    pub(crate) fn archived_size_hint(&self) -> usize {
+        // A margin: falling short by one byte would double the buffer.
+        let estimate = map_size_hint(&self.fields) + 128;
+        estimate + estimate / 32
     }
 }
 
@@ -273,6 +314,72 @@ pub fn write_json_str(s: &str, out: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Shapes whose archived size the estimate must cover (and not
+    /// overshoot by much for the seed's record).
+    fn shaped_records() -> Vec<(&'static str, Record)> {
+        let seed = (0..50)
+            .map(|i| (format!("double_{i:02}"), Value::Float(f64::from(i) * 0.5)))
+            .chain((0..50).map(|i| (format!("string_{i:02}"), Value::Str("s".repeat(2048)))))
+            .chain([("collection_time".to_owned(), Value::Int(7))])
+            .collect::<Record>();
+        let tiny = Record::new().with("collection_time", 1i64);
+        let many_small = (0..500)
+            .map(|i| (format!("f{i}"), Value::Int(i64::from(i))))
+            .collect::<Record>();
+        let short_strings = (0..300)
+            .map(|i| (format!("k{i}"), Value::Str(format!("v{i}"))))
+            .collect::<Record>();
+        let nested = Record::new()
+            .with("collection_time", 1i64)
+            .with(
+                "list",
+                (0..200)
+                    .map(|i| Value::List(vec![Value::Int(i), Value::Str("xyz".repeat(20))]))
+                    .collect::<Vec<_>>(),
+            )
+            .with(
+                "map",
+                Value::Map(
+                    (0..100)
+                        .map(|i| (format!("m{i}"), Value::Bytes(vec![1; 40])))
+                        .collect(),
+                ),
+            );
+        vec![
+            ("seed", seed),
+            ("tiny", tiny),
+            ("many_small", many_small),
+            ("short_strings", short_strings),
+            ("nested", nested),
+        ]
+    }
+
+    #[test]
+    fn archived_size_hint_covers_the_archived_bytes() {
+        for (name, record) in shaped_records() {
+            let actual = rkyv::to_bytes::<rkyv::rancor::Error>(&record)
+                .expect("serialize")
+                .len();
+            let hint = record.archived_size_hint();
+            eprintln!("{name}: archived {actual}, hint {hint}");
+            assert!(hint >= actual, "{name}: hint {hint} < archived {actual}");
+            if name == "seed" {
+                assert!(
+                    hint <= actual + actual / 20,
+                    "{name}: hint {hint} vs {actual}"
+                );
+                // The margin covers strings whose lengths need padding.
+                let mut odd = record.clone();
+                odd.insert("string_00", "t".repeat(2047));
+                odd.insert("string_01", "u".repeat(2045));
+                let odd_actual = rkyv::to_bytes::<rkyv::rancor::Error>(&odd)
+                    .expect("serialize")
+                    .len();
+                assert!(odd.archived_size_hint() >= odd_actual);
+            }
+        }
+    }
 
     #[test]
     fn archived_record_renders_as_json() {

@@ -354,8 +354,9 @@ impl Store {
                 max_depth: crate::record::MAX_VALUE_DEPTH,
             });
         }
-        let bytes =
-            rkyv::to_bytes::<rkyv::rancor::Error>(record).map_err(|e| Error::Serialize {
+        let buffer = rkyv::util::AlignedVec::<16>::with_capacity(record.archived_size_hint());
+        let bytes = rkyv::api::high::to_bytes_in::<_, rkyv::rancor::Error>(record, buffer)
+            .map_err(|e| Error::Serialize {
                 key: key.to_owned(),
                 reason: e.to_string(),
             })?;

@@ -351,11 +351,7 @@ impl<Fs: LogFs> Worker<Fs> {
     async fn write_checkpoint(&mut self) -> Result<u64, Error> {
         self.writer.rotate().await?;
         let keep_from = self.writer.seq();
-        let mut live = Vec::with_capacity(self.shared.index.len());
-        self.shared.index.iter_sync(|_, r| {
-            live.push(r.clone());
-            true
-        });
+        let live = index::records(&self.shared.index);
         let generation = self.writer.generation();
         let mut start = 0;
         while start < live.len() {

@@ -203,7 +203,7 @@ pub struct Args {
 
     /// Writes in flight in the baseline bandwidth tests (one thread each,
     /// each appending 1 MiB writes to its own file).
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 32)]
     pub baseline_depth: usize,
 
     /// After the run, reopen the store, time its recovery and check that every

@@ -68,6 +68,8 @@ pub struct Generation {
     pub record_build_ms_total: f64,
     /// The same per put, µs.
     pub record_build_us_mean: f64,
+    /// CPU time of the writer threads outside `put_blocking`, seconds.
+    pub writer_cpu_outside_puts_seconds: f64,
 }
 
 /// The reopen after the run (`--recovery`).
@@ -148,6 +150,10 @@ pub struct Report {
     pub put_latency_corrected_us: LatencySummary,
     /// Get latency, µs.
     pub get_latency_us: LatencySummary,
+    /// The control for `get_latency_us`: an empty interval timed by the
+    /// same readers right after each get, µs. Where its tail matches the
+    /// get tail, that tail is the reader thread being descheduled.
+    pub timer_control_us: LatencySummary,
     /// Writer ticks skipped because puts took longer than the interval.
     pub write_ticks_missed: u64,
     /// Reader ticks skipped.
@@ -157,8 +163,15 @@ pub struct Report {
     /// `write_mb_per_s` ÷ the baseline's durable bandwidth (sync) or raw
     /// bandwidth (async); null without `--baseline`.
     pub efficiency: Option<f64>,
-    /// Peak resident set size of the process, bytes.
+    /// Peak resident set size of the process from the workload's start to
+    /// the end of `close`, bytes (the kernel's peak is reset before the
+    /// workload, so neither the baseline nor the read-back counts).
     pub peak_rss_bytes: Option<u64>,
+    /// Resident set size just before the workload (store open, records for
+    /// the writers prepared), bytes.
+    pub rss_before_workload_bytes: Option<u64>,
+    /// Keys x mean frame: the live data the store must hold, bytes.
+    pub live_data_bytes: u64,
     /// CPU time (user + system) from the workload's start to the end of
     /// `close`, all threads, seconds.
     pub cpu_seconds: Option<f64>,
@@ -166,6 +179,9 @@ pub struct Report {
     pub cpu_user_seconds: Option<f64>,
     /// System part of `cpu_seconds`.
     pub cpu_system_seconds: Option<f64>,
+    /// `cpu_seconds` minus the load generator's own CPU (writer threads
+    /// outside `put_blocking`), per GB persisted: the store's CPU cost.
+    pub store_cpu_seconds_per_gb: Option<f64>,
     /// Record material preparation, kept out of the latencies.
     pub generation: Generation,
     /// The log read back after the run.
@@ -290,6 +306,7 @@ pub fn render(r: &Report) -> String {
         latency_row(&mut out, "put (CO)", &r.put_latency_corrected_us);
     }
     latency_row(&mut out, "get", &r.get_latency_us);
+    latency_row(&mut out, "empty timer", &r.timer_control_us);
     let _ = writeln!(
         out,
         "\n  throughput  writes/ms {:.3}   reads/ms {:.3}   {:.1} MB/s persisted ({:.1} MB/s to disk{}), \
@@ -399,7 +416,8 @@ pub fn render(r: &Report) -> String {
     let g = &r.generation;
     let _ = writeln!(
         out,
-        "  resources   wall {:.1} s + close {:.0} ms, CPU {} s (user {}, sys {}), peak RSS {} MB; \
+        "  resources   wall {:.1} s + close {:.0} ms, CPU {} s (user {}, sys {}; {} s/GB without \
+         the load generator's {:.1} s), peak RSS {} MB (before the workload {} MB, live data {:.1} MB); \
          payload pool {:.1} ms, record build {:.1} µs/put",
         r.wall_ms / 1000.0,
         r.close_ms,
@@ -409,8 +427,14 @@ pub fn render(r: &Report) -> String {
             .map_or_else(|| "?".to_owned(), |s| format!("{s:.1}")),
         r.cpu_system_seconds
             .map_or_else(|| "?".to_owned(), |s| format!("{s:.1}")),
+        r.store_cpu_seconds_per_gb
+            .map_or_else(|| "?".to_owned(), |s| format!("{s:.2}")),
+        g.writer_cpu_outside_puts_seconds,
         r.peak_rss_bytes
             .map_or_else(|| "?".to_owned(), |b| format!("{:.0}", b as f64 / 1e6)),
+        r.rss_before_workload_bytes
+            .map_or_else(|| "?".to_owned(), |b| format!("{:.0}", b as f64 / 1e6)),
+        r.live_data_bytes as f64 / 1e6,
         g.pool_prepare_ms,
         g.record_build_us_mean
     );

@@ -105,12 +105,16 @@ pub fn run(mut args: Args) -> Result<Outcome, LoadError> {
         ack_dir: temp.path().join("acked"),
     };
     note("running the workload");
+    let rss_before_workload = system::rss_bytes();
+    let peak_reset = system::reset_peak_rss();
     let cpu_before = system::cpu_seconds();
     let result = workload::run(&store, &payload, &keys, &spec);
     let close_started = Instant::now();
     let closed = store.close();
     let close_time = close_started.elapsed();
     let cpu_after = system::cpu_seconds();
+    // Without the reset the kernel's peak would include the baseline.
+    let peak_rss = system::peak_rss_bytes().filter(|_| peak_reset);
     drop(store);
     let result = result?;
 
@@ -194,19 +198,28 @@ pub fn run(mut args: Args) -> Result<Outcome, LoadError> {
         put_latency_us: LatencySummary::from_ns(&result.put_latency_ns),
         put_latency_corrected_us: LatencySummary::from_ns(&result.put_latency_corrected_ns),
         get_latency_us: LatencySummary::from_ns(&result.get_latency_ns),
+        timer_control_us: LatencySummary::from_ns(&result.timer_control_ns),
         write_ticks_missed: result.write_ticks_missed,
         read_ticks_missed: result.read_ticks_missed,
         baseline,
         efficiency,
-        peak_rss_bytes: system::peak_rss_bytes(),
+        peak_rss_bytes: peak_rss,
+        rss_before_workload_bytes: rss_before_workload,
+        live_data_bytes: (verification.frame_bytes as f64 / verification.frames.max(1) as f64
+            * keys.len() as f64) as u64,
         cpu_seconds: cpu.map(|(u, s)| u + s),
         cpu_user_seconds: cpu.map(|(u, _)| u),
         cpu_system_seconds: cpu.map(|(_, s)| s),
+        store_cpu_seconds_per_gb: cpu.map(|(u, s)| {
+            (u + s - result.generation_cpu.as_secs_f64()).max(0.0)
+                / (written_frame_bytes as f64 / 1e9).max(1e-9)
+        }),
         generation: Generation {
             pool_strings: payload.pool_len(),
             pool_prepare_ms: ms(payload.prepare_time),
             record_build_ms_total: ms(result.build_time),
             record_build_us_mean: ms(result.build_time) * 1000.0 / result.puts.max(1) as f64,
+            writer_cpu_outside_puts_seconds: result.generation_cpu.as_secs_f64(),
         },
         verification,
         recovery,

@@ -105,7 +105,11 @@ pub struct IntervalHistograms {
 impl IntervalHistograms {
     /// Slots for `writers` and `readers`, each a copy of `empty`.
     pub fn new(writers: usize, readers: usize, empty: &Histogram<u64>) -> IntervalHistograms {
-        let slots = |n: usize| (0..n).map(|_| Mutex::new(empty.clone())).collect();
+        let slots = |n: usize| {
+            (0..n)
+                .map(|_| Mutex::new(Histogram::new_from(empty)))
+                .collect()
+        };
         IntervalHistograms {
             puts: slots(writers),
             gets: slots(readers),

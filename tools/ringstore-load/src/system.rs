@@ -32,6 +32,13 @@ pub fn peak_rss_bytes() -> Option<u64> {
     status_kib("VmHWM:").map(|kib| kib * 1024)
 }
 
+/// Resets the peak resident set size (VmHWM) to the current RSS, so a later
+/// `peak_rss_bytes` covers only what happened since (Linux ≥ 4.0). Returns
+/// whether the kernel accepted it.
+pub fn reset_peak_rss() -> bool {
+    fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
 /// Current resident set size of this process (VmRSS), in bytes.
 pub fn rss_bytes() -> Option<u64> {
     status_kib("VmRSS:").map(|kib| kib * 1024)

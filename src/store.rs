@@ -19,6 +19,7 @@ use crate::record::{Record, Value};
 use crate::record_ref::RecordRef;
 use crate::recovery::{self, RecoveryReport};
 use crate::segment::format::MAX_KEY_BYTES;
+use crate::shard::stats::ShardStats;
 use crate::segment::writer::{SealedSegment, WriterSpec};
 use crate::shard::index::{self, new_index};
 use crate::shard::submission::{Submission, queue};
@@ -418,6 +419,17 @@ impl Store {
     /// The durability mode.
     pub fn durability(&self) -> Durability {
         self.inner.config.durability
+    }
+
+    /// Per shard: batches, frames and bytes written since `open`, and the
+    /// time spent staging, writing and flushing them (cheap: a few atomic
+    /// loads per shard).
+    pub fn shard_stats(&self) -> Vec<ShardStats> {
+        self.inner
+            .shards
+            .iter()
+            .map(|s| s.stats.snapshot(s.id))
+            .collect()
     }
 
     /// What recovery found and did when this store was opened.

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 use std::rc::Rc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::error::Error;
 use crate::io::{LogBuffer, LogFile, LogFs};
@@ -12,6 +12,7 @@ use crate::segment::format::{
     frame_len,
 };
 use crate::segment::hint::{HintBuilder, hint_path};
+use crate::shard::stats::IoTimes;
 
 /// A segment that was sealed: complete, durable, never written again. Safe
 /// to copy or ship; see `Store::compact` before deleting one.
@@ -355,6 +356,11 @@ impl<F: LogFile> WriteJob<F> {
     /// Writes the batch; with `sync`, then makes it durable with a sync that
     /// starts after the write completed.
     pub async fn run(self, sync: bool) -> Result<(), Error> {
+        self.run_timed(sync).await.map(|_| ())
+    }
+
+    /// `run`, reporting how long the write and the sync took.
+    pub async fn run_timed(self, sync: bool) -> Result<IoTimes, Error> {
         let WriteJob {
             file,
             buf,
@@ -367,6 +373,7 @@ impl<F: LogFile> WriteJob<F> {
             shard,
             path: path.clone(),
         };
+        let started = Instant::now();
         let written = file
             .write_at(buf, offset)
             .await
@@ -375,11 +382,17 @@ impl<F: LogFile> WriteJob<F> {
             // A short direct write means the device is full.
             return Err(no_space());
         }
+        let mut times = IoTimes {
+            write: started.elapsed(),
+            sync: None,
+        };
         if sync {
+            let started = Instant::now();
             file.sync_data()
                 .await
                 .map_err(|e| Error::shard_io("fdatasync of segment", &path, shard, e))?;
+            times.sync = Some(started.elapsed());
         }
-        Ok(())
+        Ok(times)
     }
 }

@@ -3,6 +3,7 @@
 //! submission queue and its map); `worker` is the executor side.
 
 pub(crate) mod index;
+pub(crate) mod stats;
 pub(crate) mod submission;
 pub(crate) mod worker;
 
@@ -10,6 +11,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, OnceLock};
 
 use index::Index;
+use stats::ShardCounters;
 use submission::Queue;
 
 /// Which shard owns `key` among `shards`: xxh3-64 of the key bytes (a fixed,
@@ -27,6 +29,8 @@ pub(crate) struct ShardShared {
     pub queue: Queue,
     /// Seq of the segment the shard is writing (0 before the first).
     pub active_seq: Arc<AtomicU64>,
+    /// What the executor has done, for `Store::shard_stats`.
+    pub stats: ShardCounters,
     /// Set once a write or fsync failed: the shard refuses writes until the
     /// store is reopened.
     failure: OnceLock<String>,
@@ -40,6 +44,7 @@ impl ShardShared {
             queue,
             failure: OnceLock::new(),
             active_seq: Arc::new(AtomicU64::new(0)),
+            stats: ShardCounters::default(),
         }
     }
 

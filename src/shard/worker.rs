@@ -24,9 +24,10 @@ use crate::error::Error;
 use crate::io::LogFs;
 use crate::record_ref::RecordRef;
 use crate::segment::format::{FrameFields, frame_footprint};
-use crate::segment::writer::{PendingFrame, SegmentWriter, WriterSpec};
+use crate::segment::writer::{PendingFrame, SegmentWriter, WriteJob, WriterSpec};
 use crate::shard::ShardShared;
 use crate::shard::index;
+use crate::shard::stats::IoTimes;
 use crate::shard::submission::{Msg, QueueReceiver, Submission};
 use crate::store::PutOutcome;
 
@@ -45,7 +46,7 @@ pub(crate) struct WorkerSetup {
 /// What the shard loop reacts to.
 enum Event {
     Message(Option<Msg>),
-    Completed(Result<(), Error>),
+    Completed(Result<IoTimes, Error>),
     Flushed(Result<(), Error>),
     FlushDue,
 }
@@ -68,7 +69,7 @@ struct Worker<Fs: LogFs> {
     max_batch_bytes: usize,
     pipeline_depth: usize,
     /// Write (+ sync) of each batch in flight, completing in order.
-    inflight: FuturesOrdered<LocalBoxFuture<'static, Result<(), Error>>>,
+    inflight: FuturesOrdered<LocalBoxFuture<'static, Result<IoTimes, Error>>>,
     /// What to do when each of those completes, in the same order.
     pending: VecDeque<InFlight>,
     /// Async mode: the background fdatasync in flight, if any.
@@ -247,8 +248,8 @@ impl<Fs: LogFs> Worker<Fs> {
         .await
     }
 
-    async fn next_completion(&mut self) -> Result<(), Error> {
-        self.inflight.next().await.unwrap_or(Ok(()))
+    async fn next_completion(&mut self) -> Result<IoTimes, Error> {
+        self.inflight.next().await.unwrap_or(Ok(IoTimes::default()))
     }
 
     /// Completes every batch in flight, in order, and waits for a
@@ -266,7 +267,7 @@ impl<Fs: LogFs> Worker<Fs> {
 
     /// The oldest batch in flight finished its write (and sync): publish and
     /// acknowledge it, or fail it.
-    fn complete_oldest(&mut self, done: Result<(), Error>) {
+    fn complete_oldest(&mut self, done: Result<IoTimes, Error>) {
         let Some(InFlight {
             mut batch,
             outcomes,
@@ -275,6 +276,7 @@ impl<Fs: LogFs> Worker<Fs> {
             debug_assert!(false, "a completion without a pending batch");
             return;
         };
+        let done = done.map(|times| self.shared.stats.io_done(times));
         if let Err(e) = &done {
             if self.durability == Durability::Async {
                 log::error!(
@@ -316,7 +318,17 @@ impl<Fs: LogFs> Worker<Fs> {
             return;
         }
         match self.writer.sync_job() {
-            Ok(job) => self.flushing = Some(Box::pin(job)),
+            Ok(job) => {
+                let shared = Arc::clone(&self.shared);
+                self.flushing = Some(Box::pin(async move {
+                    let started = Instant::now();
+                    let result = job.await;
+                    if result.is_ok() {
+                        shared.stats.synced(started.elapsed());
+                    }
+                    result
+                }));
+            }
             Err(e) => self.flushed(Err(e)),
         }
     }
@@ -422,9 +434,9 @@ impl<Fs: LogFs> Worker<Fs> {
             // Acknowledge at memory speed, before the copy into the DMA buffer.
             let records = self.publish_and_reply(&mut batch, &outcomes);
             let frames = frames_of(records.iter().map(|(r, c)| (r, *c)), first_lsn, generation);
-            match self.writer.stage(&frames) {
+            match self.stage(&frames, footprint) {
                 Ok(job) => {
-                    self.inflight.push_back(Box::pin(job.run(false)));
+                    self.inflight.push_back(Box::pin(job.run_timed(false)));
                     self.pending.push_back(InFlight {
                         batch: Vec::new(),
                         outcomes: Vec::new(),
@@ -445,11 +457,11 @@ impl<Fs: LogFs> Worker<Fs> {
             first_lsn,
             generation,
         );
-        let staged = self.writer.stage(&frames);
+        let staged = self.stage(&frames, footprint);
         drop(frames);
         match staged {
             Ok(job) => {
-                self.inflight.push_back(Box::pin(job.run(true)));
+                self.inflight.push_back(Box::pin(job.run_timed(true)));
                 self.pending.push_back(InFlight { batch, outcomes });
             }
             Err(e) => {
@@ -459,6 +471,20 @@ impl<Fs: LogFs> Worker<Fs> {
                 }
             }
         }
+    }
+
+    /// Encodes a batch into its DMA buffer, counting the time it took.
+    fn stage(
+        &mut self,
+        frames: &[PendingFrame<'_>],
+        footprint: usize,
+    ) -> Result<WriteJob<Fs::File>, Error> {
+        let started = Instant::now();
+        let job = self.writer.stage(frames)?;
+        self.shared
+            .stats
+            .staged(frames.len(), footprint, started.elapsed());
+        Ok(job)
     }
 
     /// Newest wins: a put applies when its version is at least the newest

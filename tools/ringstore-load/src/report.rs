@@ -72,6 +72,44 @@ pub struct Generation {
     pub writer_cpu_outside_puts_seconds: f64,
 }
 
+/// What one shard did during the run (`Store::shard_stats`).
+#[derive(Debug, Clone, Serialize)]
+pub struct ShardFigures {
+    /// Which shard.
+    pub shard: usize,
+    /// Group commits.
+    pub batches: u64,
+    /// Frames written.
+    pub frames: u64,
+    /// Mean frame bytes per batch.
+    pub mean_batch_bytes: f64,
+    /// Mean time to encode a batch into its DMA buffer, ms.
+    pub mean_stage_ms: f64,
+    /// Mean time of a batch's direct write, ms.
+    pub mean_write_ms: f64,
+    /// Mean time of one fdatasync, ms.
+    pub mean_sync_ms: f64,
+    /// Flushes.
+    pub syncs: u64,
+}
+
+impl ShardFigures {
+    /// The figures of one snapshot.
+    pub fn from_stats(s: &ringstore::ShardStats) -> Self {
+        let per = |total: std::time::Duration, n: u64| total.as_secs_f64() * 1e3 / n.max(1) as f64;
+        ShardFigures {
+            shard: s.shard,
+            batches: s.batches,
+            frames: s.frames,
+            mean_batch_bytes: s.bytes as f64 / s.batches.max(1) as f64,
+            mean_stage_ms: per(s.stage, s.batches),
+            mean_write_ms: per(s.write, s.batches),
+            mean_sync_ms: per(s.sync, s.syncs),
+            syncs: s.syncs,
+        }
+    }
+}
+
 /// The reopen after the run (`--recovery`).
 #[derive(Debug, Clone, Serialize)]
 pub struct RecoveryFigures {
@@ -184,6 +222,8 @@ pub struct Report {
     pub store_cpu_seconds_per_gb: Option<f64>,
     /// Record material preparation, kept out of the latencies.
     pub generation: Generation,
+    /// Per shard: batches and where their time went.
+    pub shards: Vec<ShardFigures>,
     /// The log read back after the run.
     pub verification: Verification,
     /// The reopen (`--recovery`), else null.
@@ -344,6 +384,21 @@ pub fn render(r: &Report) -> String {
     }
     if let Some(e) = &r.close_error {
         let _ = writeln!(out, "  close error {e}");
+    }
+    for s in &r.shards {
+        let _ = writeln!(
+            out,
+            "  shard {:<4}  {} batches of {:.2} MB ({:.1} frames); per batch: stage {:.3} ms, write {:.3} ms; \
+             {} fdatasyncs of {:.3} ms",
+            s.shard,
+            s.batches,
+            s.mean_batch_bytes / 1e6,
+            s.frames as f64 / s.batches.max(1) as f64,
+            s.mean_stage_ms,
+            s.mean_write_ms,
+            s.syncs,
+            s.mean_sync_ms
+        );
     }
     let v = &r.verification;
     let _ = writeln!(

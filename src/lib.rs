@@ -44,7 +44,7 @@ mod segment;
 mod shard;
 mod store;
 
-pub use config::{Config, Durability, IoBackend, RecoveryMode};
+pub use config::{Config, Durability, IoBackend, RecoveryMode, SyncMethod};
 pub use error::Error;
 pub use record::{ArchivedRecord, ArchivedValue, MAX_VALUE_DEPTH, Record, Value};
 pub use record_ref::RecordRef;

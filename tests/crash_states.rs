@@ -9,6 +9,7 @@
 //! the writes made durable by a completed fdatasync that started after them,
 //! plus any subset of the writes still in flight — whole, absent, or torn at
 //! 512-byte sectors (a prefix, or any subset of sectors: devices reorder) —
+//! an `O_DSYNC` write is recorded as the write followed by its own flush —
 //! and files whose directory entry was not yet synced either present or
 //! gone. Each state is materialized as real files and recovered:
 //!
@@ -38,7 +39,7 @@ use std::time::{Duration, Instant};
 
 use ringstore::failpoints::{FaultPlan, IoEvent};
 use ringstore::inspect::scan_latest;
-use ringstore::{IoBackend, Record, RecoveryMode, Store};
+use ringstore::{IoBackend, Record, RecoveryMode, Store, SyncMethod};
 
 const SECTOR: usize = 512;
 
@@ -68,12 +69,13 @@ struct Recording {
     acked: Vec<(String, i64, usize)>,
 }
 
-fn run_workload(backend: IoBackend, root: &Path) -> Recording {
+fn run_workload(backend: IoBackend, method: SyncMethod, root: &Path) -> Recording {
     let plan = FaultPlan::new();
     plan.record(true);
     let store = Store::open(
         common::config(root)
             .io_backend(backend)
+            .sync_method(method)
             .max_segment_records(24)
             // Two batches in flight: the harder crash shapes (a later batch
             // durable, an earlier one not).
@@ -411,9 +413,15 @@ fn check(rec: &Recording, cut: usize, found: &HashMap<String, (i64, Record)>, la
     }
 }
 
-fn explore(backend: IoBackend, seed: u64, budget: usize, progress: &AtomicU64) -> (usize, usize) {
+fn explore(
+    backend: IoBackend,
+    method: SyncMethod,
+    seed: u64,
+    budget: usize,
+    progress: &AtomicU64,
+) -> (usize, usize) {
     let work = common::temp_dir();
-    let rec = run_workload(backend, &work.path().join("store"));
+    let rec = run_workload(backend, method, &work.path().join("store"));
     let model = Model::new(&rec.events);
     let cuts = model.cuts(&rec.events);
     let mut rng = Rng(seed | 1);
@@ -430,7 +438,7 @@ fn explore(backend: IoBackend, seed: u64, budget: usize, progress: &AtomicU64) -
         for state in states {
             let dir = work.path().join(format!("state-{explored}"));
             materialize(&state, &rec.root, &dir);
-            let label = format!("{backend:?} seed {seed} {}", state.label);
+            let label = format!("{backend:?} {method:?} seed {seed} {}", state.label);
             let (latest, _) = scan_latest(&dir, RecoveryMode::TolerateTornTail)
                 .unwrap_or_else(|e| panic!("{label}: recovery failed: {e}"));
             let found: HashMap<String, (i64, Record)> = latest
@@ -466,7 +474,7 @@ fn explore(backend: IoBackend, seed: u64, budget: usize, progress: &AtomicU64) -
         }
     }
     eprintln!(
-        "{backend:?}: {} I/O events, {} acknowledged puts, {} cut points, {explored} crash states recovered ({opened} also reopened)",
+        "{backend:?} {method:?}: {} I/O events, {} acknowledged puts, {} cut points, {explored} crash states recovered ({opened} also reopened)",
         rec.events.len(),
         rec.acked.len(),
         cuts.len()
@@ -501,8 +509,13 @@ fn every_crash_state_recovers_every_acknowledged_put() {
     });
     let started = Instant::now();
     let mut total = (0, 0);
-    for backend in [IoBackend::IoUring, IoBackend::Portable] {
-        let (explored, opened) = explore(backend, seed, budget, &progress);
+    // Both flush methods: O_DSYNC writes (recorded as a write then its
+    // flush) on one backend, write + fdatasync on the other.
+    for (backend, method) in [
+        (IoBackend::IoUring, SyncMethod::Dsync),
+        (IoBackend::Portable, SyncMethod::Fdatasync),
+    ] {
+        let (explored, opened) = explore(backend, method, seed, budget, &progress);
         total = (total.0 + explored, total.1 + opened);
     }
     eprintln!(

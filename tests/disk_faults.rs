@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use fault_support::{Outcome, frames_in_write, outcome, write_bytes};
 use ringstore::failpoints::{EIO, ENOSPC, FaultOp, FaultPlan, IoEvent};
-use ringstore::{Config, Durability, Error, IoBackend, PutOutcome, Store};
+use ringstore::{Config, Durability, Error, IoBackend, PutOutcome, Store, SyncMethod};
 
 const BACKENDS: [IoBackend; 2] = [IoBackend::IoUring, IoBackend::Portable];
 
@@ -166,10 +166,13 @@ fn enospc_on_write_is_no_space() {
     }
 }
 
-fn sync_fault(backend: IoBackend, errno: i32, expected: &Outcome) {
+/// A failed flush. With `SyncMethod::Dsync` the flush is part of the
+/// O_DSYNC write, so the kernel (and the simulated disk) reports it as the
+/// write's error.
+fn sync_fault(backend: IoBackend, method: SyncMethod, errno: i32, expected: &Outcome) {
     let dir = common::temp_dir();
     let plan = FaultPlan::new();
-    let store = Store::open(config(dir.path(), backend, &plan)).unwrap();
+    let store = Store::open(config(dir.path(), backend, &plan).sync_method(method)).unwrap();
     put_baseline(&store);
     plan.record(true).fail_nth(FaultOp::Sync, 1, errno);
     let results = burst(&store, "s", 64, 5);
@@ -215,11 +218,11 @@ fn sync_fault(backend: IoBackend, errno: i32, expected: &Outcome) {
         .collect();
     assert!(
         candidates.contains(&errored),
-        "{backend:?}: puts failed by the sync {errored:?} are not one batch"
+        "{backend:?} {method:?}: puts failed by the sync {errored:?} are not one batch"
     );
     for (key, got) in &results {
         if !errored.contains(key) {
-            assert_eq!(*got, Outcome::ShardFailed, "{backend:?}: {key}");
+            assert_eq!(*got, Outcome::ShardFailed, "{backend:?} {method:?}: {key}");
         }
     }
     // Never retried: after the failed fdatasync, the segment is synced again
@@ -253,6 +256,7 @@ fn eio_on_fsync_fails_exactly_its_batch_and_is_never_retried() {
     for backend in BACKENDS {
         sync_fault(
             backend,
+            SyncMethod::Fdatasync,
             EIO,
             &Outcome::Io {
                 op: "fdatasync of segment",
@@ -263,9 +267,26 @@ fn eio_on_fsync_fails_exactly_its_batch_and_is_never_retried() {
 }
 
 #[test]
+fn eio_on_the_flush_of_an_o_dsync_write_fails_exactly_its_batch() {
+    for backend in BACKENDS {
+        sync_fault(
+            backend,
+            SyncMethod::Dsync,
+            EIO,
+            &Outcome::Io {
+                op: "writing segment",
+                errno: Some(EIO),
+            },
+        );
+    }
+}
+
+#[test]
 fn enospc_on_fsync_is_no_space() {
     for backend in BACKENDS {
-        sync_fault(backend, ENOSPC, &Outcome::NoSpace);
+        for method in [SyncMethod::Fdatasync, SyncMethod::Dsync] {
+            sync_fault(backend, method, ENOSPC, &Outcome::NoSpace);
+        }
     }
 }
 

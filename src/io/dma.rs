@@ -48,10 +48,16 @@ impl LogFile for DmaFile {
 impl LogFs for DmaFs {
     type File = DmaFile;
 
-    async fn create(&self, path: &Path) -> io::Result<DmaFile> {
+    async fn create(&self, path: &Path, write_through: bool) -> io::Result<DmaFile> {
+        let flags = if write_through {
+            rustix::fs::OFlags::DSYNC.bits() as i32
+        } else {
+            0
+        };
         Ok(OpenOptions::new()
             .write(true)
             .create_new(true)
+            .custom_flags(flags)
             .dma_open(path)
             .await?)
     }

@@ -323,6 +323,9 @@ pub(crate) struct FaultyFile<T> {
     inner: T,
     plan: Arc<FaultPlan>,
     path: PathBuf,
+    /// Opened `O_DSYNC`: a completed write was also flushed, so it is
+    /// recorded (and may fail) as a write followed by a sync.
+    write_through: bool,
 }
 
 impl<T: LogFile> LogFile for FaultyFile<T> {
@@ -363,32 +366,16 @@ impl<T: LogFile> LogFile for FaultyFile<T> {
                 },
             });
         }
-        result
+        let written = result?;
+        if self.write_through {
+            // The inner file is O_DSYNC too: its flush already happened.
+            self.sync_step(false).await?;
+        }
+        Ok(written)
     }
 
     async fn sync_data(&self) -> io::Result<()> {
-        let plan = &self.plan;
-        let id = if plan.recording() {
-            let id = plan.next_id();
-            plan.push(IoEvent::SyncStart {
-                id,
-                path: self.path.clone(),
-            });
-            Some(id)
-        } else {
-            None
-        };
-        let result = match plan.check(FaultOp::Sync) {
-            Ok(()) => self.inner.sync_data().await,
-            Err(e) => Err(e),
-        };
-        if let Some(id) = id {
-            plan.push(IoEvent::SyncEnd {
-                id,
-                ok: result.is_ok(),
-            });
-        }
-        result
+        self.sync_step(true).await
     }
 
     async fn close(self) -> io::Result<()> {
@@ -401,12 +388,42 @@ impl<T: LogFile> LogFile for FaultyFile<T> {
     }
 }
 
+impl<T: LogFile> FaultyFile<T> {
+    /// A flush of the file, recorded and subject to the plan; `call_inner`
+    /// says whether the inner file still has to be synced.
+    async fn sync_step(&self, call_inner: bool) -> io::Result<()> {
+        let plan = &self.plan;
+        let id = if plan.recording() {
+            let id = plan.next_id();
+            plan.push(IoEvent::SyncStart {
+                id,
+                path: self.path.clone(),
+            });
+            Some(id)
+        } else {
+            None
+        };
+        let result = match plan.check(FaultOp::Sync) {
+            Ok(()) if call_inner => self.inner.sync_data().await,
+            Ok(()) => Ok(()),
+            Err(e) => Err(e),
+        };
+        if let Some(id) = id {
+            plan.push(IoEvent::SyncEnd {
+                id,
+                ok: result.is_ok(),
+            });
+        }
+        result
+    }
+}
+
 impl<F: LogFs> LogFs for FaultyFs<F> {
     type File = FaultyFile<F::File>;
 
-    async fn create(&self, path: &Path) -> io::Result<Self::File> {
+    async fn create(&self, path: &Path, write_through: bool) -> io::Result<Self::File> {
         let result = match self.plan.check(FaultOp::Create) {
-            Ok(()) => self.inner.create(path).await,
+            Ok(()) => self.inner.create(path, write_through).await,
             Err(e) => Err(e),
         };
         if self.plan.recording() {
@@ -419,6 +436,7 @@ impl<F: LogFs> LogFs for FaultyFs<F> {
             inner: result?,
             plan: self.plan.clone(),
             path: path.to_path_buf(),
+            write_through,
         })
     }
 

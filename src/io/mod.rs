@@ -51,8 +51,9 @@ pub(crate) trait LogFs: Clone {
     /// The file type this filesystem opens.
     type File: LogFile + 'static;
 
-    /// Creates `path` (which must not exist) for direct-I/O writes.
-    async fn create(&self, path: &Path) -> io::Result<Self::File>;
+    /// Creates `path` (which must not exist) for direct-I/O writes; with
+    /// `write_through` (`O_DSYNC`) every completed write is durable.
+    async fn create(&self, path: &Path, write_through: bool) -> io::Result<Self::File>;
 
     /// Makes the directory entries of `dir` durable (fsync on the directory).
     async fn sync_dir(&self, dir: &Path) -> io::Result<()>;

@@ -170,12 +170,17 @@ impl LogFile for PortableFile {
 impl LogFs for PortableFs {
     type File = PortableFile;
 
-    async fn create(&self, path: &Path) -> io::Result<PortableFile> {
+    async fn create(&self, path: &Path, write_through: bool) -> io::Result<PortableFile> {
+        let dsync = if write_through {
+            OFlags::DSYNC
+        } else {
+            OFlags::empty()
+        };
         let direct = OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o644)
-            .custom_flags(OFlags::DIRECT.bits() as i32)
+            .custom_flags((OFlags::DIRECT | dsync).bits() as i32)
             .open(path);
         let file = match direct {
             Ok(f) => f,
@@ -194,6 +199,7 @@ impl LogFs for PortableFs {
                     .write(true)
                     .create_new(true)
                     .mode(0o644)
+                    .custom_flags(dsync.bits() as i32)
                     .open(path)?
             }
             Err(e) => return Err(e),

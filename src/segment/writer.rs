@@ -50,6 +50,9 @@ pub(crate) struct WriterSpec {
     pub shard: u32,
     pub shard_count: u32,
     pub pipeline_depth: u32,
+    /// Open segments `O_DSYNC` (Sync mode, `SyncMethod::Dsync`): each
+    /// write is durable at completion and needs no `fdatasync`.
+    pub write_through: bool,
     pub generation: u64,
     pub max_segment_bytes: u64,
     pub max_segment_records: u64,
@@ -84,7 +87,7 @@ impl<Fs: LogFs> SegmentWriter<Fs> {
     pub async fn create(fs: Fs, spec: WriterSpec, seq: u64) -> Result<Self, Error> {
         let path = spec.shard_dir.join(segment_file_name(seq));
         let file = fs
-            .create(&path)
+            .create(&path, spec.write_through)
             .await
             .map_err(|e| Error::shard_io("creating segment", &path, spec.shard as usize, e))?;
         let block_size = file.alignment().max(u64::from(MIN_BLOCK_SIZE));
@@ -208,6 +211,7 @@ impl<Fs: LogFs> SegmentWriter<Fs> {
         let job = WriteJob {
             file: Rc::clone(file),
             buf,
+            write_through: self.spec.write_through,
             offset: self.offset,
             len,
             path: self.path.clone(),
@@ -346,6 +350,8 @@ impl<Fs: LogFs> SegmentWriter<Fs> {
 pub(crate) struct WriteJob<F: LogFile> {
     file: Rc<F>,
     buf: F::Buffer,
+    /// The file is `O_DSYNC`: a completed write is already durable.
+    write_through: bool,
     offset: u64,
     len: usize,
     path: PathBuf,
@@ -353,8 +359,9 @@ pub(crate) struct WriteJob<F: LogFile> {
 }
 
 impl<F: LogFile> WriteJob<F> {
-    /// Writes the batch; with `sync`, then makes it durable with a sync that
-    /// starts after the write completed.
+    /// Writes the batch; with `sync`, makes it durable: an `O_DSYNC` write
+    /// already is when it completes, otherwise an `fdatasync` that starts
+    /// after the write completed.
     pub async fn run(self, sync: bool) -> Result<(), Error> {
         self.run_timed(sync).await.map(|_| ())
     }
@@ -364,6 +371,7 @@ impl<F: LogFile> WriteJob<F> {
         let WriteJob {
             file,
             buf,
+            write_through,
             offset,
             len,
             path,
@@ -386,7 +394,7 @@ impl<F: LogFile> WriteJob<F> {
             write: started.elapsed(),
             sync: None,
         };
-        if sync {
+        if sync && !write_through {
             let started = Instant::now();
             file.sync_data()
                 .await

@@ -68,7 +68,8 @@ impl ShardCounters {
 
     /// A batch's write (and maybe its sync) completed.
     pub fn io_done(&self, times: IoTimes) {
-        self.write_ns.fetch_add(nanos(times.write), Ordering::Relaxed);
+        self.write_ns
+            .fetch_add(nanos(times.write), Ordering::Relaxed);
         if let Some(sync) = times.sync {
             self.synced(sync);
         }

@@ -22,7 +22,7 @@ every 1 ms, 40 readers every 2 ms, 200 keys), about 10 GB written.";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DurabilityArg {
-    /// Acknowledge after direct write + fdatasync (group commit).
+    /// Acknowledge once durable (group commit; see --sync-method).
     Sync,
     /// Acknowledge after the memory update; flush in the background.
     Async,
@@ -34,6 +34,25 @@ impl DurabilityArg {
         match self {
             DurabilityArg::Sync => "sync",
             DurabilityArg::Async => "async",
+        }
+    }
+}
+
+/// How Sync batches are made durable (see `ringstore::SyncMethod`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncMethodArg {
+    /// Segments opened O_DSYNC: each write durable at completion.
+    Dsync,
+    /// Each write followed by fdatasync.
+    Fdatasync,
+}
+
+impl From<SyncMethodArg> for ringstore::SyncMethod {
+    fn from(m: SyncMethodArg) -> Self {
+        match m {
+            SyncMethodArg::Dsync => ringstore::SyncMethod::Dsync,
+            SyncMethodArg::Fdatasync => ringstore::SyncMethod::Fdatasync,
         }
     }
 }
@@ -142,9 +161,14 @@ pub struct Args {
     pub flush_interval_ms: Option<u64>,
 
     /// Group commits each shard keeps in flight (1 = no pipelining)
-    /// [default: the store's, 2].
+    /// [default: the store's, 1].
     #[arg(long)]
     pub pipeline_depth: Option<usize>,
+
+    /// How Sync batches are made durable: `dsync` (O_DSYNC writes) or
+    /// `fdatasync` (write, then fdatasync).
+    #[arg(long, value_enum, default_value_t = SyncMethodArg::Dsync)]
+    pub sync_method: SyncMethodArg,
 
     /// Largest group commit in bytes [default: the store's, 8 MiB].
     #[arg(long)]

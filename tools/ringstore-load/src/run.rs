@@ -73,6 +73,7 @@ pub fn run(mut args: Args) -> Result<Outcome, LoadError> {
 
     let mut config = Config::new(&store_dir)
         .durability(args.durability.into())
+        .sync_method(args.sync_method.into())
         .io_backend(args.io_backend.into())
         .compact_above_sealed_bytes(args.compact_above_bytes);
     if let Some(shards) = args.shards {
@@ -111,7 +112,11 @@ pub fn run(mut args: Args) -> Result<Outcome, LoadError> {
     let result = workload::run(&store, &payload, &keys, &spec);
     let close_started = Instant::now();
     let closed = store.close();
-    let shards = store.shard_stats().iter().map(ShardFigures::from_stats).collect();
+    let shards = store
+        .shard_stats()
+        .iter()
+        .map(ShardFigures::from_stats)
+        .collect();
     let close_time = close_started.elapsed();
     let cpu_after = system::cpu_seconds();
     // Without the reset the kernel's peak would include the baseline.

@@ -47,10 +47,47 @@ fn bench(c: &mut Criterion) {
     c.bench_function("get_100KB", |b| {
         b.iter(|| black_box(store.get(black_box("sensor1"))))
     });
+    // Closed-loop gets from two threads at once over 200 keys (the seed's
+    // key count): the time per iteration is one get on each thread, so
+    // 1 / time = gets per second per thread (= per core on 2 cores).
+    for i in 0..200 {
+        let _ = store.put_blocking(&format!("sensor{i}"), &record);
+    }
+    let keys: Vec<String> = (0..200).map(|i| format!("sensor{i}")).collect();
+    c.bench_function("get_100KB_two_threads", |b| {
+        b.iter_custom(|iters| {
+            let started = std::time::Instant::now();
+            std::thread::scope(|s| {
+                for t in 0..2usize {
+                    let (store, keys) = (&store, &keys);
+                    s.spawn(move || {
+                        for i in 0..iters as usize {
+                            if let Some(key) = keys.get((i * 7 + t * 101) % keys.len()) {
+                                black_box(store.get(black_box(key)));
+                            }
+                        }
+                    });
+                }
+            });
+            started.elapsed()
+        })
+    });
     c.bench_function("encode_100KB", |b| {
         b.iter(|| {
             black_box(
                 rkyv::to_bytes::<rkyv::rancor::Error>(black_box(&record))
+                    .map(|v| v.len())
+                    .ok(),
+            )
+        })
+    });
+    // What `put` does: serialize into a buffer sized from the record up
+    // front (no regrowth copies), versus rkyv's growing buffer above.
+    c.bench_function("encode_100KB_presized", |b| {
+        b.iter(|| {
+            let buffer = rkyv::util::AlignedVec::<16>::with_capacity(110_000);
+            black_box(
+                rkyv::api::high::to_bytes_in::<_, rkyv::rancor::Error>(black_box(&record), buffer)
                     .map(|v| v.len())
                     .ok(),
             )

@@ -107,9 +107,12 @@ pub struct WorkloadResult {
     /// records, pacing, bookkeeping): the load generator's own cost, to be
     /// subtracted from the process CPU when judging the store.
     pub generation_cpu: Duration,
-    /// The control for get latency: an empty interval timed the same way
-    /// right after each get, nanoseconds. Its tail is scheduling noise
-    /// (the reader thread descheduled), not the store.
+    /// The control for get latency: right after each get, the reader
+    /// busy-waits for as long as a typical get of its own (a running mean of
+    /// its get latencies, outliers clipped) and times that the same way,
+    /// nanoseconds. Any excess over the wait is the machine (the thread
+    /// preempted, an interrupt), not the store: a window as long as a get
+    /// is hit as often as a get is.
     pub timer_control_ns: Histogram<u64>,
     /// Writer ticks skipped because a put took longer than the interval.
     pub write_ticks_missed: u64,
@@ -471,6 +474,8 @@ fn reader(shared: &Shared<'_>, id: usize) -> ReaderOut {
         return out;
     }
     let mut ticker = Ticker::new(Instant::now(), spec.read_interval);
+    // Running mean of this reader's get latency: the control's window.
+    let mut typical_ns = 500.0f64;
     while !shared.live.writers_done.load(Ordering::Acquire) {
         ticker.wait();
         let Some(key) = shared.keys.get(rng.below(shared.keys.len())) else {
@@ -480,7 +485,12 @@ fn reader(shared: &Shared<'_>, id: usize) -> ReaderOut {
         let got = shared.store.get(key);
         let latency = started.elapsed();
         out.latency.saturating_record(nanos(latency));
+        typical_ns += (nanos(latency).min(CONTROL_CLIP_NS) as f64 - typical_ns) / 64.0;
+        let window = Duration::from_nanos(typical_ns as u64);
         let control_started = Instant::now();
+        while control_started.elapsed() < window {
+            std::hint::spin_loop();
+        }
         let control = control_started.elapsed();
         out.control.saturating_record(nanos(control));
         if let Some(interval) = shared.interval {
@@ -493,6 +503,10 @@ fn reader(shared: &Shared<'_>, id: usize) -> ReaderOut {
     out.missed = ticker.missed();
     out
 }
+
+/// Get latencies above this do not stretch the control's window (they are
+/// the tail the control is there to explain).
+const CONTROL_CLIP_NS: u64 = 5_000;
 
 fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX).max(1)

@@ -378,7 +378,7 @@ fn writer(shared: &Shared<'_>, id: usize, acked: AckWriter) -> WriterOut {
     if !shared.gate.wait() {
         return out;
     }
-    let origin = Instant::now();
+    let origin = Instant::now() + phase(spec.write_interval, id, spec.writers);
     let mut ticker = Ticker::new(origin, spec.write_interval);
     let mut done: u64 = 0;
     // Closed loop (zero interval): nothing was scheduled, nothing to correct.
@@ -451,6 +451,14 @@ fn writer(shared: &Shared<'_>, id: usize, acked: AckWriter) -> WriterOut {
     out
 }
 
+/// Worker `id`'s offset into the first interval: the `n` workers' ticks are
+/// spread evenly over each interval, so the offered load is smooth instead
+/// of all `n` operations due at the same instant (a burst that would measure
+/// queueing behind the burst, not the store at that rate).
+fn phase(interval: Duration, id: usize, n: usize) -> Duration {
+    interval.mul_f64(id as f64 / n.max(1) as f64)
+}
+
 /// CPU time the calling thread has used.
 fn thread_cpu() -> Duration {
     let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
@@ -473,7 +481,8 @@ fn reader(shared: &Shared<'_>, id: usize) -> ReaderOut {
     if !shared.gate.wait() {
         return out;
     }
-    let mut ticker = Ticker::new(Instant::now(), spec.read_interval);
+    let origin = Instant::now() + phase(spec.read_interval, id, spec.readers);
+    let mut ticker = Ticker::new(origin, spec.read_interval);
     // Running mean of this reader's get latency: the control's window.
     let mut typical_ns = 500.0f64;
     while !shared.live.writers_done.load(Ordering::Acquire) {

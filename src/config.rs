@@ -22,7 +22,7 @@ impl std::fmt::Debug for OnSealed {
 /// | mode | put resolves `Ok` after | process crash loses | power loss loses |
 /// |---|---|---|---|
 /// | `Sync` | its frame is written with direct I/O and is durable (the `O_DSYNC` write completed, or `fdatasync` returned: see [`SyncMethod`]) | nothing acknowledged | nothing acknowledged |
-/// | `Async` | the in-memory map is updated | puts whose direct write had not been issued yet: at most the shard's queue plus one batch | everything acknowledged in the last `flush_interval_ms` plus the write time of one batch |
+/// | `Async` | the shard received it and updated the in-memory map (the write is still to come) | acknowledged puts not yet written: at most `max_batch_bytes` waiting for a write slot plus the `pipeline_depth` batches being written | everything acknowledged in the last `flush_interval_ms` plus the write time of those batches |
 ///
 /// In `Sync` mode a record becomes visible to `get` only after it is durable,
 /// so a reader never sees a value that a crash could still take back. In

@@ -7,7 +7,11 @@
 //!    On a disk with a volatile write cache and no FUA every such write costs
 //!    a cache flush;
 //! 3. `fsync_write`: one 128 KiB direct write then `fdatasync`, one at a time
-//!    — the latency floor of a single durable write.
+//!    — the latency floor of a single durable write;
+//! 4. `durable_write` again with only as many 1 MiB writes in flight as the
+//!    closed loop's writers hold bytes (writers × record size): what the
+//!    disk gives to any writer with that much data in flight (Little's law:
+//!    bandwidth = bytes in flight ÷ latency of one durable write).
 //!
 //! Tests 1 and 2 keep `depth` writes in flight with one thread per write, each
 //! appending to its own file (as each shard appends to its own segment).
@@ -42,6 +46,8 @@ pub struct BaselineSpec {
     pub bytes: u64,
     /// Writes in flight (threads).
     pub depth: usize,
+    /// Writes in flight for test 4 (the workload's bytes in flight, in MiB).
+    pub workload_depth: usize,
 }
 
 /// One measurement of the device.
@@ -51,6 +57,8 @@ pub struct BaselineRun {
     pub seq_write_mb_per_s: f64,
     /// Durable (`O_DSYNC`) direct-I/O write bandwidth, MB/s.
     pub durable_write_mb_per_s: f64,
+    /// The same with `workload_depth` writes in flight, MB/s.
+    pub durable_at_workload_depth_mb_per_s: f64,
     /// Latency of one 128 KiB direct write plus `fdatasync`, microseconds.
     pub fsync_write_us: LatencySummary,
 }
@@ -63,6 +71,10 @@ pub struct Baseline {
     pub seq_write_mb_per_s: f64,
     /// Mean durable bandwidth, MB/s: the ceiling of a `Sync` store.
     pub durable_write_mb_per_s: f64,
+    /// Mean durable bandwidth with only the workload's bytes in flight, MB/s.
+    pub durable_at_workload_depth_mb_per_s: f64,
+    /// Writes in flight for that figure.
+    pub workload_depth: usize,
     /// Mean p50 of write + fdatasync, microseconds.
     pub fsync_write_p50_us: f64,
     /// Mean p99 of write + fdatasync, microseconds.
@@ -91,6 +103,11 @@ impl Baseline {
                 before.durable_write_mb_per_s,
                 after.durable_write_mb_per_s,
             ),
+            durable_at_workload_depth_mb_per_s: mean(
+                before.durable_at_workload_depth_mb_per_s,
+                after.durable_at_workload_depth_mb_per_s,
+            ),
+            workload_depth: spec.workload_depth,
             fsync_write_p50_us: mean(before.fsync_write_us.p50, after.fsync_write_us.p50),
             fsync_write_p99_us: mean(before.fsync_write_us.p99, after.fsync_write_us.p99),
             block_bytes: BLOCK_BYTES,
@@ -108,10 +125,16 @@ pub fn measure(dir: &Path, spec: BaselineSpec) -> Result<BaselineRun, LoadError>
     fs::create_dir_all(dir).map_err(|e| LoadError::io("creating", dir, e))?;
     let seq_write_mb_per_s = bandwidth(dir, spec, false)?;
     let durable_write_mb_per_s = bandwidth(dir, spec, true)?;
+    let at_workload = BaselineSpec {
+        depth: spec.workload_depth,
+        ..spec
+    };
+    let durable_at_workload_depth_mb_per_s = bandwidth(dir, at_workload, true)?;
     let fsync_write_us = fsync_latency(dir)?;
     Ok(BaselineRun {
         seq_write_mb_per_s,
         durable_write_mb_per_s,
+        durable_at_workload_depth_mb_per_s,
         fsync_write_us,
     })
 }

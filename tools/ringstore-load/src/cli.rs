@@ -237,6 +237,12 @@ pub struct Args {
 }
 
 impl Args {
+    /// Payload bytes of one record (doubles and strings, without field
+    /// names and framing): what each writer holds in flight.
+    pub fn record_bytes_estimate(&self) -> usize {
+        self.doubles * 8 + self.strings * self.string_len
+    }
+
     /// Checks the values clap cannot: ranges that depend on meaning.
     pub fn validate(&self) -> Result<(), LoadError> {
         let bad = |flag: &'static str, reason: &str| {

@@ -202,6 +202,9 @@ pub struct Report {
     /// `write_mb_per_s` ÷ the baseline's durable bandwidth (sync) or raw
     /// bandwidth (async); null without `--baseline`.
     pub efficiency: Option<f64>,
+    /// Sync: `write_mb_per_s` ÷ the durable bandwidth with only the
+    /// workload's bytes in flight; null without `--baseline` or in Async.
+    pub efficiency_at_workload_depth: Option<f64>,
     /// Peak resident set size of the process from the workload's start to
     /// the end of `close`, bytes (the kernel's peak is reset before the
     /// workload, so neither the baseline nor the read-back counts).
@@ -450,6 +453,14 @@ pub fn render(r: &Report) -> String {
                 .map_or_else(|| "?".to_owned(), |e| format!("{e:.3}")),
             r.put_latency_us.p50 / b.fsync_write_p50_us.max(1e-9)
         );
+        if let Some(e) = r.efficiency_at_workload_depth {
+            let _ = writeln!(
+                out,
+                "              {e:.3} of the durable bandwidth with the closed loop's bytes in flight \
+                 ({} x 1 MiB O_DSYNC writes: {:.1} MB/s)",
+                b.workload_depth, b.durable_at_workload_depth_mb_per_s
+            );
+        }
     }
     if let Some(rec) = &r.recovery {
         let _ = writeln!(

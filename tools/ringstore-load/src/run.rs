@@ -53,6 +53,11 @@ pub fn run(mut args: Args) -> Result<Outcome, LoadError> {
     let baseline_spec = BaselineSpec {
         bytes: args.baseline_mib.saturating_mul(1 << 20),
         depth: args.baseline_depth,
+        // The closed loop's bytes in flight: every writer holds one record.
+        workload_depth: ((args.writers as f64 * args.record_bytes_estimate() as f64)
+            / baseline::BLOCK_BYTES as f64)
+            .round()
+            .max(1.0) as usize,
     };
     let before = if args.baseline {
         note("baseline (before): raw direct writes, durable writes, write+fdatasync");
@@ -177,6 +182,12 @@ pub fn run(mut args: Args) -> Result<Outcome, LoadError> {
         };
         write_mb_per_s / ceiling.max(1e-9)
     });
+    let efficiency_at_workload_depth = match (&baseline, args.durability) {
+        (Some(b), DurabilityArg::Sync) => {
+            Some(write_mb_per_s / b.durable_at_workload_depth_mb_per_s.max(1e-9))
+        }
+        _ => None,
+    };
     let cpu = cpu_before
         .zip(cpu_after)
         .map(|((u0, s0), (u1, s1))| (u1 - u0, s1 - s0));
@@ -209,6 +220,7 @@ pub fn run(mut args: Args) -> Result<Outcome, LoadError> {
         read_ticks_missed: result.read_ticks_missed,
         baseline,
         efficiency,
+        efficiency_at_workload_depth,
         peak_rss_bytes: peak_rss,
         rss_before_workload_bytes: rss_before_workload,
         live_data_bytes: (verification.frame_bytes as f64 / verification.frames.max(1) as f64

@@ -62,6 +62,12 @@ impl LogFs for DmaFs {
             .await?)
     }
 
+    fn queue_recheck(&self) -> Option<std::time::Duration> {
+        // glommio 0.9 occasionally does not run the executor for a wake
+        // from a caller's thread (see `shard::worker`).
+        Some(std::time::Duration::from_millis(2))
+    }
+
     async fn sleep(&self, duration: std::time::Duration) {
         glommio::timer::sleep(duration).await;
     }

@@ -454,6 +454,10 @@ impl<F: LogFs> LogFs for FaultyFs<F> {
         result
     }
 
+    fn queue_recheck(&self) -> Option<std::time::Duration> {
+        self.inner.queue_recheck()
+    }
+
     async fn sleep(&self, duration: std::time::Duration) {
         self.inner.sleep(duration).await;
     }

@@ -62,6 +62,13 @@ pub(crate) trait LogFs: Clone {
     /// (the Async-mode flush timer).
     async fn sleep(&self, duration: std::time::Duration);
 
+    /// How often a waiting shard should re-poll its queue on its own, for
+    /// runtimes that can miss a wake-up sent from another thread; `None`
+    /// when wake-ups are reliable.
+    fn queue_recheck(&self) -> Option<std::time::Duration> {
+        None
+    }
+
     /// Removes a file (the caller syncs the directory).
     async fn remove_file(&self, path: &Path) -> io::Result<()>;
 

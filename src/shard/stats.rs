@@ -31,6 +31,11 @@ pub struct ShardStats {
     pub sync: Duration,
     /// Flushes issued.
     pub syncs: u64,
+    /// Times the shard found puts waiting only when its periodic queue
+    /// re-check (every 2 ms while waiting, glommio backend) ran: a wake-up
+    /// from a caller's thread that did not reach the executor, or an
+    /// executor that got no CPU for that long.
+    pub recheck_pickups: u64,
 }
 
 /// The shared counters behind [`ShardStats`]: written by the shard's
@@ -44,6 +49,7 @@ pub(crate) struct ShardCounters {
     write_ns: AtomicU64,
     sync_ns: AtomicU64,
     syncs: AtomicU64,
+    recheck_pickups: AtomicU64,
 }
 
 /// How long one batch's I/O took.
@@ -81,6 +87,11 @@ impl ShardCounters {
         self.syncs.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// The queue re-check found puts waiting.
+    pub fn recheck_pickup(&self) {
+        self.recheck_pickups.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn snapshot(&self, shard: usize) -> ShardStats {
         let ns = |a: &AtomicU64| Duration::from_nanos(a.load(Ordering::Relaxed));
         ShardStats {
@@ -92,6 +103,7 @@ impl ShardCounters {
             write: ns(&self.write_ns),
             sync: ns(&self.sync_ns),
             syncs: self.syncs.load(Ordering::Relaxed),
+            recheck_pickups: self.recheck_pickups.load(Ordering::Relaxed),
         }
     }
 }

@@ -60,7 +60,18 @@ enum Event {
     Completed(Result<IoTimes, Error>),
     Flushed(Result<(), Error>),
     FlushDue,
+    /// The periodic queue re-check ran with nothing to do.
+    Recheck,
 }
+
+// A waiting shard re-polls its queue on its own every
+// `LogFs::queue_recheck` (2 ms on glommio). A put's wake-up comes from the
+// caller's thread; under load, glommio 0.9 occasionally did not run the
+// executor for such a wake (seen here: puts stuck for 0.2 s to minutes while
+// both executors slept with puts queued, ended only by a later wake). With
+// the re-check a lost wake costs at most that long;
+// `ShardStats::recheck_pickups` counts the puts it found (lost wakes, or an
+// executor that got no CPU for 2 ms).
 
 /// A batch whose write (and, in Sync mode, flush) is in flight.
 struct InFlight {
@@ -173,6 +184,7 @@ impl<Fs: LogFs> Worker<Fs> {
                     self.start_flush();
                     continue;
                 }
+                Event::Recheck => continue,
             };
             // Gather puts until the batch is full, the queue is empty, or a
             // control message arrives (handled after the batch, in order).
@@ -247,6 +259,7 @@ impl<Fs: LogFs> Worker<Fs> {
         }
         let fs = self.fs.clone();
         let mut timer = due.map(|d| Box::pin(fs.sleep(d)));
+        let mut recheck = fs.queue_recheck().map(|d| Box::pin(fs.sleep(d)));
         let room = match self.durability {
             Durability::Sync => self.inflight.len() < self.pipeline_depth,
             // Async acknowledges on receipt; the queue stops draining once a
@@ -265,8 +278,17 @@ impl<Fs: LogFs> Worker<Fs> {
                     return Poll::Ready(Event::Flushed(result));
                 }
             }
+            // Polled before the queue, so a put found while the re-check
+            // is due is counted.
+            let rechecked = room
+                && recheck
+                    .as_mut()
+                    .is_some_and(|r| r.as_mut().poll(cx).is_ready());
             if room {
                 if let Poll::Ready(msg) = self.receiver.rx.poll_next_unpin(cx) {
+                    if rechecked {
+                        self.shared.stats.recheck_pickup();
+                    }
                     return Poll::Ready(Event::Message(msg));
                 }
             }
@@ -274,6 +296,9 @@ impl<Fs: LogFs> Worker<Fs> {
                 if t.as_mut().poll(cx).is_ready() {
                     return Poll::Ready(Event::FlushDue);
                 }
+            }
+            if rechecked {
+                return Poll::Ready(Event::Recheck);
             }
             Poll::Pending
         })

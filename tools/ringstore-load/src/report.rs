@@ -91,6 +91,8 @@ pub struct ShardFigures {
     pub mean_sync_ms: f64,
     /// Flushes.
     pub syncs: u64,
+    /// Puts found only by the shard's periodic queue re-check.
+    pub recheck_pickups: u64,
 }
 
 impl ShardFigures {
@@ -106,6 +108,7 @@ impl ShardFigures {
             mean_write_ms: per(s.write, s.batches),
             mean_sync_ms: per(s.sync, s.syncs),
             syncs: s.syncs,
+            recheck_pickups: s.recheck_pickups,
         }
     }
 }
@@ -393,7 +396,7 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(
             out,
             "  shard {:<4}  {} batches of {:.2} MB ({:.1} frames); per batch: stage {:.3} ms, write {:.3} ms; \
-             {} fdatasyncs of {:.3} ms",
+             {} fdatasyncs of {:.3} ms; {} puts found by the queue re-check",
             s.shard,
             s.batches,
             s.mean_batch_bytes / 1e6,
@@ -401,7 +404,8 @@ pub fn render(r: &Report) -> String {
             s.mean_stage_ms,
             s.mean_write_ms,
             s.syncs,
-            s.mean_sync_ms
+            s.mean_sync_ms,
+            s.recheck_pickups
         );
     }
     let v = &r.verification;

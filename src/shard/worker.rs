@@ -336,16 +336,43 @@ impl<Fs: LogFs> Worker<Fs> {
         }
     }
 
+    /// After a disk fault: fails every put of `batch` with `ShardFailed`
+    /// and says so.
+    fn refuse_if_failed(&self, batch: &mut Vec<Submission>) -> bool {
+        let Some(cause) = self.shared.failure() else {
+            return false;
+        };
+        for sub in batch.drain(..) {
+            let _ = sub.reply.send(Err(Error::ShardFailed {
+                shard: self.shared.id,
+                cause: cause.clone(),
+            }));
+        }
+        true
+    }
+
+    /// Seals the active segment and starts the next one. Sealing needs the
+    /// segment quiet: every write in flight completed and no background
+    /// flush holding the file.
+    async fn quiesce_and_rotate(&mut self) -> Result<(), Error> {
+        self.complete_inflight().await;
+        if let Some(flush) = self.flushing.take() {
+            let result = flush.await;
+            self.flushed(result);
+        }
+        match self.shared.failure() {
+            Some(cause) => Err(Error::ShardFailed {
+                shard: self.shared.id,
+                cause,
+            }),
+            None => self.writer.rotate().await,
+        }
+    }
+
     /// Async mode: decides, publishes and acknowledges `batch` at once, and
     /// queues its records for writing.
     async fn accept_async(&mut self, mut batch: Vec<Submission>) {
-        if let Some(cause) = self.shared.failure() {
-            for sub in batch.drain(..) {
-                let _ = sub.reply.send(Err(Error::ShardFailed {
-                    shard: self.shared.id,
-                    cause: cause.clone(),
-                }));
-            }
+        if self.refuse_if_failed(&mut batch) {
             return;
         }
         let outcomes = self.decide(&batch);
@@ -382,21 +409,7 @@ impl<Fs: LogFs> Worker<Fs> {
                 count += 1;
             }
             if self.writer.needs_rotation(footprint, count) {
-                // Sealing needs the segment quiet: no write and no
-                // background flush holding the file.
-                self.complete_inflight().await;
-                if let Some(flush) = self.flushing.take() {
-                    let result = flush.await;
-                    self.flushed(result);
-                }
-                let rotated = match self.shared.failure() {
-                    Some(cause) => Err(Error::ShardFailed {
-                        shard: self.shared.id,
-                        cause,
-                    }),
-                    None => self.writer.rotate().await,
-                };
-                if let Err(e) = rotated {
+                if let Err(e) = self.quiesce_and_rotate().await {
                     log::error!(
                         "shard {}: rotating failed, acknowledged Async puts may be lost: {e}",
                         self.shared.id
@@ -560,13 +573,7 @@ impl<Fs: LogFs> Worker<Fs> {
     /// sync); it completes through `complete_oldest`. Sync mode only (Async
     /// puts go through `accept_async`).
     async fn start_batch(&mut self, mut batch: Vec<Submission>) {
-        if let Some(cause) = self.shared.failure() {
-            for sub in batch.drain(..) {
-                let _ = sub.reply.send(Err(Error::ShardFailed {
-                    shard: self.shared.id,
-                    cause: cause.clone(),
-                }));
-            }
+        if self.refuse_if_failed(&mut batch) {
             return;
         }
         let footprint: usize = batch
@@ -574,16 +581,7 @@ impl<Fs: LogFs> Worker<Fs> {
             .map(|s| frame_footprint(s.record.key().len(), s.record.as_bytes().len()))
             .sum();
         if self.writer.needs_rotation(footprint, batch.len()) {
-            // Sealing needs the segment quiet: finish what is in flight.
-            self.drain_inflight().await;
-            let rotated = match self.shared.failure() {
-                Some(cause) => Err(Error::ShardFailed {
-                    shard: self.shared.id,
-                    cause,
-                }),
-                None => self.writer.rotate().await,
-            };
-            if let Err(e) = rotated {
+            if let Err(e) = self.quiesce_and_rotate().await {
                 self.shared.mark_failed(e.to_string());
                 for sub in batch.drain(..) {
                     let _ = sub.reply.send(Err(e.clone()));

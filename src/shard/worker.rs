@@ -3,7 +3,10 @@
 //! (group commit), then publish and acknowledge.
 //!
 //! Batches are pipelined: up to `pipeline_depth` batches are in flight, so
-//! the next batch is written while the previous one's flush is running. Each
+//! the next batch is written while the previous one's flush is running; in
+//! Sync mode a further batch starts only once `OVERLAP_MIN_BATCH_BYTES` have
+//! gathered (each batch pays a flush), while a put reaching an idle shard is
+//! written at once. Each
 //! batch is acknowledged only after its own write and then its own sync have
 //! completed, and batches complete strictly in order (a `FuturesOrdered`), so
 //! the map is published in log order and a failure fails every later batch.
@@ -36,6 +39,14 @@ use crate::shard::index;
 use crate::shard::stats::IoTimes;
 use crate::shard::submission::{Msg, QueueReceiver, Submission};
 use crate::store::PutOutcome;
+
+/// Sync mode: with a batch in flight, the next one starts only once this
+/// much has gathered. Every batch pays a flush; starting the second at once
+/// made batches small and throughput worse (measured at depth 2: 729–1088
+/// vs 1099–1276 MB/s), waiting for half a MiB made depth 2 better than
+/// depth 1 (closed loop, 5 interleaved pairs: 0.63 vs 0.56 of the durable
+/// ceiling). With nothing in flight a put is written at once.
+const OVERLAP_MIN_BATCH_BYTES: usize = 512 << 10;
 
 /// Async mode: the most frame bytes one write carries. Encoding a write's
 /// buffer blocks the executor (no put is acknowledged meanwhile): 1 MiB
@@ -109,6 +120,10 @@ struct Worker<Fs: LogFs> {
     /// Frame bytes of `unwritten`: puts are taken off the queue only while
     /// this is below `max_batch_bytes` (back-pressure).
     unwritten_bytes: usize,
+    /// Sync mode: puts taken off the queue for the next batch, held while
+    /// a batch is in flight until they are worth a write of their own.
+    gathering: Vec<Submission>,
+    gathering_bytes: usize,
     /// Async mode: when the oldest acknowledged-but-unsynced write happened.
     dirty_since: Option<Instant>,
 }
@@ -159,6 +174,8 @@ pub(crate) async fn run<Fs: LogFs>(
         unwritten: VecDeque::new(),
         unwritten_first_lsn: 1,
         unwritten_bytes: 0,
+        gathering: Vec::new(),
+        gathering_bytes: 0,
         dirty_since: None,
     };
     worker.serve().await;
@@ -174,6 +191,9 @@ impl<Fs: LogFs> Worker<Fs> {
                 Event::Completed(done) => {
                     self.complete_oldest(done);
                     self.write_unwritten().await;
+                    if !self.gathering.is_empty() {
+                        self.start_gathered().await;
+                    }
                     continue;
                 }
                 Event::Flushed(result) => {
@@ -210,9 +230,24 @@ impl<Fs: LogFs> Worker<Fs> {
             if !batch.is_empty() {
                 let batch = std::mem::take(&mut batch);
                 match self.durability {
-                    Durability::Sync => self.start_batch(batch).await,
+                    Durability::Sync => {
+                        self.gathering_bytes += bytes;
+                        self.gathering.extend(batch);
+                        // With nothing in flight, write at once (a lone put
+                        // does not wait for companions); with a batch in
+                        // flight, only once enough has gathered to be worth
+                        // a flush of its own.
+                        if self.inflight.is_empty()
+                            || self.gathering_bytes >= OVERLAP_MIN_BATCH_BYTES
+                        {
+                            self.start_gathered().await;
+                        }
+                    }
                     Durability::Async => self.accept_async(batch).await,
                 }
+            }
+            if control.is_some() && !self.gathering.is_empty() {
+                self.start_gathered().await;
             }
             match control {
                 Some(Msg::Shutdown) => break,
@@ -223,6 +258,9 @@ impl<Fs: LogFs> Worker<Fs> {
                 }
                 Some(Msg::Put(_)) | None => {}
             }
+        }
+        if !self.gathering.is_empty() {
+            self.start_gathered().await;
         }
         self.drain_inflight().await;
         self.receiver.close(&self.shared.queue);
@@ -261,7 +299,10 @@ impl<Fs: LogFs> Worker<Fs> {
         let mut timer = due.map(|d| Box::pin(fs.sleep(d)));
         let mut recheck = fs.queue_recheck().map(|d| Box::pin(fs.sleep(d)));
         let room = match self.durability {
-            Durability::Sync => self.inflight.len() < self.pipeline_depth,
+            Durability::Sync => {
+                self.inflight.len() < self.pipeline_depth
+                    && self.gathering_bytes < self.max_batch_bytes
+            }
             // Async acknowledges on receipt; the queue stops draining once a
             // full batch waits for a write slot.
             Durability::Async => self.unwritten_bytes < self.max_batch_bytes,
@@ -326,6 +367,13 @@ impl<Fs: LogFs> Worker<Fs> {
             let result = flush.await;
             self.flushed(result);
         }
+    }
+
+    /// Sync mode: starts the gathered puts as a batch.
+    async fn start_gathered(&mut self) {
+        self.gathering_bytes = 0;
+        let batch = std::mem::take(&mut self.gathering);
+        self.start_batch(batch).await;
     }
 
     /// Completes every batch in flight, in order.

@@ -161,7 +161,7 @@ pub struct Args {
     pub flush_interval_ms: Option<u64>,
 
     /// Group commits each shard keeps in flight (1 = no pipelining)
-    /// [default: the store's, 1].
+    /// [default: the store's, 2].
     #[arg(long)]
     pub pipeline_depth: Option<usize>,
 

@@ -456,21 +456,8 @@ fn read_segment(
                 });
             }
             (RecoveryMode::TolerateTornTail | RecoveryMode::SkipCorrupt, None) if is_last => {
-                if repair == Repair::Allowed {
-                    truncate_torn_tail(path, offset)?;
-                }
-                report.torn_tails.push(DamageReport {
-                    path: path.to_path_buf(),
-                    offset,
-                    bytes: reader.file_len() - offset,
-                    reason,
-                });
-                log::warn!(
-                    "{}: torn tail at offset {offset} truncated ({} bytes)",
-                    path.display(),
-                    reader.file_len() - offset
-                );
-                return Ok(());
+                let bytes = reader.file_len() - offset;
+                return torn_tail(path, offset, bytes, reason, repair, report);
             }
             (RecoveryMode::SkipCorrupt, None) => {
                 report.skipped.push(DamageReport {
@@ -490,23 +477,11 @@ fn read_segment(
                 // a write already in flight) leave sectors that never reached
                 // the disk, then later batches: none of it was acknowledged
                 // (acknowledgements are in log order), so it is a torn tail.
-                if repair == Repair::Allowed {
-                    truncate_torn_tail(path, offset)?;
-                }
-                report.torn_tails.push(DamageReport {
-                    path: path.to_path_buf(),
-                    offset,
-                    bytes: reader.file_len() - offset,
-                    reason: format!(
-                        "{reason}, then later batches that were in flight (never acknowledged)"
-                    ),
-                });
-                log::warn!(
-                    "{}: torn tail with in-flight batches at offset {offset} truncated ({} bytes)",
-                    path.display(),
-                    reader.file_len() - offset
+                let bytes = reader.file_len() - offset;
+                let reason = format!(
+                    "{reason}, then later batches that were in flight (never acknowledged)"
                 );
-                return Ok(());
+                return torn_tail(path, offset, bytes, reason, repair, report);
             }
             (_, Some(_)) => {
                 return Err(corrupt(
@@ -626,6 +601,37 @@ fn header_never_completed(path: &Path, len: u64) -> Result<bool, Error> {
 
 /// Cuts a torn tail off the newest segment and makes the cut durable, so the
 /// segment ends cleanly even after newer segments are created.
+/// A torn tail of `bytes` at `offset`: truncated when repair is allowed,
+/// reported either way.
+fn torn_tail(
+    path: &Path,
+    offset: u64,
+    bytes: u64,
+    reason: String,
+    repair: Repair,
+    report: &mut RecoveryReport,
+) -> Result<(), Error> {
+    if repair == Repair::Allowed {
+        truncate_torn_tail(path, offset)?;
+    }
+    log::warn!(
+        "{}: torn tail at offset {offset} ({bytes} bytes, {}): {reason}",
+        path.display(),
+        if repair == Repair::Allowed {
+            "truncated"
+        } else {
+            "left in place, read-only scan"
+        }
+    );
+    report.torn_tails.push(DamageReport {
+        path: path.to_path_buf(),
+        offset,
+        bytes,
+        reason,
+    });
+    Ok(())
+}
+
 fn truncate_torn_tail(path: &Path, offset: u64) -> Result<(), Error> {
     let file = fs::OpenOptions::new()
         .write(true)

@@ -35,6 +35,19 @@ impl Slot {
         }
     }
 
+    /// Puts `record` in place of the current one. The old record goes to
+    /// the epoch collector (readers that loaded it before the swap can
+    /// still clone it), and `guard` is asked to advance the epoch when it
+    /// ends, so superseded records are freed within a few puts instead of
+    /// piling up for the collector's default cadence (128 guards: about
+    /// 20 MB per shard of 100 KB records).
+    fn replace(&self, record: RecordRef, guard: &Guard) {
+        let _old = self
+            .current
+            .swap((Some(Shared::new(record)), Tag::None), Ordering::AcqRel);
+        guard.accelerate();
+    }
+
     /// The current record; `guard` keeps it from being reclaimed meanwhile.
     fn load<'g>(&self, guard: &'g Guard) -> Option<&'g RecordRef> {
         self.current.load(Ordering::Acquire, guard).as_ref()
@@ -85,25 +98,11 @@ pub(crate) fn records(index: &Index) -> Vec<RecordRef> {
 pub(crate) fn publish(index: &Index, record: RecordRef) {
     let guard = Guard::new();
     if let Some(slot) = index.peek(record.key(), &guard) {
-        // The old record goes to the epoch collector: readers that loaded it
-        // before the swap can still clone it safely.
-        let _old = slot
-            .current
-            .swap((Some(Shared::new(record)), Tag::None), Ordering::AcqRel);
-        // Try to advance the epoch when this guard ends, so superseded
-        // records are freed within a few puts instead of piling up for the
-        // collector's default cadence (128 guards: about 20 MB per shard of
-        // 100 KB records).
-        guard.accelerate();
+        slot.replace(record, &guard);
         return;
     }
     match index.entry_sync(record.key().into()) {
-        Entry::Occupied(o) => {
-            let _old = o
-                .get()
-                .current
-                .swap((Some(Shared::new(record)), Tag::None), Ordering::AcqRel);
-        }
+        Entry::Occupied(o) => o.get().replace(record, &guard),
         Entry::Vacant(v) => {
             v.insert_entry(Slot::new(record));
         }

@@ -22,7 +22,7 @@ impl std::fmt::Debug for OnSealed {
 /// | mode | put resolves `Ok` after | process crash loses | power loss loses |
 /// |---|---|---|---|
 /// | `Sync` | its frame is written with direct I/O and is durable (the `O_DSYNC` write completed, or `fdatasync` returned: see [`SyncMethod`]) | nothing acknowledged | nothing acknowledged |
-/// | `Async` | the shard received it and updated the in-memory map (the write is still to come) | acknowledged puts not yet written: at most `max_batch_bytes` waiting for a write slot plus the `pipeline_depth` batches being written | everything acknowledged in the last `flush_interval_ms` plus the write time of those batches |
+/// | `Async` | the calling thread updated the in-memory map and queued the record for its shard (the write is still to come; the put waits only when `max_batch_bytes` of acknowledged records already wait for a write) | acknowledged puts not yet written: at most `max_batch_bytes` of frames waiting (queued or gathered) plus the `pipeline_depth` writes in flight (≤ 1 MiB each) | everything acknowledged in the last `flush_interval_ms` plus the write time of those batches |
 ///
 /// In `Sync` mode a record becomes visible to `get` only after it is durable,
 /// so a reader never sees a value that a crash could still take back. In
@@ -223,12 +223,15 @@ impl Config {
     /// Largest group commit a shard assembles, in bytes: a batch closes when
     /// it reaches this size (or when the queue is empty). Default 8 MiB.
     /// Bound: 64 KiB..=1 GiB. One record larger than this still goes alone.
+    /// In `Async` mode it is also the most frame bytes acknowledged but not
+    /// yet handed to a write, per shard (puts wait beyond it).
     pub fn max_batch_bytes(mut self, bytes: usize) -> Self {
         self.max_batch_bytes = bytes;
         self
     }
 
-    /// Puts a shard may hold queued before new puts wait (back-pressure).
+    /// `Sync` puts a shard may hold queued before new puts wait
+    /// (back-pressure; `Async` puts are bounded by `max_batch_bytes`).
     /// Default 4096. Bound: 1..=1_048_576.
     pub fn queue_depth(mut self, depth: usize) -> Self {
         self.queue_depth = depth;

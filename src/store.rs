@@ -22,7 +22,7 @@ use crate::segment::format::MAX_KEY_BYTES;
 use crate::segment::writer::{SealedSegment, WriterSpec};
 use crate::shard::index::{self, new_index};
 use crate::shard::stats::ShardStats;
-use crate::shard::submission::{Submission, queue};
+use crate::shard::submission::queue;
 use crate::shard::worker::{self, WorkerSetup};
 use crate::shard::{ShardShared, shard_for};
 
@@ -109,7 +109,11 @@ impl Store {
         let mut shards = Vec::with_capacity(n);
         let mut receivers = Vec::with_capacity(n);
         for i in 0..n {
-            let (q, r) = queue(config.queue_depth);
+            let budget = match config.durability {
+                Durability::Sync => config.queue_depth,
+                Durability::Async => config.max_batch_bytes,
+            };
+            let (q, r) = queue(budget);
             shards.push(Arc::new(ShardShared::new(i, new_index(), q)));
             receivers.push(r);
         }
@@ -286,24 +290,13 @@ impl Store {
         record: &Record,
     ) -> impl Future<Output = Result<PutOutcome, Error>> + Send + 'static + use<> {
         let prepared = self.prepare(key, record);
+        let durability = self.inner.config.durability;
         async move {
             let (shard, record, payload_crc) = prepared?;
-            if let Some(cause) = shard.failure() {
-                return Err(Error::ShardFailed {
-                    shard: shard.id,
-                    cause,
-                });
+            match durability {
+                Durability::Sync => shard.put_sync(record, payload_crc).await,
+                Durability::Async => shard.put_async(record, payload_crc).await,
             }
-            let (reply, outcome) = oneshot::channel();
-            shard
-                .queue
-                .submit(Submission {
-                    record,
-                    payload_crc,
-                    reply,
-                })
-                .await?;
-            outcome.await.unwrap_or(Err(Error::Closed))
         }
     }
 

@@ -63,8 +63,20 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
-/// Peak bytes allocated above the starting level while `f` runs (other
-/// tests running in parallel can only make this larger, never hide a leak).
+/// Held for the whole of every test in this file. The allocation counter is
+/// process-wide: under `cargo test` (tests as threads of one process) the
+/// 1-million-level payload of another test once counted 20 MB into a
+/// recovery's peak and failed it.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Peak bytes allocated above the starting level while `f` runs (callers
+/// hold `serial`, so no other test of this file allocates meanwhile).
 fn peak_during<T>(f: impl FnOnce() -> T) -> (T, usize) {
     let base = LIVE.load(Ordering::Relaxed);
     PEAK.store(base, Ordering::Relaxed);
@@ -134,6 +146,7 @@ fn forged_dir(payload: &[u8]) -> tempfile::TempDir {
 /// refused with a typed error, on the 2 MiB stacks recovery threads have.
 #[test]
 fn a_million_nested_lists_are_refused_not_a_stack_overflow() {
+    let _serial = serial();
     let payload = deep_payload(1_000_000);
     let p = payload.clone();
     let refused = std::thread::Builder::new()
@@ -166,6 +179,7 @@ fn a_million_nested_lists_are_refused_not_a_stack_overflow() {
 /// accepts: 64 levels load, 65 (which no put can write) are refused.
 #[test]
 fn recovery_accepts_exactly_the_depth_puts_accept() {
+    let _serial = serial();
     for (depth, ok) in [
         (ringstore::MAX_VALUE_DEPTH, true),
         (ringstore::MAX_VALUE_DEPTH + 1, false),
@@ -414,6 +428,7 @@ proptest! {
     /// Damaged segments: recovery keeps every intact frame before the damage.
     #[test]
     fn damaged_segments_keep_every_intact_frame(victim in any::<usize>(), damage in damage_strategy()) {
+        let _serial = serial();
         let p = pristine();
         let segs: Vec<usize> = (0..p.files.len())
             .filter(|&i| p.files[i].0.extension().is_some_and(|e| e == "seg"))
@@ -425,6 +440,7 @@ proptest! {
     /// costs a scan).
     #[test]
     fn damaged_hints_cost_only_a_scan(victim in any::<usize>(), damage in damage_strategy()) {
+        let _serial = serial();
         let p = pristine();
         let hints: Vec<usize> = (0..p.files.len())
             .filter(|&i| p.files[i].0.extension().is_some_and(|e| e == "hint"))
@@ -437,6 +453,7 @@ proptest! {
     /// trusted, never a panic.
     #[test]
     fn random_payloads_are_validated(payload in prop::collection::vec(any::<u8>(), 0..4096)) {
+        let _serial = serial();
         let _ = RecordRef::from_untrusted("k", 1, &payload);
     }
 }

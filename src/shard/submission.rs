@@ -1,7 +1,12 @@
 //! A shard's submission queue: many producer threads, one consumer (the
 //! shard's executor). Lock-free on both sides (an intrusive MPSC queue plus an
-//! atomic waker), bounded by an atomic count of queued puts: a producer that
-//! finds the queue full parks its waker and is woken when the shard drains.
+//! atomic waker), bounded by an atomic budget that producers reserve before
+//! sending: a producer that finds it used up parks its waker and is woken
+//! when the shard gives some back. `Sync` puts cost 1 each (the budget is
+//! `queue_depth` puts, given back when the shard takes them); `Async` puts
+//! cost their frame bytes (the budget is `max_batch_bytes`, given back when
+//! the shard hands them to a write), which bounds what is acknowledged but
+//! not yet written.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -20,8 +25,27 @@ pub(crate) struct Submission {
     pub record: RecordRef,
     /// CRC32C of the archived bytes, computed on the caller's thread.
     pub payload_crc: u32,
-    /// Where the outcome goes.
-    pub reply: oneshot::Sender<Result<PutOutcome, Error>>,
+    /// Who acknowledges the put.
+    pub ack: Ack,
+}
+
+/// Who acknowledges a put.
+pub(crate) enum Ack {
+    /// `Sync`: the shard decides, writes and syncs, then sends the outcome.
+    Awaiting(oneshot::Sender<Result<PutOutcome, Error>>),
+    /// `Async`: the caller took this LSN, published the record and returned;
+    /// the shard only writes it.
+    Given { lsn: u64 },
+}
+
+impl Submission {
+    /// Sends `outcome` to a waiting caller (an `Async` caller has its
+    /// outcome already).
+    pub fn reply(self, outcome: Result<PutOutcome, Error>) {
+        if let Ack::Awaiting(reply) = self.ack {
+            let _ = reply.send(outcome);
+        }
+    }
 }
 
 /// What a shard receives.
@@ -49,7 +73,7 @@ pub(crate) struct QueueReceiver {
     waiters_rx: mpsc::UnboundedReceiver<Waker>,
 }
 
-/// A queue of `capacity` puts.
+/// A queue whose budget is `capacity` (puts or bytes, see the module doc).
 pub(crate) fn queue(capacity: usize) -> (Queue, QueueReceiver) {
     let (tx, rx) = mpsc::unbounded();
     let (waiters_tx, waiters_rx) = mpsc::unbounded();
@@ -66,11 +90,21 @@ pub(crate) fn queue(capacity: usize) -> (Queue, QueueReceiver) {
 }
 
 impl Queue {
-    /// Sends `sub`, waiting while the queue is full.
-    pub async fn submit(&self, sub: Submission) -> Result<(), Error> {
-        Reserve { queue: self }.await?;
+    /// Waits until `cost` fits the budget and takes it. A cost larger than
+    /// the whole budget is let through when nothing else is queued.
+    pub async fn reserve(&self, cost: usize) -> Result<(), Error> {
+        Reserve { queue: self, cost }.await
+    }
+
+    /// Gives back a reservation that was not used.
+    pub fn unreserve(&self, cost: usize) {
+        self.queued.fetch_sub(cost, Ordering::SeqCst);
+    }
+
+    /// Sends `sub`, which holds a reservation of `cost`.
+    pub fn send(&self, sub: Submission, cost: usize) -> Result<(), Error> {
         if self.tx.unbounded_send(Msg::Put(sub)).is_err() {
-            self.queued.fetch_sub(1, Ordering::SeqCst);
+            self.unreserve(cost);
             return Err(Error::Closed);
         }
         Ok(())
@@ -97,10 +131,10 @@ impl Queue {
 }
 
 impl QueueReceiver {
-    /// Gives back `n` queue slots and wakes producers waiting for space.
-    pub fn release(&mut self, queue: &Queue, n: usize) {
-        if n > 0 {
-            queue.queued.fetch_sub(n, Ordering::SeqCst);
+    /// Gives back `cost` of the budget and wakes producers waiting for it.
+    pub fn release(&mut self, queue: &Queue, cost: usize) {
+        if cost > 0 {
+            queue.queued.fetch_sub(cost, Ordering::SeqCst);
         }
         fence(Ordering::SeqCst);
         while let Ok(w) = self.waiters_rx.try_recv() {
@@ -109,31 +143,39 @@ impl QueueReceiver {
     }
 
     /// The shard is exiting: refuse new puts, wake every waiting producer
-    /// (they see `closed`), and fail what is still queued with `Closed`.
-    pub fn close(&mut self, queue: &Queue) {
+    /// (they see `closed`), and fail what is still queued with `Closed` —
+    /// except `Async` puts, already acknowledged: they are handed back for
+    /// the shard to write (their budget is still held).
+    pub fn close(&mut self, queue: &Queue) -> Vec<Submission> {
         queue.closed.store(true, Ordering::SeqCst);
         self.rx.close();
-        let mut n = 0;
+        let mut failed = 0;
+        let mut acknowledged = Vec::new();
         while let Ok(msg) = self.rx.try_recv() {
             match msg {
-                Msg::Put(sub) => {
-                    n += 1;
-                    let _ = sub.reply.send(Err(Error::Closed));
-                }
+                Msg::Put(sub) => match sub.ack {
+                    Ack::Given { .. } => acknowledged.push(sub),
+                    Ack::Awaiting(_) => {
+                        failed += 1;
+                        sub.reply(Err(Error::Closed));
+                    }
+                },
                 Msg::Checkpoint(reply) => {
                     let _ = reply.send(Err(Error::Closed));
                 }
                 Msg::Shutdown => {}
             }
         }
-        self.release(queue, n);
+        self.release(queue, failed);
         self.waiters_rx.close();
+        acknowledged
     }
 }
 
-/// Waits for a free queue slot and takes it.
+/// Waits for room in the budget and takes it.
 struct Reserve<'a> {
     queue: &'a Queue,
+    cost: usize,
 }
 
 impl Future for Reserve<'_> {
@@ -147,9 +189,10 @@ impl Future for Reserve<'_> {
                 return Poll::Ready(Err(Error::Closed));
             }
             let n = q.queued.load(Ordering::SeqCst);
-            if n < q.capacity {
+            let cost = self.cost;
+            if n == 0 || n.saturating_add(cost) <= q.capacity {
                 if q.queued
-                    .compare_exchange_weak(n, n + 1, Ordering::SeqCst, Ordering::SeqCst)
+                    .compare_exchange_weak(n, n + cost, Ordering::SeqCst, Ordering::SeqCst)
                     .is_ok()
                 {
                     return Poll::Ready(Ok(()));

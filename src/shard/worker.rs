@@ -11,11 +11,13 @@
 //! completed, and batches complete strictly in order (a `FuturesOrdered`), so
 //! the map is published in log order and a failure fails every later batch.
 //!
-//! Async mode acknowledges a put as soon as the shard has decided and
-//! published it; its record waits in `unwritten` for a write slot. The queue
-//! is drained only while less than `max_batch_bytes` waits, so a disk slower
-//! than the callers pushes back on them (bounded memory) instead of growing
-//! a backlog.
+//! In Async mode the caller has already decided, published and
+//! acknowledged the put (see `ShardShared::put_async`); the shard only
+//! writes it: records wait in `unwritten` for a write slot. What waits (in
+//! the queue and here) is bounded by the queue's byte budget,
+//! `max_batch_bytes`, given back as records are handed to a write, so a
+//! disk slower than the callers pushes back on them (bounded memory)
+//! instead of growing a backlog.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -37,7 +39,7 @@ use crate::segment::writer::{PendingFrame, SegmentWriter, WriteJob, WriterSpec};
 use crate::shard::ShardShared;
 use crate::shard::index;
 use crate::shard::stats::IoTimes;
-use crate::shard::submission::{Msg, QueueReceiver, Submission};
+use crate::shard::submission::{Ack, Msg, QueueReceiver, Submission};
 use crate::store::PutOutcome;
 
 /// Sync mode: with a batch in flight, the next one starts only once this
@@ -87,7 +89,7 @@ enum Event {
 /// A batch whose write (and, in Sync mode, flush) is in flight.
 struct InFlight {
     /// Sync mode: the puts to acknowledge once durable. Async mode: empty
-    /// (acknowledged at staging).
+    /// (acknowledged by their callers).
     batch: Vec<Submission>,
     outcomes: Vec<PutOutcome>,
 }
@@ -110,15 +112,10 @@ struct Worker<Fs: LogFs> {
     /// Versions decided for batches in flight but not yet published: the
     /// recency check consults them before the map.
     decided: HashMap<Box<str>, i64>,
-    /// Last log sequence number used in this generation.
-    lsn: u64,
     /// Async mode: records acknowledged but not yet handed to a write, in
-    /// log order with their payload CRCs; the first has LSN
-    /// `unwritten_first_lsn`, the next ones follow.
-    unwritten: VecDeque<(RecordRef, u32)>,
-    unwritten_first_lsn: u64,
-    /// Frame bytes of `unwritten`: puts are taken off the queue only while
-    /// this is below `max_batch_bytes` (back-pressure).
+    /// arrival order with their payload CRCs and LSNs.
+    unwritten: VecDeque<Unwritten>,
+    /// Frame bytes of `unwritten`, still held in the queue's budget.
     unwritten_bytes: usize,
     /// Sync mode: puts taken off the queue for the next batch, held while
     /// a batch is in flight until they are worth a write of their own.
@@ -170,9 +167,7 @@ pub(crate) async fn run<Fs: LogFs>(
         pending: VecDeque::new(),
         flushing: None,
         decided: HashMap::new(),
-        lsn: 0,
         unwritten: VecDeque::new(),
-        unwritten_first_lsn: 1,
         unwritten_bytes: 0,
         gathering: Vec::new(),
         gathering_bytes: 0,
@@ -226,7 +221,10 @@ impl<Fs: LogFs> Worker<Fs> {
                     next = self.receiver.rx.try_recv().ok();
                 }
             }
-            self.receiver.release(&self.shared.queue, batch.len());
+            if self.durability == Durability::Sync {
+                // Async puts keep their budget until handed to a write.
+                self.receiver.release(&self.shared.queue, batch.len());
+            }
             if !batch.is_empty() {
                 let batch = std::mem::take(&mut batch);
                 match self.durability {
@@ -262,8 +260,13 @@ impl<Fs: LogFs> Worker<Fs> {
         if !self.gathering.is_empty() {
             self.start_gathered().await;
         }
+        // Async puts sent before the queue closed are acknowledged: write
+        // them too.
+        let acknowledged = self.receiver.close(&self.shared.queue);
+        if !acknowledged.is_empty() {
+            self.accept_async(acknowledged).await;
+        }
         self.drain_inflight().await;
-        self.receiver.close(&self.shared.queue);
         if self.dirty_since.is_some() {
             self.start_flush();
             if let Some(flush) = self.flushing.take() {
@@ -303,9 +306,8 @@ impl<Fs: LogFs> Worker<Fs> {
                 self.inflight.len() < self.pipeline_depth
                     && self.gathering_bytes < self.max_batch_bytes
             }
-            // Async acknowledges on receipt; the queue stops draining once a
-            // full batch waits for a write slot.
-            Durability::Async => self.unwritten_bytes < self.max_batch_bytes,
+            // Async: the queue's byte budget bounds what waits.
+            Durability::Async => true,
         };
         std::future::poll_fn(|cx| {
             if !self.inflight.is_empty() {
@@ -391,7 +393,7 @@ impl<Fs: LogFs> Worker<Fs> {
             return false;
         };
         for sub in batch.drain(..) {
-            let _ = sub.reply.send(Err(Error::ShardFailed {
+            sub.reply(Err(Error::ShardFailed {
                 shard: self.shared.id,
                 cause: cause.clone(),
             }));
@@ -417,21 +419,26 @@ impl<Fs: LogFs> Worker<Fs> {
         }
     }
 
-    /// Async mode: decides, publishes and acknowledges `batch` at once, and
-    /// queues its records for writing.
-    async fn accept_async(&mut self, mut batch: Vec<Submission>) {
-        if self.refuse_if_failed(&mut batch) {
-            return;
-        }
-        let outcomes = self.decide(&batch);
-        let records = self.publish_and_reply(&mut batch, &outcomes);
-        if self.unwritten.is_empty() {
-            self.unwritten_first_lsn = self.lsn + 1;
-        }
-        self.lsn += records.len() as u64;
-        for (record, crc) in records {
+    /// Async mode: queues the records of puts their callers acknowledged
+    /// for writing.
+    async fn accept_async(&mut self, batch: Vec<Submission>) {
+        for sub in batch {
+            let Ack::Given { lsn } = sub.ack else {
+                debug_assert!(false, "a Sync put in Async mode");
+                sub.reply(Err(Error::Closed));
+                continue;
+            };
+            debug_assert!(
+                self.unwritten.back().is_none_or(|u| u.lsn < lsn),
+                "Async puts arrive in LSN order"
+            );
+            let record = sub.record;
             self.unwritten_bytes += frame_footprint(record.key().len(), record.as_bytes().len());
-            self.unwritten.push_back((record, crc));
+            self.unwritten.push_back(Unwritten {
+                record,
+                payload_crc: sub.payload_crc,
+                lsn,
+            });
         }
         self.write_unwritten().await;
     }
@@ -443,12 +450,13 @@ impl<Fs: LogFs> Worker<Fs> {
             if self.shared.failure().is_some() {
                 // Already logged as a loss of acknowledged Async puts.
                 self.unwritten.clear();
-                self.unwritten_bytes = 0;
+                let held = std::mem::take(&mut self.unwritten_bytes);
+                self.receiver.release(&self.shared.queue, held);
                 return;
             }
             let mut count = 0usize;
             let mut footprint = 0usize;
-            for (record, _) in &self.unwritten {
+            for Unwritten { record, .. } in &self.unwritten {
                 let bytes = frame_footprint(record.key().len(), record.as_bytes().len());
                 if count > 0 && footprint + bytes > self.max_batch_bytes.min(ASYNC_WRITE_BYTES) {
                     break;
@@ -466,13 +474,18 @@ impl<Fs: LogFs> Worker<Fs> {
                     continue;
                 }
             }
-            let chunk: Vec<(RecordRef, u32)> = self.unwritten.drain(..count).collect();
-            let first_lsn = self.unwritten_first_lsn;
-            self.unwritten_first_lsn += count as u64;
+            let chunk: Vec<Unwritten> = self.unwritten.drain(..count).collect();
             self.unwritten_bytes = self.unwritten_bytes.saturating_sub(footprint);
             let generation = self.writer.generation();
-            let frames = frames_of(chunk.iter().map(|(r, c)| (r, *c)), first_lsn, generation);
-            match self.stage(&frames, footprint) {
+            let frames = frames_of(
+                chunk.iter().map(|u| (&u.record, u.payload_crc, u.lsn)),
+                generation,
+            );
+            let staged = self.stage(&frames, footprint);
+            drop(frames);
+            // Handed to a write (or lost with the shard): room for callers.
+            self.receiver.release(&self.shared.queue, footprint);
+            match staged {
                 Ok(job) => {
                     self.inflight.push_back(Box::pin(job.run_timed(false)));
                     self.pending.push_back(InFlight {
@@ -516,18 +529,18 @@ impl<Fs: LogFs> Worker<Fs> {
         }
         match (done, self.shared.failure()) {
             (Ok(()), None) => {
-                self.publish_and_reply(&mut batch, &outcomes);
+                self.publish_and_reply(batch, &outcomes);
             }
             (Err(e), _) => {
                 for sub in batch.drain(..) {
-                    let _ = sub.reply.send(Err(e.clone()));
+                    sub.reply(Err(e.clone()));
                 }
             }
             // An earlier batch failed: this one is never acknowledged, even
             // if its own write and sync went through.
             (Ok(()), Some(cause)) => {
                 for sub in batch.drain(..) {
-                    let _ = sub.reply.send(Err(Error::ShardFailed {
+                    sub.reply(Err(Error::ShardFailed {
                         shard: self.shared.id,
                         cause: cause.clone(),
                     }));
@@ -589,7 +602,14 @@ impl<Fs: LogFs> Worker<Fs> {
     async fn write_checkpoint(&mut self) -> Result<u64, Error> {
         self.writer.rotate().await?;
         let keep_from = self.writer.seq();
-        let live = index::records(&self.shared.index);
+        // Snapshot and LSNs under the Async ordering lock: every Async put
+        // sent so far is in the snapshot (callers publish before sending),
+        // every later one gets a higher LSN than the checkpoint's frames.
+        let (live, first_lsn) = self.shared.in_async_order(|| {
+            let live = index::records(&self.shared.index);
+            let first_lsn = self.shared.take_lsns(live.len() as u64);
+            (live, first_lsn)
+        });
         let generation = self.writer.generation();
         let mut start = 0;
         while start < live.len() {
@@ -600,11 +620,11 @@ impl<Fs: LogFs> Worker<Fs> {
                 end += 1;
             }
             let chunk = live.get(start..end).unwrap_or_default();
-            let first_lsn = self.lsn + 1;
-            self.lsn += chunk.len() as u64;
             let frames = frames_of(
-                chunk.iter().map(|r| (r, crc32c::crc32c(r.as_bytes()))),
-                first_lsn,
+                chunk
+                    .iter()
+                    .zip(first_lsn + start as u64..)
+                    .map(|(r, lsn)| (r, crc32c::crc32c(r.as_bytes()), lsn)),
                 generation,
             );
             self.writer.append(&frames).await?;
@@ -632,19 +652,20 @@ impl<Fs: LogFs> Worker<Fs> {
             if let Err(e) = self.quiesce_and_rotate().await {
                 self.shared.mark_failed(e.to_string());
                 for sub in batch.drain(..) {
-                    let _ = sub.reply.send(Err(e.clone()));
+                    sub.reply(Err(e.clone()));
                 }
                 return;
             }
         }
         let outcomes = self.decide(&batch);
-        let first_lsn = self.lsn + 1;
-        self.lsn += batch.len() as u64;
+        let first_lsn = self.shared.take_lsns(batch.len() as u64);
         let generation = self.writer.generation();
         debug_assert_eq!(self.durability, Durability::Sync);
         let frames = frames_of(
-            batch.iter().map(|s| (&s.record, s.payload_crc)),
-            first_lsn,
+            batch
+                .iter()
+                .zip(first_lsn..)
+                .map(|(s, lsn)| (&s.record, s.payload_crc, lsn)),
             generation,
         );
         let staged = self.stage(&frames, footprint);
@@ -657,7 +678,7 @@ impl<Fs: LogFs> Worker<Fs> {
             Err(e) => {
                 self.shared.mark_failed(e.to_string());
                 for sub in batch.drain(..) {
-                    let _ = sub.reply.send(Err(e.clone()));
+                    sub.reply(Err(e.clone()));
                 }
             }
         }
@@ -703,16 +724,11 @@ impl<Fs: LogFs> Worker<Fs> {
         outcomes
     }
 
-    /// Publishes the applied puts of a batch in order, acknowledges every
-    /// put, and hands back the records with their payload CRCs.
-    fn publish_and_reply(
-        &mut self,
-        batch: &mut Vec<Submission>,
-        outcomes: &[PutOutcome],
-    ) -> Vec<(RecordRef, u32)> {
+    /// Publishes the applied puts of a durable batch in order and
+    /// acknowledges every put.
+    fn publish_and_reply(&mut self, batch: Vec<Submission>, outcomes: &[PutOutcome]) {
         debug_assert_eq!(batch.len(), outcomes.len());
-        let mut kept = Vec::with_capacity(batch.len());
-        for (sub, outcome) in batch.drain(..).zip(outcomes) {
+        for (sub, outcome) in batch.into_iter().zip(outcomes) {
             if *outcome == PutOutcome::Applied {
                 index::publish(&self.shared.index, sub.record.clone());
                 // Once the map holds the decided version, forget it here.
@@ -721,23 +737,25 @@ impl<Fs: LogFs> Worker<Fs> {
                     self.decided.remove(key);
                 }
             }
-            let _ = sub.reply.send(Ok(*outcome));
-            kept.push((sub.record, sub.payload_crc));
+            sub.reply(Ok(*outcome));
         }
-        kept
     }
 }
 
-/// The frames of `records` (with their payload CRCs), numbered from
-/// `first_lsn`.
+/// An Async record waiting for a write.
+struct Unwritten {
+    record: RecordRef,
+    payload_crc: u32,
+    lsn: u64,
+}
+
+/// The frames of `records` (with their payload CRCs and LSNs).
 fn frames_of<'a>(
-    records: impl Iterator<Item = (&'a RecordRef, u32)>,
-    first_lsn: u64,
+    records: impl Iterator<Item = (&'a RecordRef, u32, u64)>,
     generation: u64,
 ) -> Vec<PendingFrame<'a>> {
     records
-        .zip(first_lsn..)
-        .map(|((r, payload_crc), lsn)| PendingFrame {
+        .map(|(r, payload_crc, lsn)| PendingFrame {
             fields: FrameFields {
                 version: r.version(),
                 lsn,

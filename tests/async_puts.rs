@@ -1,0 +1,159 @@
+//! `Durability::Async` puts are decided and published on the caller's thread
+//! (no round trip to the shard). These tests guard what that must keep:
+//! a put is readable when it returns, concurrent puts of one version break
+//! the tie the same way in memory and after recovery, the log stays in LSN
+//! order, and a compaction racing the puts loses nothing.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use ringstore::{Durability, PutOutcome, Record, Store};
+
+const THREADS: usize = 8;
+
+fn async_config(dir: &std::path::Path) -> ringstore::Config {
+    // A small byte budget, so callers also wait for the disk now and then.
+    common::config(dir)
+        .durability(Durability::Async)
+        .max_batch_bytes(64 << 10)
+        .flush_interval_ms(5)
+}
+
+fn note_of(r: &Record) -> String {
+    match r.get("note") {
+        Some(ringstore::Value::Str(s)) => s.clone(),
+        other => panic!("note is {other:?}"),
+    }
+}
+
+#[test]
+fn an_async_put_is_readable_when_it_returns_and_after_reopen() {
+    let dir = common::temp_dir();
+    let store = Store::open(async_config(dir.path())).unwrap();
+    for v in 1..=300i64 {
+        let key = format!("k{}", v % 7);
+        let outcome = store.put_blocking(&key, &common::record(v, "x")).unwrap();
+        assert_eq!(outcome, PutOutcome::Applied);
+        let got = store.get(&key).expect("visible on return");
+        assert_eq!(got.version(), v);
+    }
+    // Older than what is stored: Stale, and the newer record stays.
+    let outcome = store.put_blocking("k0", &common::record(5, "old")).unwrap();
+    assert_eq!(
+        outcome,
+        PutOutcome::Stale {
+            current_version: 294
+        }
+    );
+    assert_eq!(store.get("k0").unwrap().version(), 294);
+    store.close().unwrap();
+    let store = Store::open(async_config(dir.path())).unwrap();
+    for k in 0..7 {
+        let key = format!("k{k}");
+        let newest = (1..=300i64).filter(|v| v % 7 == k).max().unwrap();
+        assert_eq!(store.get(&key).unwrap().version(), newest, "{key}");
+    }
+    store.close().unwrap();
+}
+
+#[test]
+fn version_ties_resolve_the_same_in_memory_and_after_recovery() {
+    let dir = common::temp_dir();
+    let store = Store::open(async_config(dir.path())).unwrap();
+    // Every thread writes every key with the same version: which put wins
+    // is a race, but memory and the log must agree on it.
+    std::thread::scope(|s| {
+        for t in 0..THREADS {
+            let store = store.clone();
+            s.spawn(move || {
+                for i in 0..200 {
+                    let key = format!("tie{}", i % 5);
+                    let note = format!("t{t}-{i}");
+                    let outcome = store.put_blocking(&key, &common::record(7, &note)).unwrap();
+                    assert_eq!(outcome, PutOutcome::Applied, "ties go to the later put");
+                }
+            });
+        }
+    });
+    let in_memory: BTreeMap<String, String> = (0..5)
+        .map(|k| {
+            let key = format!("tie{k}");
+            let note = note_of(&store.get(&key).unwrap().to_record());
+            (key, note)
+        })
+        .collect();
+    store.close().unwrap();
+
+    // The log holds every put, in LSN order within each segment.
+    let frames = common::read_all_frames(dir.path());
+    assert_eq!(frames.len(), THREADS * 200);
+    for pair in frames.windows(2) {
+        let (a, b) = (&pair[0], &pair[1]);
+        if (a.shard_dir, a.seq) == (b.shard_dir, b.seq) {
+            assert!(
+                (a.generation, a.lsn) < (b.generation, b.lsn),
+                "log out of LSN order: {a:?} then {b:?}"
+            );
+        }
+    }
+
+    let store = Store::open(async_config(dir.path())).unwrap();
+    for (key, note) in &in_memory {
+        let recovered = note_of(&store.get(key).unwrap().to_record());
+        assert_eq!(&recovered, note, "{key}: memory and recovery disagree");
+    }
+    store.close().unwrap();
+}
+
+#[test]
+fn compaction_racing_async_puts_loses_nothing() {
+    let dir = common::temp_dir();
+    let store = Store::open(async_config(dir.path()).max_segment_records(100)).unwrap();
+    let done = Arc::new(AtomicBool::new(false));
+    let last_acknowledged: Vec<BTreeMap<String, i64>> = std::thread::scope(|s| {
+        let compactor = {
+            let store = store.clone();
+            let done = Arc::clone(&done);
+            s.spawn(move || {
+                let mut runs = 0;
+                while !done.load(Ordering::Acquire) || runs < 3 {
+                    store.compact().unwrap();
+                    runs += 1;
+                }
+                runs
+            })
+        };
+        let writers: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let store = store.clone();
+                s.spawn(move || {
+                    // Each thread owns its keys, so its last put per key is
+                    // the newest.
+                    let mut last = BTreeMap::new();
+                    for v in 1..=400i64 {
+                        let key = format!("w{t}-{}", v % 13);
+                        store.put_blocking(&key, &common::record(v, "c")).unwrap();
+                        last.insert(key, v);
+                    }
+                    last
+                })
+            })
+            .collect();
+        let last = writers.into_iter().map(|w| w.join().unwrap()).collect();
+        done.store(true, Ordering::Release);
+        assert!(compactor.join().unwrap() >= 3);
+        last
+    });
+    store.close().unwrap();
+    let store = Store::open(async_config(dir.path())).unwrap();
+    for last in &last_acknowledged {
+        for (key, version) in last {
+            let got = store.get(key).map(|r| r.version());
+            assert_eq!(got, Some(*version), "{key}");
+        }
+    }
+    store.close().unwrap();
+}

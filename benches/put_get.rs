@@ -94,6 +94,44 @@ fn bench(c: &mut Criterion) {
         })
     });
     let _ = store.close();
+    put_async(c, &dir, &record);
+}
+
+/// One `Async` put while the log keeps up: the caller's whole path
+/// (serialize, CRC, publish, queue). Puts are spaced 200 µs apart (not
+/// timed) so the disk, not the byte budget, paces them.
+fn put_async(c: &mut Criterion, dir: &tempfile::TempDir, record: &Record) {
+    let path = dir.path().join("async");
+    let config = Config::new(&path)
+        .shards(1)
+        .durability(ringstore::Durability::Async);
+    let Ok(store) = Store::open(config) else {
+        eprintln!("cannot open the Async store");
+        return;
+    };
+    let mut group = c.benchmark_group("put_async");
+    group
+        .sample_size(10)
+        .warm_up_time(std::time::Duration::from_millis(500))
+        .measurement_time(std::time::Duration::from_secs(1));
+    let mut version = 1i64;
+    group.bench_function("100KB_paced", |b| {
+        b.iter_custom(|iters| {
+            let mut timed = std::time::Duration::ZERO;
+            for _ in 0..iters {
+                version += 1;
+                let mut r = record.clone();
+                r.insert("collection_time", version);
+                let started = std::time::Instant::now();
+                black_box(store.put_blocking("sensor1", &r).ok());
+                timed += started.elapsed();
+                std::thread::sleep(std::time::Duration::from_micros(200));
+            }
+            timed
+        })
+    });
+    group.finish();
+    let _ = store.close();
 }
 
 criterion_group!(benches, bench);

@@ -132,13 +132,25 @@ impl Queue {
 
 impl QueueReceiver {
     /// Gives back `cost` of the budget and wakes producers waiting for it.
-    pub fn release(&mut self, queue: &Queue, cost: usize) {
-        if cost > 0 {
-            queue.queued.fetch_sub(cost, Ordering::SeqCst);
-        }
+    /// Gives back `cost` of the budget, held by `puts` puts, and wakes as
+    /// many waiting producers (waking every waiter on each release made
+    /// the executor spend most of its time in futex wakes once the `Async`
+    /// byte budget was full: a thundering herd). When the budget is back
+    /// to zero every waiter is woken, so none sleeps with room free.
+    pub fn release(&mut self, queue: &Queue, cost: usize, puts: usize) {
+        let left = if cost > 0 {
+            queue.queued.fetch_sub(cost, Ordering::SeqCst) - cost
+        } else {
+            queue.queued.load(Ordering::SeqCst)
+        };
         fence(Ordering::SeqCst);
-        while let Ok(w) = self.waiters_rx.try_recv() {
+        let mut woken = 0;
+        while left == 0 || woken < puts {
+            let Ok(w) = self.waiters_rx.try_recv() else {
+                break;
+            };
             w.wake();
+            woken += 1;
         }
     }
 
@@ -166,7 +178,7 @@ impl QueueReceiver {
                 Msg::Shutdown => {}
             }
         }
-        self.release(queue, failed);
+        self.release(queue, failed, failed);
         self.waiters_rx.close();
         acknowledged
     }

@@ -223,7 +223,8 @@ impl<Fs: LogFs> Worker<Fs> {
             }
             if self.durability == Durability::Sync {
                 // Async puts keep their budget until handed to a write.
-                self.receiver.release(&self.shared.queue, batch.len());
+                self.receiver
+                    .release(&self.shared.queue, batch.len(), batch.len());
             }
             if !batch.is_empty() {
                 let batch = std::mem::take(&mut batch);
@@ -449,9 +450,10 @@ impl<Fs: LogFs> Worker<Fs> {
         while self.inflight.len() < self.pipeline_depth && !self.unwritten.is_empty() {
             if self.shared.failure().is_some() {
                 // Already logged as a loss of acknowledged Async puts.
-                self.unwritten.clear();
                 let held = std::mem::take(&mut self.unwritten_bytes);
-                self.receiver.release(&self.shared.queue, held);
+                let puts = self.unwritten.len();
+                self.unwritten.clear();
+                self.receiver.release(&self.shared.queue, held, puts);
                 return;
             }
             let mut count = 0usize;
@@ -484,7 +486,7 @@ impl<Fs: LogFs> Worker<Fs> {
             let staged = self.stage(&frames, footprint);
             drop(frames);
             // Handed to a write (or lost with the shard): room for callers.
-            self.receiver.release(&self.shared.queue, footprint);
+            self.receiver.release(&self.shared.queue, footprint, count);
             match staged {
                 Ok(job) => {
                     self.inflight.push_back(Box::pin(job.run_timed(false)));

@@ -247,7 +247,10 @@ fn fsync_latency(dir: &Path) -> Result<LatencySummary, LoadError> {
             outcome = Err(e);
             break;
         }
-        hist.saturating_record(u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX));
+        crate::workload::record_ns(
+            &mut hist,
+            u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX),
+        );
     }
     drop(file);
     let _ = fs::remove_file(&path);

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use hdrhistogram::Histogram;
+use crate::workload::LatencyHistogram;
 
 const WIDTH: f64 = 960.0;
 const HEIGHT: f64 = 540.0;
@@ -24,7 +24,7 @@ pub struct Series<'a> {
     /// SVG colour.
     pub color: &'a str,
     /// Latencies in nanoseconds.
-    pub histogram: &'a Histogram<u64>,
+    pub histogram: &'a LatencyHistogram,
 }
 
 /// The SVG document for `series`, titled `title` and `subtitle`.
@@ -221,7 +221,7 @@ mod tests {
 
     #[test]
     fn the_svg_has_one_curve_per_series() {
-        let mut h = Histogram::<u64>::new_with_bounds(1, 1_000_000_000, 3).unwrap();
+        let mut h = LatencyHistogram::new_with_bounds(1, 1_000_000_000, 3).unwrap();
         for v in 1..1000u64 {
             h.record(v * 1000).unwrap();
         }

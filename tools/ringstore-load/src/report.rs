@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use hdrhistogram::Histogram;
+use crate::workload::LatencyHistogram;
 use serde::Serialize;
 
 use crate::baseline::Baseline;
@@ -37,7 +37,7 @@ pub struct LatencySummary {
 
 impl LatencySummary {
     /// Summarizes a histogram of nanoseconds (zeros when empty).
-    pub fn from_ns(h: &Histogram<u64>) -> LatencySummary {
+    pub fn from_ns(h: &LatencyHistogram) -> LatencySummary {
         if h.is_empty() {
             return LatencySummary::default();
         }
@@ -571,7 +571,7 @@ mod tests {
 
     #[test]
     fn percentiles_come_out_ordered_in_microseconds() {
-        let mut h = Histogram::<u64>::new_with_bounds(1, 1_000_000_000, 3).unwrap();
+        let mut h = LatencyHistogram::new_with_bounds(1, 1_000_000_000, 3).unwrap();
         for ns in 1..=100_000u64 {
             h.record(ns * 10).unwrap();
         }
@@ -584,7 +584,7 @@ mod tests {
 
     #[test]
     fn empty_histograms_summarize_to_zero() {
-        let h = Histogram::<u64>::new(3).unwrap();
+        let h = LatencyHistogram::new(3).unwrap();
         assert_eq!(LatencySummary::from_ns(&h).count, 0);
     }
 }

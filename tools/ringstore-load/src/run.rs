@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use hdrhistogram::Histogram;
+use crate::workload::LatencyHistogram;
 use ringstore::{Config, Store};
 
 use crate::acklog::AckLog;
@@ -26,9 +26,9 @@ pub struct Outcome {
     /// Everything measured.
     pub report: Report,
     /// Put latencies, nanoseconds.
-    pub put_latency_ns: Histogram<u64>,
+    pub put_latency_ns: LatencyHistogram,
     /// Get latencies, nanoseconds.
-    pub get_latency_ns: Histogram<u64>,
+    pub get_latency_ns: LatencyHistogram,
 }
 
 /// A progress note on stderr (stdout carries the report).

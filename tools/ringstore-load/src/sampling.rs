@@ -13,7 +13,7 @@ use std::sync::Mutex;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use hdrhistogram::Histogram;
+use crate::workload::LatencyHistogram;
 use serde::Serialize;
 
 use crate::system;
@@ -97,17 +97,17 @@ fn pct(v: Option<f64>) -> String {
 /// One interval histogram per writer and per reader.
 #[derive(Debug)]
 pub struct IntervalHistograms {
-    puts: Vec<Mutex<Histogram<u64>>>,
-    gets: Vec<Mutex<Histogram<u64>>>,
-    empty: Histogram<u64>,
+    puts: Vec<Mutex<LatencyHistogram>>,
+    gets: Vec<Mutex<LatencyHistogram>>,
+    empty: LatencyHistogram,
 }
 
 impl IntervalHistograms {
     /// Slots for `writers` and `readers`, each a copy of `empty`.
-    pub fn new(writers: usize, readers: usize, empty: &Histogram<u64>) -> IntervalHistograms {
+    pub fn new(writers: usize, readers: usize, empty: &LatencyHistogram) -> IntervalHistograms {
         let slots = |n: usize| {
             (0..n)
-                .map(|_| Mutex::new(Histogram::new_from(empty)))
+                .map(|_| Mutex::new(LatencyHistogram::new_from(empty)))
                 .collect()
         };
         IntervalHistograms {
@@ -128,7 +128,7 @@ impl IntervalHistograms {
     }
 
     /// Merges every slot of `slots` into one histogram and empties them.
-    fn drain(&self, slots: &[Mutex<Histogram<u64>>]) -> Histogram<u64> {
+    fn drain(&self, slots: &[Mutex<LatencyHistogram>]) -> LatencyHistogram {
         let mut merged = self.empty.clone();
         for slot in slots {
             if let Ok(mut h) = slot.lock() {
@@ -141,14 +141,14 @@ impl IntervalHistograms {
     }
 }
 
-fn record(slot: Option<&Mutex<Histogram<u64>>>, ns: u64) {
+fn record(slot: Option<&Mutex<LatencyHistogram>>, ns: u64) {
     if let Some(Ok(mut h)) = slot.map(Mutex::lock) {
-        h.saturating_record(ns);
+        crate::workload::record_ns(&mut h, ns);
     }
 }
 
 /// (p50, p99, max) of a histogram of nanoseconds, in µs; zeros when empty.
-fn percentiles_us(h: &Histogram<u64>) -> (f64, f64, f64) {
+fn percentiles_us(h: &LatencyHistogram) -> (f64, f64, f64) {
     if h.is_empty() {
         return (0.0, 0.0, 0.0);
     }

@@ -11,7 +11,11 @@
 //! 4. `durable_write` again with only as many 1 MiB writes in flight as the
 //!    closed loop's writers hold bytes (writers × record size): what the
 //!    disk gives to any writer with that much data in flight (Little's law:
-//!    bandwidth = bytes in flight ÷ latency of one durable write).
+//!    bandwidth = bytes in flight ÷ latency of one durable write);
+//! 5. `durable_write` again with one file per shard and one 1 MiB write in
+//!    flight on each: the store's own write pattern (each shard appends one
+//!    batch at a time to its own segment), with no CPU work at all — what
+//!    the disk gives to that pattern.
 //!
 //! Tests 1 and 2 keep `depth` writes in flight with one thread per write, each
 //! appending to its own file (as each shard appends to its own segment).
@@ -48,6 +52,8 @@ pub struct BaselineSpec {
     pub depth: usize,
     /// Writes in flight for test 4 (the workload's bytes in flight, in MiB).
     pub workload_depth: usize,
+    /// Files (= writes in flight) for test 5: the store's shard count.
+    pub shard_files: usize,
 }
 
 /// One measurement of the device.
@@ -59,6 +65,8 @@ pub struct BaselineRun {
     pub durable_write_mb_per_s: f64,
     /// The same with `workload_depth` writes in flight, MB/s.
     pub durable_at_workload_depth_mb_per_s: f64,
+    /// The same with one write in flight per shard file, MB/s.
+    pub durable_one_per_shard_mb_per_s: f64,
     /// Latency of one 128 KiB direct write plus `fdatasync`, microseconds.
     pub fsync_write_us: LatencySummary,
 }
@@ -75,6 +83,11 @@ pub struct Baseline {
     pub durable_at_workload_depth_mb_per_s: f64,
     /// Writes in flight for that figure.
     pub workload_depth: usize,
+    /// Mean durable bandwidth of the store's own pattern (one file per
+    /// shard, one 1 MiB write in flight on each), MB/s.
+    pub durable_one_per_shard_mb_per_s: f64,
+    /// Files for that figure.
+    pub shard_files: usize,
     /// Mean p50 of write + fdatasync, microseconds.
     pub fsync_write_p50_us: f64,
     /// Mean p99 of write + fdatasync, microseconds.
@@ -108,6 +121,11 @@ impl Baseline {
                 after.durable_at_workload_depth_mb_per_s,
             ),
             workload_depth: spec.workload_depth,
+            durable_one_per_shard_mb_per_s: mean(
+                before.durable_one_per_shard_mb_per_s,
+                after.durable_one_per_shard_mb_per_s,
+            ),
+            shard_files: spec.shard_files,
             fsync_write_p50_us: mean(before.fsync_write_us.p50, after.fsync_write_us.p50),
             fsync_write_p99_us: mean(before.fsync_write_us.p99, after.fsync_write_us.p99),
             block_bytes: BLOCK_BYTES,
@@ -120,7 +138,7 @@ impl Baseline {
     }
 }
 
-/// Runs the three tests in `dir` (created, and emptied afterwards).
+/// Runs the five tests in `dir` (created, and emptied afterwards).
 pub fn measure(dir: &Path, spec: BaselineSpec) -> Result<BaselineRun, LoadError> {
     fs::create_dir_all(dir).map_err(|e| LoadError::io("creating", dir, e))?;
     let seq_write_mb_per_s = bandwidth(dir, spec, false)?;
@@ -130,11 +148,17 @@ pub fn measure(dir: &Path, spec: BaselineSpec) -> Result<BaselineRun, LoadError>
         ..spec
     };
     let durable_at_workload_depth_mb_per_s = bandwidth(dir, at_workload, true)?;
+    let per_shard = BaselineSpec {
+        depth: spec.shard_files,
+        ..spec
+    };
+    let durable_one_per_shard_mb_per_s = bandwidth(dir, per_shard, true)?;
     let fsync_write_us = fsync_latency(dir)?;
     Ok(BaselineRun {
         seq_write_mb_per_s,
         durable_write_mb_per_s,
         durable_at_workload_depth_mb_per_s,
+        durable_one_per_shard_mb_per_s,
         fsync_write_us,
     })
 }

@@ -208,6 +208,10 @@ pub struct Report {
     /// Sync: `write_mb_per_s` ÷ the durable bandwidth with only the
     /// workload's bytes in flight; null without `--baseline` or in Async.
     pub efficiency_at_workload_depth: Option<f64>,
+    /// Sync: `write_mb_per_s` ÷ the durable bandwidth of the store's own
+    /// write pattern (one file per shard, one 1 MiB write in flight on
+    /// each); null without `--baseline` or in Async.
+    pub efficiency_vs_shard_pattern: Option<f64>,
     /// Peak resident set size of the process from the workload's start to
     /// the end of `close`, bytes (the kernel's peak is reset before the
     /// workload, so neither the baseline nor the read-back counts).
@@ -463,6 +467,14 @@ pub fn render(r: &Report) -> String {
                 "              {e:.3} of the durable bandwidth with the closed loop's bytes in flight \
                  ({} x 1 MiB O_DSYNC writes: {:.1} MB/s)",
                 b.workload_depth, b.durable_at_workload_depth_mb_per_s
+            );
+        }
+        if let Some(e) = r.efficiency_vs_shard_pattern {
+            let _ = writeln!(
+                out,
+                "              {e:.3} of the durable bandwidth of the store's write pattern \
+                 ({} files, one 1 MiB O_DSYNC append in flight on each: {:.1} MB/s)",
+                b.shard_files, b.durable_one_per_shard_mb_per_s
             );
         }
     }

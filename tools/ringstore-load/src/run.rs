@@ -58,6 +58,10 @@ pub fn run(mut args: Args) -> Result<Outcome, LoadError> {
             / baseline::BLOCK_BYTES as f64)
             .round()
             .max(1.0) as usize,
+        // The store's shard count: as given, else its default (one per CPU).
+        shard_files: args.shards.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+        }),
     };
     let before = if args.baseline {
         note("baseline (before): raw direct writes, durable writes, write+fdatasync");
@@ -188,6 +192,12 @@ pub fn run(mut args: Args) -> Result<Outcome, LoadError> {
         }
         _ => None,
     };
+    let efficiency_vs_shard_pattern = match (&baseline, args.durability) {
+        (Some(b), DurabilityArg::Sync) => {
+            Some(write_mb_per_s / b.durable_one_per_shard_mb_per_s.max(1e-9))
+        }
+        _ => None,
+    };
     let cpu = cpu_before
         .zip(cpu_after)
         .map(|((u0, s0), (u1, s1))| (u1 - u0, s1 - s0));
@@ -221,6 +231,7 @@ pub fn run(mut args: Args) -> Result<Outcome, LoadError> {
         baseline,
         efficiency,
         efficiency_at_workload_depth,
+        efficiency_vs_shard_pattern,
         peak_rss_bytes: peak_rss,
         rss_before_workload_bytes: rss_before_workload,
         live_data_bytes: (verification.frame_bytes as f64 / verification.frames.max(1) as f64

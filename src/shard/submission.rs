@@ -179,6 +179,12 @@ impl QueueReceiver {
             }
         }
         self.release(queue, failed, failed);
+        // Every producer still waiting for budget must learn about the
+        // close (they see `closed` when polled); a waker left in the
+        // channel would be dropped unwoken and its put would hang.
+        while let Ok(w) = self.waiters_rx.try_recv() {
+            w.wake();
+        }
         self.waiters_rx.close();
         acknowledged
     }

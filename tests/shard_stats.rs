@@ -93,3 +93,21 @@ fn sync_fdatasync_counts_one_flush_per_batch() {
 fn async_counts_every_put_and_its_background_flushes() {
     run(Durability::Async, SyncMethod::Dsync);
 }
+
+/// `idle` is the time a shard had no write in flight: a shard that waits
+/// 100 ms before its first put reports at least that, one that never wrote
+/// nothing yet (the open gap is counted when the next write starts), and
+/// idle never exceeds the store's lifetime.
+#[test]
+fn idle_counts_the_time_without_a_write_in_flight() {
+    let dir = common::temp_dir();
+    let opened = std::time::Instant::now();
+    let store = Store::open(common::config(dir.path()).shards(1)).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert_eq!(store.shard_stats()[0].idle, std::time::Duration::ZERO);
+    store.put_blocking("k", &common::record(1, "a")).unwrap();
+    let idle = store.shard_stats()[0].idle;
+    assert!(idle >= std::time::Duration::from_millis(100), "{idle:?}");
+    assert!(idle <= opened.elapsed(), "{idle:?}");
+    store.close().unwrap();
+}

@@ -31,6 +31,11 @@ pub struct ShardStats {
     pub sync: Duration,
     /// Flushes issued.
     pub syncs: u64,
+    /// Time with no write of this shard in flight: from the completion that
+    /// emptied the pipeline to the next write's submission (the last such
+    /// gap is counted once the next write starts). Under load, idle time is
+    /// time the disk could have been writing this shard's log.
+    pub idle: Duration,
     /// Times the shard found puts waiting only when its periodic queue
     /// re-check (every 2 ms while waiting, glommio backend) ran: a wake-up
     /// from a caller's thread that did not reach the executor, or an
@@ -49,6 +54,7 @@ pub(crate) struct ShardCounters {
     write_ns: AtomicU64,
     sync_ns: AtomicU64,
     syncs: AtomicU64,
+    idle_ns: AtomicU64,
     recheck_pickups: AtomicU64,
 }
 
@@ -87,6 +93,11 @@ impl ShardCounters {
         self.syncs.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// The shard had no write in flight for `idle`.
+    pub fn idled(&self, idle: Duration) {
+        self.idle_ns.fetch_add(nanos(idle), Ordering::Relaxed);
+    }
+
     /// The queue re-check found puts waiting.
     pub fn recheck_pickup(&self) {
         self.recheck_pickups.fetch_add(1, Ordering::Relaxed);
@@ -103,6 +114,7 @@ impl ShardCounters {
             write: ns(&self.write_ns),
             sync: ns(&self.sync_ns),
             syncs: self.syncs.load(Ordering::Relaxed),
+            idle: ns(&self.idle_ns),
             recheck_pickups: self.recheck_pickups.load(Ordering::Relaxed),
         }
     }

@@ -123,6 +123,8 @@ struct Worker<Fs: LogFs> {
     gathering_bytes: usize,
     /// Async mode: when the oldest acknowledged-but-unsynced write happened.
     dirty_since: Option<Instant>,
+    /// Since when no write has been in flight (`ShardStats::idle`).
+    idle_since: Option<Instant>,
 }
 
 /// Runs the shard until shutdown. `ready` learns whether the first segment
@@ -172,6 +174,7 @@ pub(crate) async fn run<Fs: LogFs>(
         gathering: Vec::new(),
         gathering_bytes: 0,
         dirty_since: None,
+        idle_since: Some(Instant::now()),
     };
     worker.serve().await;
 }
@@ -490,6 +493,7 @@ impl<Fs: LogFs> Worker<Fs> {
             match staged {
                 Ok(job) => {
                     self.inflight.push_back(Box::pin(job.run_timed(false)));
+                    self.write_started();
                     self.pending.push_back(InFlight {
                         batch: Vec::new(),
                         outcomes: Vec::new(),
@@ -517,6 +521,9 @@ impl<Fs: LogFs> Worker<Fs> {
             debug_assert!(false, "a completion without a pending batch");
             return;
         };
+        if self.pending.is_empty() {
+            self.idle_since = Some(Instant::now());
+        }
         let done = done.map(|times| self.shared.stats.io_done(times));
         if let Err(e) = &done {
             if self.durability == Durability::Async {
@@ -675,6 +682,7 @@ impl<Fs: LogFs> Worker<Fs> {
         match staged {
             Ok(job) => {
                 self.inflight.push_back(Box::pin(job.run_timed(true)));
+                self.write_started();
                 self.pending.push_back(InFlight { batch, outcomes });
             }
             Err(e) => {
@@ -683,6 +691,13 @@ impl<Fs: LogFs> Worker<Fs> {
                     sub.reply(Err(e.clone()));
                 }
             }
+        }
+    }
+
+    /// A write was just submitted: ends an idle gap, if one was open.
+    fn write_started(&mut self) {
+        if let Some(since) = self.idle_since.take() {
+            self.shared.stats.idled(since.elapsed());
         }
     }
 

@@ -93,11 +93,19 @@ pub struct ShardFigures {
     pub syncs: u64,
     /// Puts found only by the shard's periodic queue re-check.
     pub recheck_pickups: u64,
+    /// Share of the workload's wall time with no write of this shard in
+    /// flight (`ShardStats::idle` during the workload ÷ its wall time).
+    pub idle_fraction: f64,
 }
 
 impl ShardFigures {
-    /// The figures of one snapshot.
-    pub fn from_stats(s: &ringstore::ShardStats) -> Self {
+    /// The figures of one snapshot; `idle` of them fell within the
+    /// workload, which took `wall`.
+    pub fn from_stats(
+        s: &ringstore::ShardStats,
+        idle: std::time::Duration,
+        wall: std::time::Duration,
+    ) -> Self {
         let per = |total: std::time::Duration, n: u64| total.as_secs_f64() * 1e3 / n.max(1) as f64;
         ShardFigures {
             shard: s.shard,
@@ -109,6 +117,7 @@ impl ShardFigures {
             mean_sync_ms: per(s.sync, s.syncs),
             syncs: s.syncs,
             recheck_pickups: s.recheck_pickups,
+            idle_fraction: idle.as_secs_f64() / wall.as_secs_f64().max(1e-9),
         }
     }
 }
@@ -400,7 +409,7 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(
             out,
             "  shard {:<4}  {} batches of {:.2} MB ({:.1} frames); per batch: stage {:.3} ms, write {:.3} ms; \
-             {} fdatasyncs of {:.3} ms; {} puts found by the queue re-check",
+             {} fdatasyncs of {:.3} ms; {} puts found by the queue re-check; no write in flight {:.1} % of the time",
             s.shard,
             s.batches,
             s.mean_batch_bytes / 1e6,
@@ -409,7 +418,8 @@ pub fn render(r: &Report) -> String {
             s.mean_write_ms,
             s.syncs,
             s.mean_sync_ms,
-            s.recheck_pickups
+            s.recheck_pickups,
+            s.idle_fraction * 100.0
         );
     }
     let v = &r.verification;

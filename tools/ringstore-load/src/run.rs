@@ -118,13 +118,24 @@ pub fn run(mut args: Args) -> Result<Outcome, LoadError> {
     let rss_before_workload = system::rss_bytes();
     let peak_reset = system::reset_peak_rss();
     let cpu_before = system::cpu_seconds();
+    let idle_before: Vec<std::time::Duration> =
+        store.shard_stats().iter().map(|s| s.idle).collect();
+    let workload_started = Instant::now();
     let result = workload::run(&store, &payload, &keys, &spec);
+    let workload_wall = workload_started.elapsed();
     let close_started = Instant::now();
     let closed = store.close();
     let shards = store
         .shard_stats()
         .iter()
-        .map(ShardFigures::from_stats)
+        .zip(
+            idle_before
+                .iter()
+                .chain(std::iter::repeat(&std::time::Duration::ZERO)),
+        )
+        .map(|(s, before)| {
+            ShardFigures::from_stats(s, s.idle.saturating_sub(*before), workload_wall)
+        })
         .collect();
     let close_time = close_started.elapsed();
     let cpu_after = system::cpu_seconds();

@@ -64,20 +64,28 @@ fn version_ties_resolve_the_same_in_memory_and_after_recovery() {
     let dir = common::temp_dir();
     let store = Store::open(async_config(dir.path())).unwrap();
     // Every thread writes every key with the same version: which put wins
-    // is a race, but memory and the log must agree on it.
-    std::thread::scope(|s| {
-        for t in 0..THREADS {
-            let store = store.clone();
-            s.spawn(move || {
-                for i in 0..200 {
-                    let key = format!("tie{}", i % 5);
-                    let note = format!("t{t}-{i}");
-                    let outcome = store.put_blocking(&key, &common::record(7, &note)).unwrap();
-                    assert_eq!(outcome, PutOutcome::Applied, "ties go to the later put");
-                }
-            });
-        }
-    });
+    // is a race, but memory and the log must agree on it. Built with the
+    // `failpoints` feature, each put also sleeps between taking its LSN and
+    // queueing it, so a missing ordering lock shows up here (out-of-order
+    // frames, or a shard stopped by its own order assertion: hence the
+    // deadline instead of waiting forever).
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    for t in 0..THREADS {
+        let (store, done_tx) = (store.clone(), done_tx.clone());
+        std::thread::spawn(move || {
+            for i in 0..200 {
+                let key = format!("tie{}", i % 5);
+                let note = format!("t{t}-{i}");
+                let outcome = store.put_blocking(&key, &common::record(7, &note)).unwrap();
+                assert_eq!(outcome, PutOutcome::Applied, "ties go to the later put");
+            }
+            let _ = done_tx.send(());
+        });
+    }
+    for _ in 0..THREADS {
+        let finished = done_rx.recv_timeout(std::time::Duration::from_secs(60));
+        assert!(finished.is_ok(), "Async puts stopped making progress");
+    }
     let in_memory: BTreeMap<String, String> = (0..5)
         .map(|k| {
             let key = format!("tie{k}");
@@ -113,40 +121,41 @@ fn compaction_racing_async_puts_loses_nothing() {
     let dir = common::temp_dir();
     let store = Store::open(async_config(dir.path()).max_segment_records(100)).unwrap();
     let done = Arc::new(AtomicBool::new(false));
-    let last_acknowledged: Vec<BTreeMap<String, i64>> = std::thread::scope(|s| {
-        let compactor = {
-            let store = store.clone();
-            let done = Arc::clone(&done);
-            s.spawn(move || {
-                let mut runs = 0;
-                while !done.load(Ordering::Acquire) || runs < 3 {
-                    store.compact().unwrap();
-                    runs += 1;
-                }
-                runs
-            })
-        };
-        let writers: Vec<_> = (0..THREADS)
-            .map(|t| {
-                let store = store.clone();
-                s.spawn(move || {
-                    // Each thread owns its keys, so its last put per key is
-                    // the newest.
-                    let mut last = BTreeMap::new();
-                    for v in 1..=400i64 {
-                        let key = format!("w{t}-{}", v % 13);
-                        store.put_blocking(&key, &common::record(v, "c")).unwrap();
-                        last.insert(key, v);
-                    }
-                    last
-                })
-            })
-            .collect();
-        let last = writers.into_iter().map(|w| w.join().unwrap()).collect();
-        done.store(true, Ordering::Release);
-        assert!(compactor.join().unwrap() >= 3);
-        last
-    });
+    let deadline = std::time::Duration::from_secs(60);
+    let (runs_tx, runs_rx) = std::sync::mpsc::channel();
+    {
+        let (store, done) = (store.clone(), Arc::clone(&done));
+        std::thread::spawn(move || {
+            let mut runs = 0;
+            while !done.load(Ordering::Acquire) || runs < 3 {
+                store.compact().unwrap();
+                runs += 1;
+            }
+            let _ = runs_tx.send(runs);
+        });
+    }
+    let (last_tx, last_rx) = std::sync::mpsc::channel();
+    for t in 0..THREADS {
+        let (store, last_tx) = (store.clone(), last_tx.clone());
+        std::thread::spawn(move || {
+            // Each thread owns its keys, so its last put per key is the
+            // newest.
+            let mut last = BTreeMap::new();
+            for v in 1..=400i64 {
+                let key = format!("w{t}-{}", v % 13);
+                store.put_blocking(&key, &common::record(v, "c")).unwrap();
+                last.insert(key, v);
+            }
+            let _ = last_tx.send(last);
+        });
+    }
+    // Deadlines rather than joins: a stalled shard fails the test instead
+    // of hanging it.
+    let last_acknowledged: Vec<BTreeMap<String, i64>> = (0..THREADS)
+        .map(|_| last_rx.recv_timeout(deadline).expect("a writer stalled"))
+        .collect();
+    done.store(true, Ordering::Release);
+    assert!(runs_rx.recv_timeout(deadline).expect("compaction stalled") >= 3);
     store.close().unwrap();
     let store = Store::open(async_config(dir.path())).unwrap();
     for last in &last_acknowledged {

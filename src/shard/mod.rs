@@ -114,6 +114,12 @@ impl ShardShared {
         self.queue.reserve(cost).await?;
         self.in_async_order(|| {
             let lsn = self.take_lsns(1);
+            // Test builds widen the window this lock closes (another thread
+            // may run between taking the LSN and sending), so that
+            // tests/async_puts.rs sees the log out of LSN order should the
+            // lock ever go.
+            #[cfg(feature = "failpoints")]
+            std::thread::sleep(std::time::Duration::from_micros(20));
             // Published before it is sent, so a checkpoint the executor
             // takes after receiving this put finds it (or a newer one).
             let outcome = index::publish_if_newest(&self.index, record.clone());

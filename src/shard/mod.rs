@@ -98,7 +98,11 @@ impl ShardShared {
             },
             1,
         )?;
-        outcome.await.unwrap_or(Err(Error::Closed))
+        // No reply: the shard ended without answering (closed, or stopped).
+        match outcome.await {
+            Ok(result) => result,
+            Err(_) => self.refuse_if_failed().and(Err(Error::Closed)),
+        }
     }
 
     /// `Async` put, decided and published on the caller's thread: no trip

@@ -190,6 +190,17 @@ impl QueueReceiver {
     }
 }
 
+impl Drop for QueueReceiver {
+    /// However the shard ends (closed, or its executor unwound), no producer
+    /// is left waiting for budget that nobody will release: each is woken
+    /// and, finding the receiver gone, fails `Closed`.
+    fn drop(&mut self) {
+        while let Ok(w) = self.waiters_rx.try_recv() {
+            w.wake();
+        }
+    }
+}
+
 /// Waits for room in the budget and takes it.
 struct Reserve<'a> {
     queue: &'a Queue,

@@ -134,6 +134,7 @@ pub(crate) async fn run<Fs: LogFs>(
     setup: WorkerSetup,
     ready: std::sync::mpsc::SyncSender<Result<(), Error>>,
 ) {
+    let _stop_on_panic = StopOnPanic(Arc::clone(&setup.shared));
     let WorkerSetup {
         shared,
         mut receiver,
@@ -177,6 +178,21 @@ pub(crate) async fn run<Fs: LogFs>(
         idle_since: Some(Instant::now()),
     };
     worker.serve().await;
+}
+
+/// Stops the shard if its executor unwinds (a bug in ringstore): new puts
+/// then fail with `ShardFailed` instead of queueing for a shard that is
+/// gone; puts already waiting fail when the queue's receiver is dropped.
+struct StopOnPanic(Arc<ShardShared>);
+
+impl Drop for StopOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0
+                .mark_failed("the shard's executor panicked (a bug in ringstore)".to_owned());
+            self.0.queue.shutdown();
+        }
+    }
 }
 
 impl<Fs: LogFs> Worker<Fs> {

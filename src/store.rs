@@ -113,7 +113,7 @@ impl Store {
                 Durability::Sync => config.queue_depth,
                 Durability::Async => config.max_batch_bytes,
             };
-            let (q, r) = queue(budget);
+            let (q, r) = queue(budget, config.durability == Durability::Async);
             shards.push(Arc::new(ShardShared::new(i, new_index(), q)));
             receivers.push(r);
         }
@@ -290,13 +290,9 @@ impl Store {
         record: &Record,
     ) -> impl Future<Output = Result<PutOutcome, Error>> + Send + 'static + use<> {
         let prepared = self.prepare(key, record);
-        let durability = self.inner.config.durability;
         async move {
             let (shard, record, payload_crc) = prepared?;
-            match durability {
-                Durability::Sync => shard.put_sync(record, payload_crc).await,
-                Durability::Async => shard.put_async(record, payload_crc).await,
-            }
+            shard.put(record, payload_crc).await
         }
     }
 

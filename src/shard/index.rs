@@ -1,8 +1,7 @@
 //! A shard's map: key → newest record (in `Sync` mode: newest durable
-//! record). Written by the shard's executor in `Sync` mode, by callers
-//! holding the shard's `async_order` lock in `Async` mode — one writer at a
-//! time either way; read lock-free from any thread (scc `HashIndex` readers
-//! never block and never wait for a writer).
+//! record). Written only by the shard's executor; read lock-free from any
+//! thread (scc `HashIndex` readers never block and never wait for the
+//! writer).
 //!
 //! Each key maps to a [`Slot`] that holds the current record behind an
 //! epoch-protected atomic pointer; a new version swaps the pointer and the
@@ -24,7 +23,6 @@ use scc::{AtomicShared, Guard, Shared, Tag};
 use xxhash_rust::xxh3::Xxh3Builder;
 
 use crate::record_ref::RecordRef;
-use crate::store::PutOutcome;
 
 /// The newest record of one key.
 pub(crate) struct Slot {
@@ -108,21 +106,6 @@ pub(crate) fn publish(index: &Index, record: RecordRef) {
         Entry::Occupied(o) => o.get().replace(record, &guard),
         Entry::Vacant(v) => {
             v.insert_entry(Slot::new(record));
-        }
-    }
-}
-
-/// `Async` mode: publishes `record` unless the map holds a newer version
-/// (ties go to this, the later put), and says which happened. The caller
-/// holds the shard's `async_order` lock, so nobody else writes meanwhile.
-pub(crate) fn publish_if_newest(index: &Index, record: RecordRef) -> PutOutcome {
-    match version_of(index, record.key()) {
-        Some(current_version) if record.version() < current_version => {
-            PutOutcome::Stale { current_version }
-        }
-        _ => {
-            publish(index, record);
-            PutOutcome::Applied
         }
     }
 }

@@ -17,6 +17,7 @@ use futures::channel::{mpsc, oneshot};
 
 use crate::error::Error;
 use crate::record_ref::RecordRef;
+use crate::segment::format::frame_footprint;
 use crate::store::PutOutcome;
 
 /// One put on its way to the shard.
@@ -25,26 +26,14 @@ pub(crate) struct Submission {
     pub record: RecordRef,
     /// CRC32C of the archived bytes, computed on the caller's thread.
     pub payload_crc: u32,
-    /// Who acknowledges the put.
-    pub ack: Ack,
-}
-
-/// Who acknowledges a put.
-pub(crate) enum Ack {
-    /// `Sync`: the shard decides, writes and syncs, then sends the outcome.
-    Awaiting(oneshot::Sender<Result<PutOutcome, Error>>),
-    /// `Async`: the caller took this LSN, published the record and returned;
-    /// the shard only writes it.
-    Given { lsn: u64 },
+    /// Where the outcome goes.
+    pub reply: oneshot::Sender<Result<PutOutcome, Error>>,
 }
 
 impl Submission {
-    /// Sends `outcome` to a waiting caller (an `Async` caller has its
-    /// outcome already).
+    /// Sends `outcome` to the waiting caller (gone callers are ignored).
     pub fn reply(self, outcome: Result<PutOutcome, Error>) {
-        if let Ack::Awaiting(reply) = self.ack {
-            let _ = reply.send(outcome);
-        }
+        let _ = self.reply.send(outcome);
     }
 }
 
@@ -64,6 +53,8 @@ pub(crate) struct Queue {
     waiters_tx: mpsc::UnboundedSender<Waker>,
     queued: AtomicUsize,
     capacity: usize,
+    /// Whether a put costs its frame bytes (`Async`) rather than 1.
+    costs_bytes: bool,
     closed: AtomicBool,
 }
 
@@ -73,8 +64,9 @@ pub(crate) struct QueueReceiver {
     waiters_rx: mpsc::UnboundedReceiver<Waker>,
 }
 
-/// A queue whose budget is `capacity` (puts or bytes, see the module doc).
-pub(crate) fn queue(capacity: usize) -> (Queue, QueueReceiver) {
+/// A queue whose budget is `capacity`: frame bytes if `costs_bytes`, else
+/// puts (see the module doc).
+pub(crate) fn queue(capacity: usize, costs_bytes: bool) -> (Queue, QueueReceiver) {
     let (tx, rx) = mpsc::unbounded();
     let (waiters_tx, waiters_rx) = mpsc::unbounded();
     (
@@ -83,6 +75,7 @@ pub(crate) fn queue(capacity: usize) -> (Queue, QueueReceiver) {
             waiters_tx,
             queued: AtomicUsize::new(0),
             capacity,
+            costs_bytes,
             closed: AtomicBool::new(false),
         },
         QueueReceiver { rx, waiters_rx },
@@ -90,6 +83,15 @@ pub(crate) fn queue(capacity: usize) -> (Queue, QueueReceiver) {
 }
 
 impl Queue {
+    /// What a put of `record` holds of the budget.
+    pub fn cost(&self, record: &RecordRef) -> usize {
+        if self.costs_bytes {
+            frame_footprint(record.key().len(), record.as_bytes().len())
+        } else {
+            1
+        }
+    }
+
     /// Waits until `cost` fits the budget and takes it. A cost larger than
     /// the whole budget is let through when nothing else is queued.
     pub async fn reserve(&self, cost: usize) -> Result<(), Error> {
@@ -155,30 +157,26 @@ impl QueueReceiver {
     }
 
     /// The shard is exiting: refuse new puts, wake every waiting producer
-    /// (they see `closed`), and fail what is still queued with `Closed` —
-    /// except `Async` puts, already acknowledged: they are handed back for
-    /// the shard to write (their budget is still held).
-    pub fn close(&mut self, queue: &Queue) -> Vec<Submission> {
+    /// (they see `closed`), and fail what is still queued with `Closed`.
+    pub fn close(&mut self, queue: &Queue) {
         queue.closed.store(true, Ordering::SeqCst);
         self.rx.close();
         let mut failed = 0;
-        let mut acknowledged = Vec::new();
+        let mut cost = 0;
         while let Ok(msg) = self.rx.try_recv() {
             match msg {
-                Msg::Put(sub) => match sub.ack {
-                    Ack::Given { .. } => acknowledged.push(sub),
-                    Ack::Awaiting(_) => {
-                        failed += 1;
-                        sub.reply(Err(Error::Closed));
-                    }
-                },
+                Msg::Put(sub) => {
+                    failed += 1;
+                    cost += queue.cost(&sub.record);
+                    sub.reply(Err(Error::Closed));
+                }
                 Msg::Checkpoint(reply) => {
                     let _ = reply.send(Err(Error::Closed));
                 }
                 Msg::Shutdown => {}
             }
         }
-        self.release(queue, failed, failed);
+        self.release(queue, cost, failed);
         // Every producer still waiting for budget must learn about the
         // close (they see `closed` when polled); a waker left in the
         // channel would be dropped unwoken and its put would hang.
@@ -186,7 +184,6 @@ impl QueueReceiver {
             w.wake();
         }
         self.waiters_rx.close();
-        acknowledged
     }
 }
 

@@ -11,9 +11,8 @@
 //! completed, and batches complete strictly in order (a `FuturesOrdered`), so
 //! the map is published in log order and a failure fails every later batch.
 //!
-//! In Async mode the caller has already decided, published and
-//! acknowledged the put (see `ShardShared::put_async`); the shard only
-//! writes it: records wait in `unwritten` for a write slot. What waits (in
+//! Async mode acknowledges a put as soon as the shard has decided and
+//! published it; its record then waits in `unwritten` for a write slot. What waits (in
 //! the queue and here) is bounded by the queue's byte budget,
 //! `max_batch_bytes`, given back as records are handed to a write, so a
 //! disk slower than the callers pushes back on them (bounded memory)
@@ -39,7 +38,7 @@ use crate::segment::writer::{PendingFrame, SegmentWriter, WriteJob, WriterSpec};
 use crate::shard::ShardShared;
 use crate::shard::index;
 use crate::shard::stats::IoTimes;
-use crate::shard::submission::{Ack, Msg, QueueReceiver, Submission};
+use crate::shard::submission::{Msg, QueueReceiver, Submission};
 use crate::store::PutOutcome;
 
 /// Sync mode: with a batch in flight, the next one starts only once this
@@ -280,13 +279,8 @@ impl<Fs: LogFs> Worker<Fs> {
         if !self.gathering.is_empty() {
             self.start_gathered().await;
         }
-        // Async puts sent before the queue closed are acknowledged: write
-        // them too.
-        let acknowledged = self.receiver.close(&self.shared.queue);
-        if !acknowledged.is_empty() {
-            self.accept_async(acknowledged).await;
-        }
         self.drain_inflight().await;
+        self.receiver.close(&self.shared.queue);
         if self.dirty_since.is_some() {
             self.start_flush();
             if let Some(flush) = self.flushing.take() {
@@ -439,24 +433,30 @@ impl<Fs: LogFs> Worker<Fs> {
         }
     }
 
-    /// Async mode: queues the records of puts their callers acknowledged
-    /// for writing.
-    async fn accept_async(&mut self, batch: Vec<Submission>) {
-        for sub in batch {
-            let Ack::Given { lsn } = sub.ack else {
-                debug_assert!(false, "a Sync put in Async mode");
-                sub.reply(Err(Error::Closed));
-                continue;
-            };
-            debug_assert!(
-                self.unwritten.back().is_none_or(|u| u.lsn < lsn),
-                "Async puts arrive in LSN order"
-            );
-            let record = sub.record;
+    /// Async mode: decides, publishes and acknowledges `batch` at once, and
+    /// queues its records for writing (they keep their budget until handed
+    /// to a write).
+    async fn accept_async(&mut self, mut batch: Vec<Submission>) {
+        let (puts, cost) = (
+            batch.len(),
+            batch
+                .iter()
+                .map(|s| self.shared.queue.cost(&s.record))
+                .sum(),
+        );
+        if self.refuse_if_failed(&mut batch) {
+            self.receiver.release(&self.shared.queue, cost, puts);
+            return;
+        }
+        let outcomes = self.decide(&batch);
+        let first_lsn = self.shared.take_lsns(batch.len() as u64);
+        for ((sub, outcome), lsn) in batch.into_iter().zip(&outcomes).zip(first_lsn..) {
+            let (record, payload_crc) = (sub.record.clone(), sub.payload_crc);
+            self.publish_and_reply(sub, *outcome);
             self.unwritten_bytes += frame_footprint(record.key().len(), record.as_bytes().len());
             self.unwritten.push_back(Unwritten {
                 record,
-                payload_crc: sub.payload_crc,
+                payload_crc,
                 lsn,
             });
         }
@@ -554,7 +554,10 @@ impl<Fs: LogFs> Worker<Fs> {
         }
         match (done, self.shared.failure()) {
             (Ok(()), None) => {
-                self.publish_and_reply(batch, &outcomes);
+                debug_assert_eq!(batch.len(), outcomes.len());
+                for (sub, outcome) in batch.into_iter().zip(outcomes) {
+                    self.publish_and_reply(sub, outcome);
+                }
             }
             (Err(e), _) => {
                 for sub in batch.drain(..) {
@@ -627,14 +630,8 @@ impl<Fs: LogFs> Worker<Fs> {
     async fn write_checkpoint(&mut self) -> Result<u64, Error> {
         self.writer.rotate().await?;
         let keep_from = self.writer.seq();
-        // Snapshot and LSNs under the Async ordering lock: every Async put
-        // sent so far is in the snapshot (callers publish before sending),
-        // every later one gets a higher LSN than the checkpoint's frames.
-        let (live, first_lsn) = self.shared.in_async_order(|| {
-            let live = index::records(&self.shared.index);
-            let first_lsn = self.shared.take_lsns(live.len() as u64);
-            (live, first_lsn)
-        });
+        let live = index::records(&self.shared.index);
+        let first_lsn = self.shared.take_lsns(live.len() as u64);
         let generation = self.writer.generation();
         let mut start = 0;
         while start < live.len() {
@@ -759,19 +756,16 @@ impl<Fs: LogFs> Worker<Fs> {
 
     /// Publishes the applied puts of a durable batch in order and
     /// acknowledges every put.
-    fn publish_and_reply(&mut self, batch: Vec<Submission>, outcomes: &[PutOutcome]) {
-        debug_assert_eq!(batch.len(), outcomes.len());
-        for (sub, outcome) in batch.into_iter().zip(outcomes) {
-            if *outcome == PutOutcome::Applied {
-                index::publish(&self.shared.index, sub.record.clone());
-                // Once the map holds the decided version, forget it here.
-                let key = sub.record.key();
-                if self.decided.get(key) == Some(&sub.record.version()) {
-                    self.decided.remove(key);
-                }
+    fn publish_and_reply(&mut self, sub: Submission, outcome: PutOutcome) {
+        if outcome == PutOutcome::Applied {
+            index::publish(&self.shared.index, sub.record.clone());
+            // Once the map holds the decided version, forget it here.
+            let key = sub.record.key();
+            if self.decided.get(key) == Some(&sub.record.version()) {
+                self.decided.remove(key);
             }
-            sub.reply(Ok(*outcome));
         }
+        sub.reply(Ok(outcome));
     }
 }
 

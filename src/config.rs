@@ -22,7 +22,7 @@ impl std::fmt::Debug for OnSealed {
 /// | mode | put resolves `Ok` after | process crash loses | power loss loses |
 /// |---|---|---|---|
 /// | `Sync` | its frame is written with direct I/O and is durable (the `O_DSYNC` write completed, or `fdatasync` returned: see [`SyncMethod`]) | nothing acknowledged | nothing acknowledged |
-/// | `Async` | the calling thread updated the in-memory map and queued the record for its shard (the write is still to come; the put waits only when `max_batch_bytes` of acknowledged records already wait for a write) | acknowledged puts not yet written: at most `max_batch_bytes` of frames waiting (queued or gathered) plus the `pipeline_depth` writes in flight (≤ 1 MiB each) | everything acknowledged in the last `flush_interval_ms` plus the write time of those batches |
+/// | `Async` | the shard received it and updated the in-memory map (the write is still to come; a put waits for room while `max_batch_bytes` of puts are queued or wait for a write) | acknowledged puts not yet written: at most `max_batch_bytes` of frames waiting (queued or gathered) plus the `pipeline_depth` writes in flight (≤ 1 MiB each) | everything acknowledged in the last `flush_interval_ms` plus the write time of those batches |
 ///
 /// In `Sync` mode a record becomes visible to `get` only after it is durable,
 /// so a reader never sees a value that a crash could still take back. In

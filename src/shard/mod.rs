@@ -7,7 +7,7 @@ pub(crate) mod stats;
 pub(crate) mod submission;
 pub(crate) mod worker;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, OnceLock};
 
 use futures::channel::oneshot;
@@ -39,9 +39,6 @@ pub(crate) struct ShardShared {
     /// Set once a write or fsync failed: the shard refuses writes until the
     /// store is reopened.
     failure: OnceLock<String>,
-    /// Last log sequence number handed out in this generation (by the
-    /// executor only).
-    lsn: AtomicU64,
 }
 
 impl ShardShared {
@@ -53,13 +50,7 @@ impl ShardShared {
             failure: OnceLock::new(),
             active_seq: Arc::new(AtomicU64::new(0)),
             stats: ShardCounters::default(),
-            lsn: AtomicU64::new(0),
         }
-    }
-
-    /// Takes `n` consecutive LSNs and returns the first.
-    pub fn take_lsns(&self, n: u64) -> u64 {
-        self.lsn.fetch_add(n, Ordering::Relaxed) + 1
     }
 
     /// A put: the shard decides recency and replies — in `Sync` mode once

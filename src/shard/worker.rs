@@ -111,6 +111,8 @@ struct Worker<Fs: LogFs> {
     /// Versions decided for batches in flight but not yet published: the
     /// recency check consults them before the map.
     decided: HashMap<Box<str>, i64>,
+    /// Last log sequence number used in this generation.
+    lsn: u64,
     /// Async mode: records acknowledged but not yet handed to a write, in
     /// arrival order with their payload CRCs and LSNs.
     unwritten: VecDeque<Unwritten>,
@@ -169,6 +171,7 @@ pub(crate) async fn run<Fs: LogFs>(
         pending: VecDeque::new(),
         flushing: None,
         decided: HashMap::new(),
+        lsn: 0,
         unwritten: VecDeque::new(),
         unwritten_bytes: 0,
         gathering: Vec::new(),
@@ -449,7 +452,7 @@ impl<Fs: LogFs> Worker<Fs> {
             return;
         }
         let outcomes = self.decide(&batch);
-        let first_lsn = self.shared.take_lsns(batch.len() as u64);
+        let first_lsn = self.take_lsns(batch.len() as u64);
         for ((sub, outcome), lsn) in batch.into_iter().zip(&outcomes).zip(first_lsn..) {
             let (record, payload_crc) = (sub.record.clone(), sub.payload_crc);
             self.publish_and_reply(sub, *outcome);
@@ -631,7 +634,7 @@ impl<Fs: LogFs> Worker<Fs> {
         self.writer.rotate().await?;
         let keep_from = self.writer.seq();
         let live = index::records(&self.shared.index);
-        let first_lsn = self.shared.take_lsns(live.len() as u64);
+        let first_lsn = self.take_lsns(live.len() as u64);
         let generation = self.writer.generation();
         let mut start = 0;
         while start < live.len() {
@@ -680,7 +683,7 @@ impl<Fs: LogFs> Worker<Fs> {
             }
         }
         let outcomes = self.decide(&batch);
-        let first_lsn = self.shared.take_lsns(batch.len() as u64);
+        let first_lsn = self.take_lsns(batch.len() as u64);
         let generation = self.writer.generation();
         debug_assert_eq!(self.durability, Durability::Sync);
         let frames = frames_of(
@@ -705,6 +708,13 @@ impl<Fs: LogFs> Worker<Fs> {
                 }
             }
         }
+    }
+
+    /// Takes `n` consecutive LSNs and returns the first.
+    fn take_lsns(&mut self, n: u64) -> u64 {
+        let first = self.lsn + 1;
+        self.lsn += n;
+        first
     }
 
     /// A write was just submitted: ends an idle gap, if one was open.

@@ -22,13 +22,15 @@ impl std::fmt::Debug for OnSealed {
 /// | mode | put resolves `Ok` after | process crash loses | power loss loses |
 /// |---|---|---|---|
 /// | `Sync` | its frame is written with direct I/O and is durable (the `O_DSYNC` write completed, or `fdatasync` returned: see [`SyncMethod`]) | nothing acknowledged | nothing acknowledged |
-/// | `Async` | the shard received it and updated the in-memory map (the write is still to come; a put waits for room while `max_batch_bytes` of puts are queued or wait for a write) | acknowledged puts not yet written: at most `max_batch_bytes` of frames waiting (queued or gathered) plus the `pipeline_depth` writes in flight (≤ 1 MiB each) | everything acknowledged in the last `flush_interval_ms` plus the write time of those batches |
+/// | `Async` | the in-memory map was updated on the caller's thread and the frame was queued for its shard (the write is still to come; a put first waits for room while `max_batch_bytes` of frames are queued or wait for a write) | acknowledged puts not yet written: at most `max_batch_bytes` of frames waiting (queued or gathered) plus the `pipeline_depth` writes in flight (≤ 1 MiB each) | everything acknowledged in the last `flush_interval_ms` plus the write time of those batches |
 ///
 /// In `Sync` mode a record becomes visible to `get` only after it is durable,
 /// so a reader never sees a value that a crash could still take back. In
 /// `Async` mode `get` sees a record as soon as it is acknowledged; a crash
 /// can then lose it (see the table), and recovery returns the newest record
-/// that reached the disk.
+/// that reached the disk. Concurrent `Async` puts of one key and the same
+/// version are ordered by their place in the log, as recovery orders them:
+/// the later one wins, the other returns `Stale` with its own version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Durability {
     /// Acknowledge only after the record is on stable storage (group commit).

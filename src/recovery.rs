@@ -63,6 +63,10 @@ pub struct LatestRecord {
     pub segment: PathBuf,
     /// Byte offset of the frame.
     pub offset: u64,
+    /// Store generation of the winning frame (breaks version ties, with `lsn`).
+    pub generation: u64,
+    /// Log sequence number of the winning frame.
+    pub lsn: u64,
 }
 
 /// The result of reading a data dir.
@@ -349,6 +353,8 @@ fn load_winners(
             shard_dir: shard,
             segment: path.clone(),
             offset: c.offset,
+            generation: frame.generation,
+            lsn: frame.lsn,
         });
     }
     Ok(out)

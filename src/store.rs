@@ -20,7 +20,7 @@ use crate::record_ref::RecordRef;
 use crate::recovery::{self, RecoveryReport};
 use crate::segment::format::MAX_KEY_BYTES;
 use crate::segment::writer::{SealedSegment, WriterSpec};
-use crate::shard::index::{self, new_index};
+use crate::shard::index::{self, LogRank, new_index};
 use crate::shard::stats::ShardStats;
 use crate::shard::submission::queue;
 use crate::shard::worker::{self, WorkerSetup};
@@ -33,6 +33,8 @@ pub enum PutOutcome {
     /// The record is now the readable one for its key.
     Applied,
     /// A record with a higher version was already stored; it stays readable.
+    /// (`Async` mode: or a concurrent put of the same version, later in the
+    /// log, won the tie; `current_version` then equals the put's own.)
     Stale {
         /// The version that stays readable.
         current_version: i64,
@@ -114,12 +116,22 @@ impl Store {
                 Durability::Async => config.max_batch_bytes,
             };
             let (q, r) = queue(budget, config.durability == Durability::Async);
-            shards.push(Arc::new(ShardShared::new(i, new_index(), q)));
+            shards.push(Arc::new(ShardShared::new(
+                i,
+                new_index(),
+                q,
+                config.durability,
+                generation,
+            )));
             receivers.push(r);
         }
         for latest in recovered.records {
             if let Some(shard) = shards.get(shard_for(latest.record.key(), n)) {
-                index::publish(&shard.index, latest.record);
+                let rank = LogRank {
+                    generation: latest.generation,
+                    lsn: latest.lsn,
+                };
+                let _ = index::publish(&shard.index, latest.record, rank);
             }
         }
         for i in 0..n {
@@ -648,8 +660,9 @@ fn spawn_portable<Fs: LogFs>(
             match PortableFs::new(i, allow_buffered) {
                 Ok(fs) => futures::executor::block_on(worker::run(wrap(fs), setup, ready)),
                 Err(e) => {
+                    // The store did not open: no put was acknowledged.
                     let mut receiver = setup.receiver;
-                    receiver.close(&setup.shared.queue);
+                    drop(receiver.close(&setup.shared.queue));
                     let _ = ready.send(Err(Error::ExecutorStart {
                         shard: i,
                         reason: format!("could not start the shard's timer thread: {e}"),

@@ -1,7 +1,9 @@
 //! A shard's map: key → newest record (in `Sync` mode: newest durable
-//! record). Written only by the shard's executor; read lock-free from any
-//! thread (scc `HashIndex` readers never block and never wait for the
-//! writer).
+//! record). Read lock-free from any thread (scc `HashIndex` readers never
+//! block and never wait for a writer). Written by the shard's executor in
+//! `Sync` mode, and by the callers' threads themselves in `Async` mode:
+//! a publish is a compare-and-swap that only ever moves a key forward in
+//! the order recovery uses, so concurrent writers need no lock.
 //!
 //! Each key maps to a [`Slot`] that holds the current record behind an
 //! epoch-protected atomic pointer; a new version swaps the pointer and the
@@ -14,7 +16,7 @@
 //! `RecordRef` to it.
 //!
 //! Superseded records are freed on the thread that advances the epoch:
-//! usually the shard executor at its next publish, sometimes a reader.
+//! usually a writer at its next publish, sometimes a reader.
 
 use std::sync::atomic::Ordering;
 
@@ -23,34 +25,111 @@ use scc::{AtomicShared, Guard, Shared, Tag};
 use xxhash_rust::xxh3::Xxh3Builder;
 
 use crate::record_ref::RecordRef;
+use crate::store::PutOutcome;
+
+/// Where a write stands in its key's history, after its version: ties of
+/// version go to the higher rank, in memory exactly as in recovery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct LogRank {
+    /// Store generation of the frame.
+    pub generation: u64,
+    /// Its log sequence number within the shard and generation.
+    pub lsn: u64,
+}
+
+/// A record with the rank of the frame that holds it.
+struct Ranked {
+    record: RecordRef,
+    rank: LogRank,
+}
+
+impl Ranked {
+    /// Whether `self` wins over a write of `version` at `rank`.
+    fn beats(&self, version: i64, rank: LogRank) -> bool {
+        (self.record.version(), self.rank) > (version, rank)
+    }
+}
 
 /// The newest record of one key.
 pub(crate) struct Slot {
-    current: AtomicShared<RecordRef>,
+    current: AtomicShared<Ranked>,
 }
 
 impl Slot {
-    fn new(record: RecordRef) -> Self {
+    fn new(record: RecordRef, rank: LogRank) -> Self {
         Slot {
-            current: AtomicShared::new(record),
+            current: AtomicShared::new(Ranked { record, rank }),
         }
     }
 
-    /// Puts `record` in place of the current one. The old record goes to
-    /// the epoch collector (readers that loaded it before the swap can
-    /// still clone it), and `guard` is asked to advance the epoch when it
-    /// ends, so superseded records are freed within a few puts instead of
-    /// piling up for the collector's default cadence (128 guards: about
-    /// 20 MB per shard of 100 KB records).
-    fn replace(&self, record: RecordRef, guard: &Guard) {
-        let _old = self
-            .current
-            .swap((Some(Shared::new(record)), Tag::None), Ordering::AcqRel);
-        guard.accelerate();
+    /// Newest wins: puts `record` in place of the current one unless the
+    /// current one ranks higher. The old record goes to the epoch collector
+    /// (readers that loaded it before the swap can still clone it), and
+    /// `guard` is asked to advance the epoch when it ends, so superseded
+    /// records are freed within a few puts instead of piling up for the
+    /// collector's default cadence (128 guards: about 20 MB per shard of
+    /// 100 KB records).
+    fn offer(&self, record: RecordRef, rank: LogRank, guard: &Guard) -> PutOutcome {
+        let version = record.version();
+        let mut new = Some(Shared::new(Ranked { record, rank }));
+        let mut current = self.current.load(Ordering::Acquire, guard);
+        // Each failed exchange means another writer moved the key forward,
+        // so this ends once the slot stops changing or outranks us.
+        loop {
+            if let Some(c) = current.as_ref() {
+                if c.beats(version, rank) {
+                    return PutOutcome::Stale {
+                        current_version: c.record.version(),
+                    };
+                }
+            }
+            match self.current.compare_exchange(
+                current,
+                (new.take(), Tag::None),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+                guard,
+            ) {
+                Ok(_) => {
+                    guard.accelerate();
+                    return PutOutcome::Applied;
+                }
+                Err((ours, actual)) => {
+                    new = ours;
+                    current = actual;
+                }
+            }
+        }
+    }
+
+    /// Gives the current record the new rank `rank` (a checkpoint copying
+    /// it into a fresh frame) and returns it; `None` if the slot changed
+    /// since `seen` was loaded (a newer put, whose frame follows the
+    /// checkpoint).
+    fn rerank(&self, seen: &Ranked, rank: LogRank, guard: &Guard) -> Option<RecordRef> {
+        let current = self.current.load(Ordering::Acquire, guard);
+        if !current.as_ref().is_some_and(|c| std::ptr::eq(c, seen)) {
+            return None;
+        }
+        let record = seen.record.clone();
+        let moved = Shared::new(Ranked {
+            record: record.clone(),
+            rank,
+        });
+        self.current
+            .compare_exchange(
+                current,
+                (Some(moved), Tag::None),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+                guard,
+            )
+            .ok()
+            .map(|_| record)
     }
 
     /// The current record; `guard` keeps it from being reclaimed meanwhile.
-    fn load<'g>(&self, guard: &'g Guard) -> Option<&'g RecordRef> {
+    fn load<'g>(&self, guard: &'g Guard) -> Option<&'g Ranked> {
         self.current.load(Ordering::Acquire, guard).as_ref()
     }
 }
@@ -70,7 +149,7 @@ pub(crate) fn get(index: &Index, key: &str) -> Option<RecordRef> {
     index
         .peek(key, &guard)
         .and_then(|slot| slot.load(&guard))
-        .cloned()
+        .map(|r| r.record.clone())
 }
 
 /// The version stored for `key`.
@@ -79,33 +158,133 @@ pub(crate) fn version_of(index: &Index, key: &str) -> Option<i64> {
     index
         .peek(key, &guard)
         .and_then(|slot| slot.load(&guard))
-        .map(RecordRef::version)
+        .map(|r| r.record.version())
 }
 
-/// Every record in the map (a snapshot of handles, no copies).
-pub(crate) fn records(index: &Index) -> Vec<RecordRef> {
+/// Newest wins: makes `record`, written at `rank`, the record of its key
+/// unless the key holds a higher (version, rank), and says which happened.
+/// Lock-free; entries are never removed, so the entry found stays valid.
+pub(crate) fn publish(index: &Index, record: RecordRef, rank: LogRank) -> PutOutcome {
+    let guard = Guard::new();
+    if let Some(slot) = index.peek(record.key(), &guard) {
+        return slot.offer(record, rank, &guard);
+    }
+    match index.entry_sync(record.key().into()) {
+        Entry::Occupied(o) => o.get().offer(record, rank, &guard),
+        Entry::Vacant(v) => {
+            v.insert_entry(Slot::new(record, rank));
+            PutOutcome::Applied
+        }
+    }
+}
+
+/// For a checkpoint: gives every key's current record a new rank from
+/// `next_lsn` (in `generation`) and returns the records with their new
+/// LSNs. A key that a concurrent put moved forward meanwhile is left out:
+/// that put's frame is written after the checkpoint. Every LSN taken is
+/// either returned or was spent on such a key.
+pub(crate) fn rerank_all(
+    index: &Index,
+    generation: u64,
+    mut next_lsn: impl FnMut() -> u64,
+) -> Vec<(RecordRef, u64)> {
     let guard = Guard::new();
     let mut out = Vec::with_capacity(index.len());
     for (_, slot) in index.iter(&guard) {
-        if let Some(record) = slot.load(&guard) {
-            out.push(record.clone());
+        let Some(seen) = slot.load(&guard) else {
+            continue;
+        };
+        let lsn = next_lsn();
+        if let Some(record) = slot.rerank(seen, LogRank { generation, lsn }, &guard) {
+            out.push((record, lsn));
         }
     }
     out
 }
 
-/// Inserts or replaces the record of its key. Entries are never removed, so
-/// the entry found stays valid.
-pub(crate) fn publish(index: &Index, record: RecordRef) {
-    let guard = Guard::new();
-    if let Some(slot) = index.peek(record.key(), &guard) {
-        slot.replace(record, &guard);
-        return;
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(key: &str, version: i64) -> RecordRef {
+        let r = crate::Record::new().with("collection_time", version);
+        let bytes = rkyv::to_bytes::<rkyv::rancor::Error>(&r).expect("serialize");
+        RecordRef::from_untrusted(key, version, &bytes).expect("a valid record")
     }
-    match index.entry_sync(record.key().into()) {
-        Entry::Occupied(o) => o.get().replace(record, &guard),
-        Entry::Vacant(v) => {
-            v.insert_entry(Slot::new(record));
-        }
+
+    fn rank(lsn: u64) -> LogRank {
+        LogRank { generation: 2, lsn }
+    }
+
+    #[test]
+    fn newest_version_then_latest_rank_wins() {
+        let index = new_index();
+        assert_eq!(
+            publish(&index, record("k", 5), rank(10)),
+            PutOutcome::Applied
+        );
+        // A tie of version goes to the later write, whatever the arrival order.
+        assert_eq!(
+            publish(&index, record("k", 5), rank(9)),
+            PutOutcome::Stale { current_version: 5 }
+        );
+        assert_eq!(
+            publish(&index, record("k", 5), rank(11)),
+            PutOutcome::Applied
+        );
+        assert_eq!(
+            publish(&index, record("k", 4), rank(12)),
+            PutOutcome::Stale { current_version: 5 }
+        );
+        assert_eq!(
+            publish(&index, record("k", 6), rank(1)),
+            PutOutcome::Applied
+        );
+        assert_eq!(version_of(&index, "k"), Some(6));
+    }
+
+    #[test]
+    fn racing_writers_leave_the_highest_rank() {
+        let index = new_index();
+        let threads = 4u64;
+        let per_thread = 2_000u64;
+        std::thread::scope(|s| {
+            for t in 0..threads {
+                let index = &index;
+                s.spawn(move || {
+                    for i in 0..per_thread {
+                        let lsn = i * threads + t + 1;
+                        let _ = publish(index, record("k", 7), rank(lsn));
+                    }
+                });
+            }
+        });
+        let guard = Guard::new();
+        let top = index
+            .peek("k", &guard)
+            .and_then(|s| s.load(&guard))
+            .map(|r| r.rank);
+        assert_eq!(top, Some(rank(threads * per_thread)));
+    }
+
+    #[test]
+    fn a_rerank_moves_the_current_record_and_later_ties_lose_to_it() {
+        let index = new_index();
+        let _ = publish(&index, record("a", 1), rank(1));
+        let _ = publish(&index, record("b", 1), rank(2));
+        let mut next = 10;
+        let moved = rerank_all(&index, 2, || {
+            next += 1;
+            next
+        });
+        let mut lsns: Vec<u64> = moved.iter().map(|(_, lsn)| *lsn).collect();
+        lsns.sort_unstable();
+        assert_eq!(lsns, vec![11, 12]);
+        // A put of the same version that took its LSN before the checkpoint
+        // but publishes after it is older in the log: it loses.
+        assert_eq!(
+            publish(&index, record("a", 1), rank(5)),
+            PutOutcome::Stale { current_version: 1 }
+        );
     }
 }

@@ -7,17 +7,18 @@ pub(crate) mod stats;
 pub(crate) mod submission;
 pub(crate) mod worker;
 
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use futures::channel::oneshot;
 
+use crate::config::Durability;
 use crate::error::Error;
 use crate::record_ref::RecordRef;
 use crate::store::PutOutcome;
-use index::Index;
+use index::{Index, LogRank};
 use stats::ShardCounters;
-use submission::{Queue, Submission};
+use submission::{Queue, Submission, Unwritten};
 
 /// Which shard owns `key` among `shards`: xxh3-64 of the key bytes (a fixed,
 /// portable algorithm, so routing is stable across versions, platforms and
@@ -36,13 +37,28 @@ pub(crate) struct ShardShared {
     pub active_seq: Arc<AtomicU64>,
     /// What the executor has done, for `Store::shard_stats`.
     pub stats: ShardCounters,
+    durability: Durability,
+    /// Store generation of this run: the first part of every new frame's
+    /// rank.
+    generation: u64,
+    /// Last log sequence number taken in this generation. `Sync` mode:
+    /// taken by the executor only. `Async` mode: taken by callers as they
+    /// publish and by the executor's checkpoints; the executor writes
+    /// frames in LSN order whatever order they arrive in.
+    lsn: AtomicU64,
     /// Set once a write or fsync failed: the shard refuses writes until the
     /// store is reopened.
     failure: OnceLock<String>,
 }
 
 impl ShardShared {
-    pub fn new(id: usize, index: Index, queue: Queue) -> Self {
+    pub fn new(
+        id: usize,
+        index: Index,
+        queue: Queue,
+        durability: Durability,
+        generation: u64,
+    ) -> Self {
         ShardShared {
             id,
             index,
@@ -50,15 +66,38 @@ impl ShardShared {
             failure: OnceLock::new(),
             active_seq: Arc::new(AtomicU64::new(0)),
             stats: ShardCounters::default(),
+            durability,
+            generation,
+            lsn: AtomicU64::new(0),
         }
     }
 
-    /// A put: the shard decides recency and replies — in `Sync` mode once
-    /// the record is durable, in `Async` mode once it is published. The put
-    /// holds its cost of the queue's budget (1 in `Sync` mode, its frame
-    /// bytes in `Async` mode) until the shard gives it back. Lock-free: a
-    /// reservation, a queue push, and a wait for the reply.
+    /// Takes `n` consecutive LSNs and returns the first (LSNs start at 1).
+    pub fn take_lsns(&self, n: u64) -> u64 {
+        self.lsn.fetch_add(n, Ordering::Relaxed) + 1
+    }
+
+    /// The rank of a new frame with `lsn`.
+    pub fn rank(&self, lsn: u64) -> LogRank {
+        LogRank {
+            generation: self.generation,
+            lsn,
+        }
+    }
+
+    /// A put, as the store's durability mode requires.
     pub async fn put(&self, record: RecordRef, payload_crc: u32) -> Result<PutOutcome, Error> {
+        match self.durability {
+            Durability::Sync => self.put_durable(record, payload_crc).await,
+            Durability::Async => self.put_async(record, payload_crc).await,
+        }
+    }
+
+    /// `Sync` mode: the shard decides recency and replies once the record
+    /// is durable. The put holds 1 of the queue's budget until the shard
+    /// takes it. Lock-free: a reservation, a queue push, and a wait for
+    /// the reply.
+    async fn put_durable(&self, record: RecordRef, payload_crc: u32) -> Result<PutOutcome, Error> {
         self.refuse_if_failed()?;
         let cost = self.queue.cost(&record);
         let (reply, outcome) = oneshot::channel();
@@ -76,6 +115,31 @@ impl ShardShared {
             Ok(result) => result,
             Err(_) => self.refuse_if_failed().and(Err(Error::Closed)),
         }
+    }
+
+    /// `Async` mode, on the caller's thread: waits for room in the byte
+    /// budget (back-pressure from the disk), then takes an LSN, publishes
+    /// by compare-and-swap (newest wins by version, then LSN, as in
+    /// recovery) and hands the frame to the shard for writing. Lock-free;
+    /// the only wait is for budget.
+    async fn put_async(&self, record: RecordRef, payload_crc: u32) -> Result<PutOutcome, Error> {
+        self.refuse_if_failed()?;
+        let cost = self.queue.cost(&record);
+        self.queue.reserve(cost).await?;
+        // Nothing below awaits: a put future dropped by its caller either
+        // never took an LSN or has sent it, so the shard never waits for
+        // an LSN that will not come.
+        let lsn = self.take_lsns(1);
+        let outcome = index::publish(&self.index, record.clone(), self.rank(lsn));
+        self.queue.append(
+            Unwritten {
+                record,
+                payload_crc,
+                lsn,
+            },
+            cost,
+        )?;
+        Ok(outcome)
     }
 
     fn refuse_if_failed(&self) -> Result<(), Error> {

@@ -37,9 +37,21 @@ impl Submission {
     }
 }
 
+/// `Async` mode: a put already published and acknowledged by its caller,
+/// on its way to a write.
+pub(crate) struct Unwritten {
+    pub record: RecordRef,
+    pub payload_crc: u32,
+    /// Its LSN, taken by the caller: the shard writes frames in LSN order.
+    pub lsn: u64,
+}
+
 /// What a shard receives.
 pub(crate) enum Msg {
+    /// `Sync` mode: a put for the shard to decide, write and acknowledge.
     Put(Submission),
+    /// `Async` mode: a published put to write.
+    Append(Unwritten),
     /// Drain what is queued, make it durable, close the log and exit.
     Shutdown,
     /// Write the shard's live set into a fresh segment (see
@@ -112,6 +124,15 @@ impl Queue {
         Ok(())
     }
 
+    /// Sends `record`, which holds a reservation of `cost`.
+    pub fn append(&self, record: Unwritten, cost: usize) -> Result<(), Error> {
+        if self.tx.unbounded_send(Msg::Append(record)).is_err() {
+            self.unreserve(cost);
+            return Err(Error::Closed);
+        }
+        Ok(())
+    }
+
     /// Sends a control message, outside the put bound.
     pub fn control(&self, msg: Msg) -> Result<(), Error> {
         if self.is_closed() {
@@ -157,12 +178,16 @@ impl QueueReceiver {
     }
 
     /// The shard is exiting: refuse new puts, wake every waiting producer
-    /// (they see `closed`), and fail what is still queued with `Closed`.
-    pub fn close(&mut self, queue: &Queue) {
+    /// (they see `closed`), and fail what is still queued with `Closed` —
+    /// except `Async` puts, already acknowledged: they are returned (still
+    /// holding their budget) for the shard to write.
+    #[must_use = "acknowledged Async puts must be written"]
+    pub fn close(&mut self, queue: &Queue) -> Vec<Unwritten> {
         queue.closed.store(true, Ordering::SeqCst);
         self.rx.close();
         let mut failed = 0;
         let mut cost = 0;
+        let mut appends = Vec::new();
         while let Ok(msg) = self.rx.try_recv() {
             match msg {
                 Msg::Put(sub) => {
@@ -170,6 +195,7 @@ impl QueueReceiver {
                     cost += queue.cost(&sub.record);
                     sub.reply(Err(Error::Closed));
                 }
+                Msg::Append(u) => appends.push(u),
                 Msg::Checkpoint(reply) => {
                     let _ = reply.send(Err(Error::Closed));
                 }
@@ -184,6 +210,7 @@ impl QueueReceiver {
             w.wake();
         }
         self.waiters_rx.close();
+        appends
     }
 }
 

@@ -11,14 +11,17 @@
 //! completed, and batches complete strictly in order (a `FuturesOrdered`), so
 //! the map is published in log order and a failure fails every later batch.
 //!
-//! Async mode acknowledges a put as soon as the shard has decided and
-//! published it; its record then waits in `unwritten` for a write slot. What waits (in
-//! the queue and here) is bounded by the queue's byte budget,
-//! `max_batch_bytes`, given back as records are handed to a write, so a
-//! disk slower than the callers pushes back on them (bounded memory)
+//! In Async mode the callers decide and publish their puts themselves (see
+//! `ShardShared::put`) and send the shard only what to write, each record
+//! with the LSN its caller took. Records can arrive out of LSN order (a
+//! caller can be preempted between taking its LSN and sending); they are
+//! put back in order here (`Reorder`) and wait in `unwritten` for a write
+//! slot. What waits (in the queue and here) is bounded by the queue's byte
+//! budget, `max_batch_bytes`, given back as records are handed to a write,
+//! so a disk slower than the callers pushes back on them (bounded memory)
 //! instead of growing a backlog.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -38,7 +41,7 @@ use crate::segment::writer::{PendingFrame, SegmentWriter, WriteJob, WriterSpec};
 use crate::shard::ShardShared;
 use crate::shard::index;
 use crate::shard::stats::IoTimes;
-use crate::shard::submission::{Msg, QueueReceiver, Submission};
+use crate::shard::submission::{Msg, QueueReceiver, Submission, Unwritten};
 use crate::store::PutOutcome;
 
 /// Sync mode: with a batch in flight, the next one starts only once this
@@ -91,6 +94,8 @@ struct InFlight {
     /// (acknowledged by their callers).
     batch: Vec<Submission>,
     outcomes: Vec<PutOutcome>,
+    /// LSN of the batch's first frame (Sync mode; frames are consecutive).
+    first_lsn: u64,
 }
 
 struct Worker<Fs: LogFs> {
@@ -111,12 +116,13 @@ struct Worker<Fs: LogFs> {
     /// Versions decided for batches in flight but not yet published: the
     /// recency check consults them before the map.
     decided: HashMap<Box<str>, i64>,
-    /// Last log sequence number used in this generation.
-    lsn: u64,
+    /// Async mode: records that arrived ahead of an LSN still on its way.
+    reorder: Reorder,
     /// Async mode: records acknowledged but not yet handed to a write, in
-    /// arrival order with their payload CRCs and LSNs.
+    /// LSN order.
     unwritten: VecDeque<Unwritten>,
-    /// Frame bytes of `unwritten`, still held in the queue's budget.
+    /// Frame bytes of `unwritten` and `reorder`, still held in the queue's
+    /// budget.
     unwritten_bytes: usize,
     /// Sync mode: puts taken off the queue for the next batch, held while
     /// a batch is in flight until they are worth a write of their own.
@@ -153,7 +159,8 @@ pub(crate) async fn run<Fs: LogFs>(
         }
         Err(e) => {
             let _ = ready.send(Err(e));
-            receiver.close(&shared.queue);
+            // The store did not open: no put was acknowledged.
+            drop(receiver.close(&shared.queue));
             return;
         }
     };
@@ -171,7 +178,7 @@ pub(crate) async fn run<Fs: LogFs>(
         pending: VecDeque::new(),
         flushing: None,
         decided: HashMap::new(),
-        lsn: 0,
+        reorder: Reorder::default(),
         unwritten: VecDeque::new(),
         unwritten_bytes: 0,
         gathering: Vec::new(),
@@ -233,6 +240,10 @@ impl<Fs: LogFs> Worker<Fs> {
                         bytes += s.record.as_bytes().len();
                         batch.push(s);
                     }
+                    Msg::Append(u) => {
+                        bytes += u.record.as_bytes().len();
+                        self.arrive(u);
+                    }
                     other => {
                         control = Some(other);
                         break;
@@ -248,23 +259,17 @@ impl<Fs: LogFs> Worker<Fs> {
                     .release(&self.shared.queue, batch.len(), batch.len());
             }
             if !batch.is_empty() {
-                let batch = std::mem::take(&mut batch);
-                match self.durability {
-                    Durability::Sync => {
-                        self.gathering_bytes += bytes;
-                        self.gathering.extend(batch);
-                        // With nothing in flight, write at once (a lone put
-                        // does not wait for companions); with a batch in
-                        // flight, only once enough has gathered to be worth
-                        // a flush of its own.
-                        if self.inflight.is_empty()
-                            || self.gathering_bytes >= OVERLAP_MIN_BATCH_BYTES
-                        {
-                            self.start_gathered().await;
-                        }
-                    }
-                    Durability::Async => self.accept_async(batch).await,
+                self.gathering_bytes += bytes;
+                self.gathering.append(&mut batch);
+                // With nothing in flight, write at once (a lone put does not
+                // wait for companions); with a batch in flight, only once
+                // enough has gathered to be worth a flush of its own.
+                if self.inflight.is_empty() || self.gathering_bytes >= OVERLAP_MIN_BATCH_BYTES {
+                    self.start_gathered().await;
                 }
+            }
+            if self.durability == Durability::Async {
+                self.write_unwritten().await;
             }
             if control.is_some() && !self.gathering.is_empty() {
                 self.start_gathered().await;
@@ -276,14 +281,20 @@ impl<Fs: LogFs> Worker<Fs> {
                     let result = self.checkpoint().await;
                     let _ = reply.send(result);
                 }
-                Some(Msg::Put(_)) | None => {}
+                Some(Msg::Put(_) | Msg::Append(_)) | None => {}
             }
         }
         if !self.gathering.is_empty() {
             self.start_gathered().await;
         }
+        // Refuse further puts. Async puts already sent were acknowledged:
+        // write them, in LSN order, past any LSN whose put failed `Closed`
+        // (never acknowledged, so never coming).
+        for u in self.receiver.close(&self.shared.queue) {
+            self.arrive(u);
+        }
+        self.reorder.drain_all(&mut self.unwritten);
         self.drain_inflight().await;
-        self.receiver.close(&self.shared.queue);
         if self.dirty_since.is_some() {
             self.start_flush();
             if let Some(flush) = self.flushing.take() {
@@ -436,34 +447,11 @@ impl<Fs: LogFs> Worker<Fs> {
         }
     }
 
-    /// Async mode: decides, publishes and acknowledges `batch` at once, and
-    /// queues its records for writing (they keep their budget until handed
-    /// to a write).
-    async fn accept_async(&mut self, mut batch: Vec<Submission>) {
-        let (puts, cost) = (
-            batch.len(),
-            batch
-                .iter()
-                .map(|s| self.shared.queue.cost(&s.record))
-                .sum(),
-        );
-        if self.refuse_if_failed(&mut batch) {
-            self.receiver.release(&self.shared.queue, cost, puts);
-            return;
-        }
-        let outcomes = self.decide(&batch);
-        let first_lsn = self.take_lsns(batch.len() as u64);
-        for ((sub, outcome), lsn) in batch.into_iter().zip(&outcomes).zip(first_lsn..) {
-            let (record, payload_crc) = (sub.record.clone(), sub.payload_crc);
-            self.publish_and_reply(sub, *outcome);
-            self.unwritten_bytes += frame_footprint(record.key().len(), record.as_bytes().len());
-            self.unwritten.push_back(Unwritten {
-                record,
-                payload_crc,
-                lsn,
-            });
-        }
-        self.write_unwritten().await;
+    /// Async mode: takes in a record sent by its caller; it waits for a
+    /// write once every LSN before it has arrived.
+    fn arrive(&mut self, u: Unwritten) {
+        self.unwritten_bytes += frame_footprint(u.record.key().len(), u.record.as_bytes().len());
+        self.reorder.arrive(u.lsn, Some(u), &mut self.unwritten);
     }
 
     /// Async mode: hands acknowledged records to writes (up to
@@ -472,6 +460,7 @@ impl<Fs: LogFs> Worker<Fs> {
         while self.inflight.len() < self.pipeline_depth && !self.unwritten.is_empty() {
             if self.shared.failure().is_some() {
                 // Already logged as a loss of acknowledged Async puts.
+                self.reorder.drain_all(&mut self.unwritten);
                 let held = std::mem::take(&mut self.unwritten_bytes);
                 let puts = self.unwritten.len();
                 self.unwritten.clear();
@@ -516,6 +505,7 @@ impl<Fs: LogFs> Worker<Fs> {
                     self.pending.push_back(InFlight {
                         batch: Vec::new(),
                         outcomes: Vec::new(),
+                        first_lsn: 0,
                     });
                 }
                 Err(e) => {
@@ -535,6 +525,7 @@ impl<Fs: LogFs> Worker<Fs> {
         let Some(InFlight {
             mut batch,
             outcomes,
+            first_lsn,
         }) = self.pending.pop_front()
         else {
             debug_assert!(false, "a completion without a pending batch");
@@ -558,8 +549,8 @@ impl<Fs: LogFs> Worker<Fs> {
         match (done, self.shared.failure()) {
             (Ok(()), None) => {
                 debug_assert_eq!(batch.len(), outcomes.len());
-                for (sub, outcome) in batch.into_iter().zip(outcomes) {
-                    self.publish_and_reply(sub, outcome);
+                for ((sub, outcome), lsn) in batch.into_iter().zip(outcomes).zip(first_lsn..) {
+                    self.publish_and_reply(sub, outcome, lsn);
                 }
             }
             (Err(e), _) => {
@@ -633,23 +624,34 @@ impl<Fs: LogFs> Worker<Fs> {
     async fn write_checkpoint(&mut self) -> Result<u64, Error> {
         self.writer.rotate().await?;
         let keep_from = self.writer.seq();
-        let live = index::records(&self.shared.index);
-        let first_lsn = self.take_lsns(live.len() as u64);
         let generation = self.writer.generation();
+        // Each live record is copied into a fresh frame with a new LSN, and
+        // its entry in the map takes that rank, so memory and recovery keep
+        // agreeing on version ties with Async puts published meanwhile.
+        // Those LSNs never come through the queue: the Async order skips
+        // them.
+        let skip_in_order = self.durability == Durability::Async;
+        let (shared, reorder, unwritten) = (&self.shared, &mut self.reorder, &mut self.unwritten);
+        let live = index::rerank_all(&shared.index, generation, || {
+            let lsn = shared.take_lsns(1);
+            if skip_in_order {
+                reorder.arrive(lsn, None, unwritten);
+            }
+            lsn
+        });
         let mut start = 0;
         while start < live.len() {
             let mut end = start;
             let mut bytes = 0;
             while end < live.len() && (end == start || bytes < self.max_batch_bytes) {
-                bytes += live.get(end).map_or(0, |r| r.as_bytes().len());
+                bytes += live.get(end).map_or(0, |(r, _)| r.as_bytes().len());
                 end += 1;
             }
             let chunk = live.get(start..end).unwrap_or_default();
             let frames = frames_of(
                 chunk
                     .iter()
-                    .zip(first_lsn + start as u64..)
-                    .map(|(r, lsn)| (r, crc32c::crc32c(r.as_bytes()), lsn)),
+                    .map(|(r, lsn)| (r, crc32c::crc32c(r.as_bytes()), *lsn)),
                 generation,
             );
             self.writer.append(&frames).await?;
@@ -683,7 +685,7 @@ impl<Fs: LogFs> Worker<Fs> {
             }
         }
         let outcomes = self.decide(&batch);
-        let first_lsn = self.take_lsns(batch.len() as u64);
+        let first_lsn = self.shared.take_lsns(batch.len() as u64);
         let generation = self.writer.generation();
         debug_assert_eq!(self.durability, Durability::Sync);
         let frames = frames_of(
@@ -699,7 +701,11 @@ impl<Fs: LogFs> Worker<Fs> {
             Ok(job) => {
                 self.inflight.push_back(Box::pin(job.run_timed(true)));
                 self.write_started();
-                self.pending.push_back(InFlight { batch, outcomes });
+                self.pending.push_back(InFlight {
+                    batch,
+                    outcomes,
+                    first_lsn,
+                });
             }
             Err(e) => {
                 self.shared.mark_failed(e.to_string());
@@ -708,13 +714,6 @@ impl<Fs: LogFs> Worker<Fs> {
                 }
             }
         }
-    }
-
-    /// Takes `n` consecutive LSNs and returns the first.
-    fn take_lsns(&mut self, n: u64) -> u64 {
-        let first = self.lsn + 1;
-        self.lsn += n;
-        first
     }
 
     /// A write was just submitted: ends an idle gap, if one was open.
@@ -764,11 +763,17 @@ impl<Fs: LogFs> Worker<Fs> {
         outcomes
     }
 
-    /// Publishes the applied puts of a durable batch in order and
-    /// acknowledges every put.
-    fn publish_and_reply(&mut self, sub: Submission, outcome: PutOutcome) {
+    /// Sync mode: publishes an applied put of a durable batch (written
+    /// with `lsn`) and acknowledges it.
+    fn publish_and_reply(&mut self, sub: Submission, outcome: PutOutcome, lsn: u64) {
         if outcome == PutOutcome::Applied {
-            index::publish(&self.shared.index, sub.record.clone());
+            let published = index::publish(
+                &self.shared.index,
+                sub.record.clone(),
+                self.shared.rank(lsn),
+            );
+            // Only the executor publishes in Sync mode, in log order.
+            debug_assert_eq!(published, PutOutcome::Applied);
             // Once the map holds the decided version, forget it here.
             let key = sub.record.key();
             if self.decided.get(key) == Some(&sub.record.version()) {
@@ -779,11 +784,60 @@ impl<Fs: LogFs> Worker<Fs> {
     }
 }
 
-/// An Async record waiting for a write.
-struct Unwritten {
-    record: RecordRef,
-    payload_crc: u32,
-    lsn: u64,
+/// Async mode: puts back in LSN order the records that callers took LSNs
+/// for and sent concurrently (frames of a segment are written in log order:
+/// recovery tells a crash's torn batches from corruption by it). LSNs a
+/// checkpoint spent never arrive and are skipped.
+struct Reorder {
+    /// The next LSN to hand on.
+    next: u64,
+    /// LSNs beyond `next` that arrived (`Some`) or are to be skipped
+    /// (`None`).
+    early: BTreeMap<u64, Option<Unwritten>>,
+}
+
+impl Default for Reorder {
+    fn default() -> Self {
+        // LSNs start at 1 in every generation.
+        Reorder {
+            next: 1,
+            early: BTreeMap::new(),
+        }
+    }
+}
+
+impl Reorder {
+    /// `lsn` arrived with `record` (or is to be skipped, `None`): moves
+    /// every record now in order to `ready`.
+    fn arrive(&mut self, lsn: u64, record: Option<Unwritten>, ready: &mut VecDeque<Unwritten>) {
+        debug_assert!(
+            lsn >= self.next && !self.early.contains_key(&lsn),
+            "LSN {lsn} twice"
+        );
+        if lsn == self.next && self.early.is_empty() {
+            self.next += 1;
+            ready.extend(record);
+            return;
+        }
+        self.early.insert(lsn, record);
+        while let Some(entry) = self.early.first_entry() {
+            if *entry.key() != self.next {
+                break;
+            }
+            self.next += 1;
+            ready.extend(entry.remove());
+        }
+    }
+
+    /// Moves everything that arrived to `ready` in LSN order, past any LSN
+    /// still missing (at shutdown: a put that failed `Closed` after taking
+    /// its LSN; after a disk fault: to drop them all).
+    fn drain_all(&mut self, ready: &mut VecDeque<Unwritten>) {
+        if let Some((&last, _)) = self.early.last_key_value() {
+            self.next = last + 1;
+        }
+        ready.extend(std::mem::take(&mut self.early).into_values().flatten());
+    }
 }
 
 /// The frames of `records` (with their payload CRCs and LSNs).
@@ -803,4 +857,50 @@ fn frames_of<'a>(
             },
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unwritten(lsn: u64) -> Unwritten {
+        let r = crate::Record::new().with("collection_time", 1i64);
+        let bytes = rkyv::to_bytes::<rkyv::rancor::Error>(&r).expect("serialize");
+        Unwritten {
+            record: RecordRef::from_untrusted("k", 1, &bytes).expect("a valid record"),
+            payload_crc: 0,
+            lsn,
+        }
+    }
+
+    fn lsns(ready: &VecDeque<Unwritten>) -> Vec<u64> {
+        ready.iter().map(|u| u.lsn).collect()
+    }
+
+    #[test]
+    fn records_are_handed_on_in_lsn_order_whatever_their_arrival() {
+        let (mut order, mut ready) = (Reorder::default(), VecDeque::new());
+        order.arrive(2, Some(unwritten(2)), &mut ready);
+        order.arrive(4, Some(unwritten(4)), &mut ready);
+        assert!(ready.is_empty(), "1 has not arrived");
+        order.arrive(1, Some(unwritten(1)), &mut ready);
+        assert_eq!(lsns(&ready), [1, 2]);
+        // 3 was spent by a checkpoint: skipped, and 4 follows.
+        order.arrive(3, None, &mut ready);
+        assert_eq!(lsns(&ready), [1, 2, 4]);
+        order.arrive(5, Some(unwritten(5)), &mut ready);
+        assert_eq!(lsns(&ready), [1, 2, 4, 5]);
+    }
+
+    #[test]
+    fn at_shutdown_what_arrived_goes_out_past_a_missing_lsn() {
+        let (mut order, mut ready) = (Reorder::default(), VecDeque::new());
+        order.arrive(1, Some(unwritten(1)), &mut ready);
+        order.arrive(4, Some(unwritten(4)), &mut ready);
+        order.arrive(3, Some(unwritten(3)), &mut ready);
+        order.drain_all(&mut ready);
+        assert_eq!(lsns(&ready), [1, 3, 4]);
+        order.arrive(5, Some(unwritten(5)), &mut ready);
+        assert_eq!(lsns(&ready), [1, 3, 4, 5]);
+    }
 }

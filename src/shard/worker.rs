@@ -208,6 +208,7 @@ impl<Fs: LogFs> Worker<Fs> {
     async fn serve(&mut self) {
         let mut batch: Vec<Submission> = Vec::new();
         loop {
+            index::reclaim();
             let first = match self.next_event().await {
                 Event::Message(Some(msg)) => msg,
                 Event::Message(None) => break,

@@ -131,7 +131,7 @@ impl Store {
                     generation: latest.generation,
                     lsn: latest.lsn,
                 };
-                let _ = index::publish(&shard.index, latest.record, rank);
+                let _ = index::publish(&shard.index, latest.record, || rank);
             }
         }
         for i in 0..n {

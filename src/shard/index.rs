@@ -56,9 +56,11 @@ pub(crate) struct Slot {
 }
 
 impl Slot {
-    fn new(record: RecordRef, rank: LogRank) -> Self {
+    /// A slot whose first record is still being published (`get` sees no
+    /// record yet).
+    fn empty() -> Self {
         Slot {
-            current: AtomicShared::new(Ranked { record, rank }),
+            current: AtomicShared::null(),
         }
     }
 
@@ -161,19 +163,33 @@ pub(crate) fn version_of(index: &Index, key: &str) -> Option<i64> {
         .map(|r| r.record.version())
 }
 
-/// Newest wins: makes `record`, written at `rank`, the record of its key
-/// unless the key holds a higher (version, rank), and says which happened.
-/// Lock-free; entries are never removed, so the entry found stays valid.
-pub(crate) fn publish(index: &Index, record: RecordRef, rank: LogRank) -> PutOutcome {
+/// Newest wins: makes `record` the record of its key unless the key holds
+/// a higher (version, rank), and says which happened and at what rank.
+/// `take_rank` runs once the key's slot exists — creating a slot may wait
+/// for the map's bucket lock — and from then on nothing waits: a caller
+/// that takes an LSN in `take_rank` holds it only for one compare-and-swap
+/// loop. Entries are never removed, so the entry found stays valid.
+pub(crate) fn publish(
+    index: &Index,
+    record: RecordRef,
+    take_rank: impl FnOnce() -> LogRank,
+) -> (PutOutcome, LogRank) {
     let guard = Guard::new();
-    if let Some(slot) = index.peek(record.key(), &guard) {
-        return slot.offer(record, rank, &guard);
-    }
-    match index.entry_sync(record.key().into()) {
-        Entry::Occupied(o) => o.get().offer(record, rank, &guard),
-        Entry::Vacant(v) => {
-            v.insert_entry(Slot::new(record, rank));
-            PutOutcome::Applied
+    let slot = slot(index, record.key(), &guard);
+    let rank = take_rank();
+    (slot.offer(record, rank, &guard), rank)
+}
+
+/// The slot of `key`, created empty if there is none.
+fn slot<'g>(index: &'g Index, key: &str, guard: &'g Guard) -> &'g Slot {
+    loop {
+        if let Some(slot) = index.peek(key, guard) {
+            return slot;
+        }
+        // Inserted (by us or a concurrent put) and never removed: the next
+        // peek finds it.
+        if let Entry::Vacant(v) = index.entry_sync(key.into()) {
+            v.insert_entry(Slot::empty());
         }
     }
 }
@@ -232,24 +248,24 @@ mod tests {
     fn newest_version_then_latest_rank_wins() {
         let index = new_index();
         assert_eq!(
-            publish(&index, record("k", 5), rank(10)),
+            publish(&index, record("k", 5), || rank(10)).0,
             PutOutcome::Applied
         );
         // A tie of version goes to the later write, whatever the arrival order.
         assert_eq!(
-            publish(&index, record("k", 5), rank(9)),
+            publish(&index, record("k", 5), || rank(9)).0,
             PutOutcome::Stale { current_version: 5 }
         );
         assert_eq!(
-            publish(&index, record("k", 5), rank(11)),
+            publish(&index, record("k", 5), || rank(11)).0,
             PutOutcome::Applied
         );
         assert_eq!(
-            publish(&index, record("k", 4), rank(12)),
+            publish(&index, record("k", 4), || rank(12)).0,
             PutOutcome::Stale { current_version: 5 }
         );
         assert_eq!(
-            publish(&index, record("k", 6), rank(1)),
+            publish(&index, record("k", 6), || rank(1)).0,
             PutOutcome::Applied
         );
         assert_eq!(version_of(&index, "k"), Some(6));
@@ -266,7 +282,7 @@ mod tests {
                 s.spawn(move || {
                     for i in 0..per_thread {
                         let lsn = i * threads + t + 1;
-                        let _ = publish(index, record("k", 7), rank(lsn));
+                        let _ = publish(index, record("k", 7), || rank(lsn));
                     }
                 });
             }
@@ -282,8 +298,8 @@ mod tests {
     #[test]
     fn a_rerank_moves_the_current_record_and_later_ties_lose_to_it() {
         let index = new_index();
-        let _ = publish(&index, record("a", 1), rank(1));
-        let _ = publish(&index, record("b", 1), rank(2));
+        let _ = publish(&index, record("a", 1), || rank(1)).0;
+        let _ = publish(&index, record("b", 1), || rank(2)).0;
         let mut next = 10;
         let moved = rerank_all(&index, 2, || {
             next += 1;
@@ -295,7 +311,7 @@ mod tests {
         // A put of the same version that took its LSN before the checkpoint
         // but publishes after it is older in the log: it loses.
         assert_eq!(
-            publish(&index, record("a", 1), rank(5)),
+            publish(&index, record("a", 1), || rank(5)).0,
             PutOutcome::Stale { current_version: 1 }
         );
     }

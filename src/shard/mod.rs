@@ -126,16 +126,18 @@ impl ShardShared {
         self.refuse_if_failed()?;
         let cost = self.queue.cost(&record);
         self.queue.reserve(cost).await?;
-        // Nothing below awaits: a put future dropped by its caller either
-        // never took an LSN or has sent it, so the shard never waits for
-        // an LSN that will not come.
-        let lsn = self.take_lsns(1);
-        let outcome = index::publish(&self.index, record.clone(), self.rank(lsn));
+        // Nothing below awaits, and nothing between taking the LSN and
+        // sending the frame waits (`index::publish` creates a new key's slot
+        // before it calls us for the rank): the shard, which writes frames
+        // in LSN order, never waits long for an LSN, and a put future
+        // dropped by its caller either took no LSN or has sent it.
+        let (outcome, rank) =
+            index::publish(&self.index, record.clone(), || self.rank(self.take_lsns(1)));
         self.queue.append(
             Unwritten {
                 record,
                 payload_crc,
-                lsn,
+                lsn: rank.lsn,
             },
             cost,
         )?;

@@ -41,6 +41,10 @@ pub struct ShardStats {
     /// from a caller's thread that did not reach the executor, or an
     /// executor that got no CPU for that long.
     pub recheck_pickups: u64,
+    /// `Async` mode: the longest time records waited to be written because
+    /// an earlier LSN had not arrived yet (its caller took it and had not
+    /// sent its frame: preempted between the two). Zero in `Sync` mode.
+    pub lsn_wait_max: Duration,
 }
 
 /// The shared counters behind [`ShardStats`]: written by the shard's
@@ -56,6 +60,7 @@ pub(crate) struct ShardCounters {
     syncs: AtomicU64,
     idle_ns: AtomicU64,
     recheck_pickups: AtomicU64,
+    lsn_wait_max_ns: AtomicU64,
 }
 
 /// How long one batch's I/O took.
@@ -103,6 +108,12 @@ impl ShardCounters {
         self.recheck_pickups.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Records waited `wait` for an earlier LSN.
+    pub fn lsn_waited(&self, wait: Duration) {
+        self.lsn_wait_max_ns
+            .fetch_max(nanos(wait), Ordering::Relaxed);
+    }
+
     pub fn snapshot(&self, shard: usize) -> ShardStats {
         let ns = |a: &AtomicU64| Duration::from_nanos(a.load(Ordering::Relaxed));
         ShardStats {
@@ -116,6 +127,7 @@ impl ShardCounters {
             syncs: self.syncs.load(Ordering::Relaxed),
             idle: ns(&self.idle_ns),
             recheck_pickups: self.recheck_pickups.load(Ordering::Relaxed),
+            lsn_wait_max: ns(&self.lsn_wait_max_ns),
         }
     }
 }

@@ -452,7 +452,9 @@ impl<Fs: LogFs> Worker<Fs> {
     /// write once every LSN before it has arrived.
     fn arrive(&mut self, u: Unwritten) {
         self.unwritten_bytes += frame_footprint(u.record.key().len(), u.record.as_bytes().len());
-        self.reorder.arrive(u.lsn, Some(u), &mut self.unwritten);
+        if let Some(waited) = self.reorder.arrive(u.lsn, Some(u), &mut self.unwritten) {
+            self.shared.stats.lsn_waited(waited);
+        }
     }
 
     /// Async mode: hands acknowledged records to writes (up to
@@ -636,7 +638,8 @@ impl<Fs: LogFs> Worker<Fs> {
         let live = index::rerank_all(&shared.index, generation, || {
             let lsn = shared.take_lsns(1);
             if skip_in_order {
-                reorder.arrive(lsn, None, unwritten);
+                // A wait this ends was for a put's LSN, counted when it came.
+                let _ = reorder.arrive(lsn, None, unwritten);
             }
             lsn
         });
@@ -768,11 +771,9 @@ impl<Fs: LogFs> Worker<Fs> {
     /// with `lsn`) and acknowledges it.
     fn publish_and_reply(&mut self, sub: Submission, outcome: PutOutcome, lsn: u64) {
         if outcome == PutOutcome::Applied {
-            let published = index::publish(
-                &self.shared.index,
-                sub.record.clone(),
-                self.shared.rank(lsn),
-            );
+            let (published, _) = index::publish(&self.shared.index, sub.record.clone(), || {
+                self.shared.rank(lsn)
+            });
             // Only the executor publishes in Sync mode, in log order.
             debug_assert_eq!(published, PutOutcome::Applied);
             // Once the map holds the decided version, forget it here.
@@ -795,6 +796,8 @@ struct Reorder {
     /// LSNs beyond `next` that arrived (`Some`) or are to be skipped
     /// (`None`).
     early: BTreeMap<u64, Option<Unwritten>>,
+    /// Since when `early` is not empty.
+    waiting_since: Option<Instant>,
 }
 
 impl Default for Reorder {
@@ -803,30 +806,47 @@ impl Default for Reorder {
         Reorder {
             next: 1,
             early: BTreeMap::new(),
+            waiting_since: None,
         }
     }
 }
 
 impl Reorder {
     /// `lsn` arrived with `record` (or is to be skipped, `None`): moves
-    /// every record now in order to `ready`.
-    fn arrive(&mut self, lsn: u64, record: Option<Unwritten>, ready: &mut VecDeque<Unwritten>) {
-        debug_assert!(
-            lsn >= self.next && !self.early.contains_key(&lsn),
-            "LSN {lsn} twice"
-        );
-        if lsn == self.next && self.early.is_empty() {
-            self.next += 1;
+    /// every record now in order to `ready`. Returns how long records had
+    /// waited for it, if this ended a wait.
+    fn arrive(
+        &mut self,
+        lsn: u64,
+        record: Option<Unwritten>,
+        ready: &mut VecDeque<Unwritten>,
+    ) -> Option<Duration> {
+        debug_assert!(!self.early.contains_key(&lsn), "LSN {lsn} twice");
+        // Behind `next` only after a disk fault's `drain_all` went past it
+        // (its put took the LSN before the fault): nothing is written any
+        // more, so nothing to wait for.
+        if lsn < self.next || (lsn == self.next && self.early.is_empty()) {
+            self.next = self.next.max(lsn + 1);
             ready.extend(record);
-            return;
+            return None;
         }
         self.early.insert(lsn, record);
+        self.waiting_since.get_or_insert_with(Instant::now);
         while let Some(entry) = self.early.first_entry() {
             if *entry.key() != self.next {
                 break;
             }
             self.next += 1;
             ready.extend(entry.remove());
+        }
+        self.wait_ended()
+    }
+
+    fn wait_ended(&mut self) -> Option<Duration> {
+        if self.early.is_empty() {
+            self.waiting_since.take().map(|since| since.elapsed())
+        } else {
+            None
         }
     }
 
@@ -838,6 +858,7 @@ impl Reorder {
             self.next = last + 1;
         }
         ready.extend(std::mem::take(&mut self.early).into_values().flatten());
+        self.waiting_since = None;
     }
 }
 
@@ -881,27 +902,38 @@ mod tests {
     #[test]
     fn records_are_handed_on_in_lsn_order_whatever_their_arrival() {
         let (mut order, mut ready) = (Reorder::default(), VecDeque::new());
-        order.arrive(2, Some(unwritten(2)), &mut ready);
-        order.arrive(4, Some(unwritten(4)), &mut ready);
+        let _ = order.arrive(2, Some(unwritten(2)), &mut ready);
+        let _ = order.arrive(4, Some(unwritten(4)), &mut ready);
         assert!(ready.is_empty(), "1 has not arrived");
-        order.arrive(1, Some(unwritten(1)), &mut ready);
+        let waited = order.arrive(1, Some(unwritten(1)), &mut ready);
         assert_eq!(lsns(&ready), [1, 2]);
+        assert!(waited.is_none(), "4 still waits for 3");
         // 3 was spent by a checkpoint: skipped, and 4 follows.
-        order.arrive(3, None, &mut ready);
+        let waited = order.arrive(3, None, &mut ready);
         assert_eq!(lsns(&ready), [1, 2, 4]);
-        order.arrive(5, Some(unwritten(5)), &mut ready);
+        assert!(
+            waited.is_some(),
+            "nothing waits any more: the wait is measured"
+        );
+        let waited = order.arrive(5, Some(unwritten(5)), &mut ready);
         assert_eq!(lsns(&ready), [1, 2, 4, 5]);
+        assert!(waited.is_none(), "in order: no wait");
     }
 
     #[test]
     fn at_shutdown_what_arrived_goes_out_past_a_missing_lsn() {
         let (mut order, mut ready) = (Reorder::default(), VecDeque::new());
-        order.arrive(1, Some(unwritten(1)), &mut ready);
-        order.arrive(4, Some(unwritten(4)), &mut ready);
-        order.arrive(3, Some(unwritten(3)), &mut ready);
+        let _ = order.arrive(1, Some(unwritten(1)), &mut ready);
+        let _ = order.arrive(4, Some(unwritten(4)), &mut ready);
+        let _ = order.arrive(3, Some(unwritten(3)), &mut ready);
         order.drain_all(&mut ready);
         assert_eq!(lsns(&ready), [1, 3, 4]);
-        order.arrive(5, Some(unwritten(5)), &mut ready);
+        let _ = order.arrive(5, Some(unwritten(5)), &mut ready);
         assert_eq!(lsns(&ready), [1, 3, 4, 5]);
+        // The missing one, late (sent before a fault): handed on at once.
+        let _ = order.arrive(2, Some(unwritten(2)), &mut ready);
+        assert_eq!(lsns(&ready), [1, 3, 4, 5, 2]);
+        let _ = order.arrive(6, Some(unwritten(6)), &mut ready);
+        assert_eq!(lsns(&ready), [1, 3, 4, 5, 2, 6]);
     }
 }

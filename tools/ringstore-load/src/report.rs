@@ -93,6 +93,8 @@ pub struct ShardFigures {
     pub syncs: u64,
     /// Puts found only by the shard's periodic queue re-check.
     pub recheck_pickups: u64,
+    /// Async: the longest wait of records for an earlier LSN, ms.
+    pub lsn_wait_max_ms: f64,
     /// Share of the workload's wall time with no write of this shard in
     /// flight (`ShardStats::idle` during the workload ÷ its wall time).
     pub idle_fraction: f64,
@@ -117,6 +119,7 @@ impl ShardFigures {
             mean_sync_ms: per(s.sync, s.syncs),
             syncs: s.syncs,
             recheck_pickups: s.recheck_pickups,
+            lsn_wait_max_ms: s.lsn_wait_max.as_secs_f64() * 1e3,
             idle_fraction: idle.as_secs_f64() / wall.as_secs_f64().max(1e-9),
         }
     }
@@ -409,7 +412,8 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(
             out,
             "  shard {:<4}  {} batches of {:.2} MB ({:.1} frames); per batch: stage {:.3} ms, write {:.3} ms; \
-             {} fdatasyncs of {:.3} ms; {} puts found by the queue re-check; no write in flight {:.1} % of the time",
+             {} fdatasyncs of {:.3} ms; {} puts found by the queue re-check; no write in flight {:.1} % of the time; \
+             longest wait for an earlier LSN {:.1} ms",
             s.shard,
             s.batches,
             s.mean_batch_bytes / 1e6,
@@ -419,7 +423,8 @@ pub fn render(r: &Report) -> String {
             s.syncs,
             s.mean_sync_ms,
             s.recheck_pickups,
-            s.idle_fraction * 100.0
+            s.idle_fraction * 100.0,
+            s.lsn_wait_max_ms
         );
     }
     let v = &r.verification;

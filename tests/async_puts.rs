@@ -6,6 +6,12 @@
 //! and the budget neither deadlocks on a large record nor hangs a put at
 //! close, which writes every put it acknowledged.
 
+#![expect(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    reason = "test helpers: a failure here is a test failure"
+)]
+
 mod common;
 
 use std::collections::BTreeMap;
@@ -22,6 +28,46 @@ fn async_config(dir: &std::path::Path) -> ringstore::Config {
         .durability(Durability::Async)
         .max_batch_bytes(64 << 10)
         .flush_interval_ms(5)
+}
+
+/// Compacts `store` in a loop on its own thread until `done` (at least 3
+/// times); the receiver gets the number of runs.
+fn compact_in_a_loop(store: &Store, done: &Arc<AtomicBool>) -> std::sync::mpsc::Receiver<usize> {
+    let (runs_tx, runs_rx) = std::sync::mpsc::channel();
+    let (store, done) = (store.clone(), Arc::clone(done));
+    std::thread::spawn(move || {
+        let mut runs = 0;
+        while !done.load(Ordering::Acquire) || runs < 3 {
+            store.compact().unwrap();
+            runs += 1;
+        }
+        let _ = runs_tx.send(runs);
+    });
+    runs_rx
+}
+
+/// Within each segment, frames follow each other in LSN order.
+fn assert_frames_in_lsn_order(frames: &[common::DiskFrame]) {
+    for pair in frames.windows(2) {
+        let (a, b) = (&pair[0], &pair[1]);
+        if (a.shard_dir, a.seq) == (b.shard_dir, b.seq) {
+            assert!(
+                (a.generation, a.lsn) < (b.generation, b.lsn),
+                "log out of LSN order: {a:?} then {b:?}"
+            );
+        }
+    }
+}
+
+/// After reopening `dir`, each key holds the record (its note) that memory
+/// held before the close.
+fn assert_recovery_agrees(dir: &std::path::Path, in_memory: &BTreeMap<String, String>) {
+    let store = Store::open(async_config(dir)).unwrap();
+    for (key, note) in in_memory {
+        let recovered = note_of(&store.get(key).unwrap().to_record());
+        assert_eq!(&recovered, note, "{key}: memory and recovery disagree");
+    }
+    store.close().unwrap();
 }
 
 fn note_of(r: &Record) -> String {
@@ -107,22 +153,8 @@ fn version_ties_resolve_the_same_in_memory_and_after_recovery() {
     // The log holds every put, in LSN order within each segment.
     let frames = common::read_all_frames(dir.path());
     assert_eq!(frames.len(), THREADS * 200);
-    for pair in frames.windows(2) {
-        let (a, b) = (&pair[0], &pair[1]);
-        if (a.shard_dir, a.seq) == (b.shard_dir, b.seq) {
-            assert!(
-                (a.generation, a.lsn) < (b.generation, b.lsn),
-                "log out of LSN order: {a:?} then {b:?}"
-            );
-        }
-    }
-
-    let store = Store::open(async_config(dir.path())).unwrap();
-    for (key, note) in &in_memory {
-        let recovered = note_of(&store.get(key).unwrap().to_record());
-        assert_eq!(&recovered, note, "{key}: memory and recovery disagree");
-    }
-    store.close().unwrap();
+    assert_frames_in_lsn_order(&frames);
+    assert_recovery_agrees(dir.path(), &in_memory);
 }
 
 #[test]
@@ -131,18 +163,7 @@ fn compaction_racing_async_puts_loses_nothing() {
     let store = Store::open(async_config(dir.path()).max_segment_records(100)).unwrap();
     let done = Arc::new(AtomicBool::new(false));
     let deadline = std::time::Duration::from_secs(60);
-    let (runs_tx, runs_rx) = std::sync::mpsc::channel();
-    {
-        let (store, done) = (store.clone(), Arc::clone(&done));
-        std::thread::spawn(move || {
-            let mut runs = 0;
-            while !done.load(Ordering::Acquire) || runs < 3 {
-                store.compact().unwrap();
-                runs += 1;
-            }
-            let _ = runs_tx.send(runs);
-        });
-    }
+    let runs_rx = compact_in_a_loop(&store, &done);
     let (last_tx, last_rx) = std::sync::mpsc::channel();
     for t in 0..THREADS {
         let (store, last_tx) = (store.clone(), last_tx.clone());
@@ -257,18 +278,7 @@ fn version_ties_racing_compaction_resolve_the_same_after_recovery() {
     let store = Store::open(async_config(dir.path())).unwrap();
     let done = Arc::new(AtomicBool::new(false));
     let deadline = std::time::Duration::from_secs(60);
-    let (runs_tx, runs_rx) = std::sync::mpsc::channel();
-    {
-        let (store, done) = (store.clone(), Arc::clone(&done));
-        std::thread::spawn(move || {
-            let mut runs = 0;
-            while !done.load(Ordering::Acquire) || runs < 3 {
-                store.compact().unwrap();
-                runs += 1;
-            }
-            let _ = runs_tx.send(runs);
-        });
-    }
+    let runs_rx = compact_in_a_loop(&store, &done);
     let (done_tx, done_rx) = std::sync::mpsc::channel();
     for t in 0..THREADS {
         let (store, done_tx) = (store.clone(), done_tx.clone());
@@ -293,19 +303,6 @@ fn version_ties_racing_compaction_resolve_the_same_after_recovery() {
         })
         .collect();
     store.close().unwrap();
-    for pair in common::read_all_frames(dir.path()).windows(2) {
-        let (a, b) = (&pair[0], &pair[1]);
-        if (a.shard_dir, a.seq) == (b.shard_dir, b.seq) {
-            assert!(
-                (a.generation, a.lsn) < (b.generation, b.lsn),
-                "log out of LSN order: {a:?} then {b:?}"
-            );
-        }
-    }
-    let store = Store::open(async_config(dir.path())).unwrap();
-    for (key, note) in &in_memory {
-        let recovered = note_of(&store.get(key).unwrap().to_record());
-        assert_eq!(&recovered, note, "{key}: memory and recovery disagree");
-    }
-    store.close().unwrap();
+    assert_frames_in_lsn_order(&common::read_all_frames(dir.path()));
+    assert_recovery_agrees(dir.path(), &in_memory);
 }

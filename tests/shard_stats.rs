@@ -54,6 +54,10 @@ fn run(durability: Durability, method: SyncMethod) {
             "{label}: bytes include the frames: {s:?}"
         );
         assert!(!s.write.is_zero(), "{label}: write time measured: {s:?}");
+        assert!(
+            !s.write_max.is_zero() && s.write_max <= s.write,
+            "{label}: the longest write is one of them: {s:?}"
+        );
         match (durability, method) {
             (Durability::Sync, SyncMethod::Dsync) => {
                 assert_eq!(s.syncs, 0, "{label}: O_DSYNC needs no fdatasync: {s:?}");

@@ -45,6 +45,10 @@ pub struct ShardStats {
     /// an earlier LSN had not arrived yet (its caller took it and had not
     /// sent its frame: preempted between the two). Zero in `Sync` mode.
     pub lsn_wait_max: Duration,
+    /// The longest single direct write (an `O_DSYNC` write includes its
+    /// flush; a separate `fdatasync` is not counted): a stuck write shows
+    /// here, a slow queue or a sleeping executor does not.
+    pub write_max: Duration,
 }
 
 /// The shared counters behind [`ShardStats`]: written by the shard's
@@ -61,6 +65,7 @@ pub(crate) struct ShardCounters {
     idle_ns: AtomicU64,
     recheck_pickups: AtomicU64,
     lsn_wait_max_ns: AtomicU64,
+    write_max_ns: AtomicU64,
 }
 
 /// How long one batch's I/O took.
@@ -87,6 +92,8 @@ impl ShardCounters {
     pub fn io_done(&self, times: IoTimes) {
         self.write_ns
             .fetch_add(nanos(times.write), Ordering::Relaxed);
+        self.write_max_ns
+            .fetch_max(nanos(times.write), Ordering::Relaxed);
         if let Some(sync) = times.sync {
             self.synced(sync);
         }
@@ -128,6 +135,7 @@ impl ShardCounters {
             idle: ns(&self.idle_ns),
             recheck_pickups: self.recheck_pickups.load(Ordering::Relaxed),
             lsn_wait_max: ns(&self.lsn_wait_max_ns),
+            write_max: ns(&self.write_max_ns),
         }
     }
 }

@@ -95,6 +95,8 @@ pub struct ShardFigures {
     pub recheck_pickups: u64,
     /// Async: the longest wait of records for an earlier LSN, ms.
     pub lsn_wait_max_ms: f64,
+    /// The longest single write, ms.
+    pub write_max_ms: f64,
     /// Share of the workload's wall time with no write of this shard in
     /// flight (`ShardStats::idle` during the workload ÷ its wall time).
     pub idle_fraction: f64,
@@ -120,6 +122,7 @@ impl ShardFigures {
             syncs: s.syncs,
             recheck_pickups: s.recheck_pickups,
             lsn_wait_max_ms: s.lsn_wait_max.as_secs_f64() * 1e3,
+            write_max_ms: s.write_max.as_secs_f64() * 1e3,
             idle_fraction: idle.as_secs_f64() / wall.as_secs_f64().max(1e-9),
         }
     }
@@ -411,7 +414,7 @@ pub fn render(r: &Report) -> String {
     for s in &r.shards {
         let _ = writeln!(
             out,
-            "  shard {:<4}  {} batches of {:.2} MB ({:.1} frames); per batch: stage {:.3} ms, write {:.3} ms; \
+            "  shard {:<4}  {} batches of {:.2} MB ({:.1} frames); per batch: stage {:.3} ms, write {:.3} ms (max {:.1}); \
              {} fdatasyncs of {:.3} ms; {} puts found by the queue re-check; no write in flight {:.1} % of the time; \
              longest wait for an earlier LSN {:.1} ms",
             s.shard,
@@ -420,6 +423,7 @@ pub fn render(r: &Report) -> String {
             s.frames as f64 / s.batches.max(1) as f64,
             s.mean_stage_ms,
             s.mean_write_ms,
+            s.write_max_ms,
             s.syncs,
             s.mean_sync_ms,
             s.recheck_pickups,

@@ -81,6 +81,11 @@ fn rotation_by_records_and_bytes_seals_segments_for_good() {
     }
     assert!(per_seq.values().all(|&n| n <= 10), "{per_seq:?}");
     assert_eq!(frames.len(), 65);
+    // The stats count every rotation (segments before the newest) and the
+    // time they held up writes.
+    let stats = &store.shard_stats()[0];
+    assert_eq!(stats.rotations, per_seq.len() as u64 - 1, "{stats:?}");
+    assert!(!stats.rotation.is_zero(), "{stats:?}");
     store.close().unwrap();
     drop(store);
 

@@ -49,6 +49,13 @@ pub struct ShardStats {
     /// flush; a separate `fdatasync` is not counted): a stuck write shows
     /// here, a slow queue or a sleeping executor does not.
     pub write_max: Duration,
+    /// Segments rotated out by size or record count (not counting
+    /// checkpoints and close).
+    pub rotations: u64,
+    /// Time those rotations held up the shard's writes: from the decision
+    /// to rotate (writes in flight still to complete) until the next
+    /// segment was ready.
+    pub rotation: Duration,
 }
 
 /// The shared counters behind [`ShardStats`]: written by the shard's
@@ -66,6 +73,8 @@ pub(crate) struct ShardCounters {
     recheck_pickups: AtomicU64,
     lsn_wait_max_ns: AtomicU64,
     write_max_ns: AtomicU64,
+    rotations: AtomicU64,
+    rotation_ns: AtomicU64,
 }
 
 /// How long one batch's I/O took.
@@ -115,6 +124,12 @@ impl ShardCounters {
         self.recheck_pickups.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// A rotation held up writes for `took`.
+    pub fn rotated(&self, took: Duration) {
+        self.rotations.fetch_add(1, Ordering::Relaxed);
+        self.rotation_ns.fetch_add(nanos(took), Ordering::Relaxed);
+    }
+
     /// Records waited `wait` for an earlier LSN.
     pub fn lsn_waited(&self, wait: Duration) {
         self.lsn_wait_max_ns
@@ -136,6 +151,8 @@ impl ShardCounters {
             recheck_pickups: self.recheck_pickups.load(Ordering::Relaxed),
             lsn_wait_max: ns(&self.lsn_wait_max_ns),
             write_max: ns(&self.write_max_ns),
+            rotations: self.rotations.load(Ordering::Relaxed),
+            rotation: ns(&self.rotation_ns),
         }
     }
 }

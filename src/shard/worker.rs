@@ -434,18 +434,21 @@ impl<Fs: LogFs> Worker<Fs> {
     /// segment quiet: every write in flight completed and no background
     /// flush holding the file.
     async fn quiesce_and_rotate(&mut self) -> Result<(), Error> {
+        let started = Instant::now();
         self.complete_inflight().await;
         if let Some(flush) = self.flushing.take() {
             let result = flush.await;
             self.flushed(result);
         }
-        match self.shared.failure() {
-            Some(cause) => Err(Error::ShardFailed {
+        if let Some(cause) = self.shared.failure() {
+            return Err(Error::ShardFailed {
                 shard: self.shared.id,
                 cause,
-            }),
-            None => self.writer.rotate().await,
+            });
         }
+        self.writer.rotate().await?;
+        self.shared.stats.rotated(started.elapsed());
+        Ok(())
     }
 
     /// Async mode: takes in a record sent by its caller; it waits for a

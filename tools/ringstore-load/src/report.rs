@@ -97,6 +97,10 @@ pub struct ShardFigures {
     pub lsn_wait_max_ms: f64,
     /// The longest single write, ms.
     pub write_max_ms: f64,
+    /// Segments rotated out.
+    pub rotations: u64,
+    /// Mean time a rotation held up the shard's writes, ms.
+    pub mean_rotation_ms: f64,
     /// Share of the workload's wall time with no write of this shard in
     /// flight (`ShardStats::idle` during the workload ÷ its wall time).
     pub idle_fraction: f64,
@@ -123,6 +127,8 @@ impl ShardFigures {
             recheck_pickups: s.recheck_pickups,
             lsn_wait_max_ms: s.lsn_wait_max.as_secs_f64() * 1e3,
             write_max_ms: s.write_max.as_secs_f64() * 1e3,
+            rotations: s.rotations,
+            mean_rotation_ms: per(s.rotation, s.rotations),
             idle_fraction: idle.as_secs_f64() / wall.as_secs_f64().max(1e-9),
         }
     }
@@ -415,7 +421,8 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(
             out,
             "  shard {:<4}  {} batches of {:.2} MB ({:.1} frames); per batch: stage {:.3} ms, write {:.3} ms (max {:.1}); \
-             {} fdatasyncs of {:.3} ms; {} puts found by the queue re-check; no write in flight {:.1} % of the time; \
+             {} fdatasyncs of {:.3} ms; {} rotations of {:.1} ms; {} puts found by the queue re-check; \
+             no write in flight {:.1} % of the time; \
              longest wait for an earlier LSN {:.1} ms",
             s.shard,
             s.batches,
@@ -426,6 +433,8 @@ pub fn render(r: &Report) -> String {
             s.write_max_ms,
             s.syncs,
             s.mean_sync_ms,
+            s.rotations,
+            s.mean_rotation_ms,
             s.recheck_pickups,
             s.idle_fraction * 100.0,
             s.lsn_wait_max_ms

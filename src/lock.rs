@@ -15,7 +15,20 @@ pub const LOCK_FILE: &str = "LOCK";
 /// A held lock; dropping it releases the lock.
 #[derive(Debug)]
 pub(crate) struct DirLock {
-    _file: File,
+    file: File,
+}
+
+impl Drop for DirLock {
+    /// Unlocks explicitly before the file closes. A process that another
+    /// thread forks while the store is open shares the lock's open file
+    /// description until it execs (the fd is close-on-exec); closing our fd
+    /// alone would leave the dir locked for that moment, and an `open`
+    /// right after `close` failed `Locked` (seen in CI: the log tool's
+    /// tests spawn processes while other tests reopen stores). An unlock
+    /// through any copy releases the lock for all of them.
+    fn drop(&mut self) {
+        let _ = flock(&self.file, FlockOperation::Unlock);
+    }
 }
 
 impl DirLock {
@@ -44,6 +57,6 @@ impl DirLock {
         let _ = file.set_len(0);
         let _ = file.seek(SeekFrom::Start(0));
         let _ = write!(file, "{}", std::process::id());
-        Ok(DirLock { _file: file })
+        Ok(DirLock { file })
     }
 }

@@ -165,6 +165,9 @@ pub(crate) async fn run<Fs: LogFs>(
         }
     };
     drop(ready);
+    // Frames carry the writer's generation, ranks in the map the shard's:
+    // one value, set at open.
+    debug_assert_eq!(writer.generation(), shared.rank(0).generation);
     let mut worker = Worker {
         fs,
         shared,

@@ -8,7 +8,6 @@
 
 #![expect(
     clippy::unwrap_used,
-    clippy::indexing_slicing,
     reason = "test helpers: a failure here is a test failure"
 )]
 
@@ -44,19 +43,6 @@ fn compact_in_a_loop(store: &Store, done: &Arc<AtomicBool>) -> std::sync::mpsc::
         let _ = runs_tx.send(runs);
     });
     runs_rx
-}
-
-/// Within each segment, frames follow each other in LSN order.
-fn assert_frames_in_lsn_order(frames: &[common::DiskFrame]) {
-    for pair in frames.windows(2) {
-        let (a, b) = (&pair[0], &pair[1]);
-        if (a.shard_dir, a.seq) == (b.shard_dir, b.seq) {
-            assert!(
-                (a.generation, a.lsn) < (b.generation, b.lsn),
-                "log out of LSN order: {a:?} then {b:?}"
-            );
-        }
-    }
 }
 
 /// After reopening `dir`, each key holds the record (its note) that memory
@@ -153,7 +139,7 @@ fn version_ties_resolve_the_same_in_memory_and_after_recovery() {
     // The log holds every put, in LSN order within each segment.
     let frames = common::read_all_frames(dir.path());
     assert_eq!(frames.len(), THREADS * 200);
-    assert_frames_in_lsn_order(&frames);
+    common::assert_frames_in_lsn_order(&frames, "ties");
     assert_recovery_agrees(dir.path(), &in_memory);
 }
 
@@ -303,6 +289,6 @@ fn version_ties_racing_compaction_resolve_the_same_after_recovery() {
         })
         .collect();
     store.close().unwrap();
-    assert_frames_in_lsn_order(&common::read_all_frames(dir.path()));
+    common::assert_frames_in_lsn_order(&common::read_all_frames(dir.path()), "ties vs compaction");
     assert_recovery_agrees(dir.path(), &in_memory);
 }

@@ -207,14 +207,13 @@ pub(crate) fn reclaim() {
 }
 
 /// For a checkpoint: gives every key's current record a new rank from
-/// `next_lsn` (in `generation`) and returns the records with their new
-/// LSNs. A key that a concurrent put moved forward meanwhile is left out:
-/// that put's frame is written after the checkpoint. Every LSN taken is
-/// either returned or was spent on such a key.
+/// `next_rank` and returns the records with their new LSNs. A key that a
+/// concurrent put moved forward meanwhile is left out: that put's frame is
+/// written after the checkpoint. Every rank taken is either returned or
+/// was spent on such a key.
 pub(crate) fn rerank_all(
     index: &Index,
-    generation: u64,
-    mut next_lsn: impl FnMut() -> u64,
+    mut next_rank: impl FnMut() -> LogRank,
 ) -> Vec<(RecordRef, u64)> {
     let guard = Guard::new();
     let mut out = Vec::with_capacity(index.len());
@@ -222,9 +221,9 @@ pub(crate) fn rerank_all(
         let Some(seen) = slot.load(&guard) else {
             continue;
         };
-        let lsn = next_lsn();
-        if let Some(record) = slot.rerank(seen, LogRank { generation, lsn }, &guard) {
-            out.push((record, lsn));
+        let rank = next_rank();
+        if let Some(record) = slot.rerank(seen, rank, &guard) {
+            out.push((record, rank.lsn));
         }
     }
     out
@@ -301,9 +300,9 @@ mod tests {
         let _ = publish(&index, record("a", 1), || rank(1)).0;
         let _ = publish(&index, record("b", 1), || rank(2)).0;
         let mut next = 10;
-        let moved = rerank_all(&index, 2, || {
+        let moved = rerank_all(&index, || {
             next += 1;
-            next
+            rank(next)
         });
         let mut lsns: Vec<u64> = moved.iter().map(|(_, lsn)| *lsn).collect();
         lsns.sort_unstable();

@@ -641,13 +641,13 @@ impl<Fs: LogFs> Worker<Fs> {
         // them.
         let skip_in_order = self.durability == Durability::Async;
         let (shared, reorder, unwritten) = (&self.shared, &mut self.reorder, &mut self.unwritten);
-        let live = index::rerank_all(&shared.index, generation, || {
+        let live = index::rerank_all(&shared.index, || {
             let lsn = shared.take_lsns(1);
             if skip_in_order {
                 // A wait this ends was for a put's LSN, counted when it came.
                 let _ = reorder.arrive(lsn, None, unwritten);
             }
-            lsn
+            shared.rank(lsn)
         });
         let mut start = 0;
         while start < live.len() {

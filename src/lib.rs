@@ -71,7 +71,7 @@ pub mod inspect {
         LatestRecord, parse_segment_name, parse_shard_dir, scan_latest, segments, shard_dirs,
     };
     pub use crate::segment::format;
-    pub use crate::segment::reader::{ReadError, SegmentReader};
-    pub use crate::segment::writer::segment_file_name;
+    pub use crate::segment::reader::{BYTES_AFTER_END, ReadError, SegmentReader};
+    pub use crate::segment::writer::{segment_file_name, spare_file_name};
     pub use crate::shard::shard_for;
 }

@@ -13,7 +13,7 @@ use crate::error::Error;
 use crate::record_ref::RecordRef;
 use crate::segment::format::{MAX_BLOCK_SIZE, MIN_BLOCK_SIZE};
 use crate::segment::hint::Hint;
-use crate::segment::reader::{ReadError, SegmentReader, frame_at};
+use crate::segment::reader::{BYTES_AFTER_END, ReadError, SegmentReader, frame_at};
 use crate::segment::writer::SealedSegment;
 
 /// What recovery found and did at `open`.
@@ -440,10 +440,7 @@ fn read_segment(
                 {
                     return Ok(());
                 }
-                (
-                    end,
-                    "non-zero bytes after the end of the written data".to_owned(),
-                )
+                (end, BYTES_AFTER_END.to_owned())
             }
             Err(ReadError::Format { offset, error }) => (offset, error.to_string()),
             Err(e) => return Err(read_error(path, e)),

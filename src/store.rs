@@ -20,6 +20,7 @@ use crate::record_ref::RecordRef;
 use crate::recovery::{self, RecoveryReport};
 use crate::segment::format::MAX_KEY_BYTES;
 use crate::segment::writer::{SealedSegment, WriterSpec};
+use crate::segment::writer::{spare_file_name, spares};
 use crate::shard::index::{self, LogRank, new_index};
 use crate::shard::stats::ShardStats;
 use crate::shard::submission::queue;
@@ -50,6 +51,9 @@ pub struct CompactReport {
     pub segments_removed: usize,
     /// Bytes freed.
     pub bytes_removed: u64,
+    /// Superseded segment files kept as spares for later segments to
+    /// overwrite (`Config::spare_segments`); their bytes are not freed.
+    pub segments_recycled: usize,
     /// Shard folders of earlier runs with more shards, retired.
     pub folders_removed: usize,
 }
@@ -175,6 +179,7 @@ impl Store {
                     max_segment_bytes: config.max_segment_bytes,
                     max_segment_records: config.max_segment_records,
                     on_sealed: config.on_sealed.as_ref().map(|c| c.0.clone()),
+                    recycle: config.spares_kept() > 0,
                     active_seq,
                 },
                 first_seq: recovered.max_seq.get(&i).map_or(1, |s| s + 1),
@@ -485,12 +490,37 @@ impl Store {
         let dir = &inner.config.dir;
         for (shard, path) in recovery::shard_dirs(dir)? {
             let first_kept = keep_from.iter().find(|(i, _)| *i == shard).map(|(_, s)| *s);
+            // Spares are taken only by this folder's shard, and only when
+            // spares are kept: a retired folder's, or any when none are kept,
+            // go now. Otherwise this only adds spares, never removes one a
+            // shard may be opening.
+            let spares_kept = match first_kept {
+                Some(_) => inner.config.spares_kept(),
+                None => 0,
+            };
+            let existing = spares(&path).map_err(|e| Error::io("listing spares", &path, e))?;
+            let mut spare_count = existing.len();
+            if spares_kept == 0 {
+                for spare in existing {
+                    report.bytes_removed += std::fs::metadata(&spare).map_or(0, |m| m.len());
+                    remove_if_exists(&spare)?;
+                }
+            }
             for (seq, seg) in recovery::segments(&path)? {
                 if first_kept.is_some_and(|keep| seq >= keep) {
                     continue;
                 }
-                report.bytes_removed += std::fs::metadata(&seg).map_or(0, |m| m.len());
                 remove_if_exists(&crate::segment::hint::hint_path(&seg))?;
+                if spare_count < spares_kept {
+                    let spare = path.join(spare_file_name(seq));
+                    std::fs::rename(&seg, &spare).map_err(|e| {
+                        Error::io("keeping a superseded segment as a spare", &seg, e)
+                    })?;
+                    spare_count += 1;
+                    report.segments_recycled += 1;
+                    continue;
+                }
+                report.bytes_removed += std::fs::metadata(&seg).map_or(0, |m| m.len());
                 remove_if_exists(&seg)?;
                 report.segments_removed += 1;
             }

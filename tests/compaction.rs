@@ -1,6 +1,7 @@
 //! `Store::compact` rewrites the live set and deletes superseded segments and
 //! retired shard folders; nothing live is lost, and reopening (with any shard
-//! count) finds every newest record.
+//! count) finds every newest record. (Spare files, kept for reuse, are the
+//! story of `spare_segments.rs`.)
 
 #![expect(
     clippy::unwrap_used,
@@ -14,17 +15,30 @@ use std::path::Path;
 
 use ringstore::{Record, Store};
 
-fn dir_bytes(dir: &Path) -> u64 {
-    let mut total = 0;
+/// Bytes of every file in the shard folders but spares, and the largest
+/// number of spares in one folder.
+fn dir_bytes_and_spares(dir: &Path) -> (u64, usize) {
+    let (mut total, mut most_spares) = (0, 0);
     for shard in std::fs::read_dir(dir).unwrap() {
         let shard = shard.unwrap().path();
         if shard.is_dir() {
+            let mut spares = 0;
             for f in std::fs::read_dir(&shard).unwrap() {
-                total += f.unwrap().metadata().unwrap().len();
+                let f = f.unwrap();
+                if f.path().extension().is_some_and(|x| x == "spare") {
+                    spares += 1;
+                } else {
+                    total += f.metadata().unwrap().len();
+                }
             }
+            most_spares = most_spares.max(spares);
         }
     }
-    total
+    (total, most_spares)
+}
+
+fn dir_bytes(dir: &Path) -> u64 {
+    dir_bytes_and_spares(dir).0
 }
 
 fn shard_folders(dir: &Path) -> usize {
@@ -39,7 +53,13 @@ fn compaction_keeps_the_live_set_and_frees_history() {
     let dir = common::temp_dir();
     let mut newest: BTreeMap<String, Record> = BTreeMap::new();
     // A first run with three shards leaves folders a two-shard run retires.
-    let store = Store::open(common::config(dir.path()).shards(3).max_segment_records(50)).unwrap();
+    let config = |shards| {
+        common::config(dir.path())
+            .shards(shards)
+            .max_segment_records(50)
+            .spare_segments(0)
+    };
+    let store = Store::open(config(3)).unwrap();
     let pad = "p".repeat(2000);
     for i in 0..400i64 {
         let key = format!("key{}", i % 40);
@@ -50,13 +70,14 @@ fn compaction_keeps_the_live_set_and_frees_history() {
     store.close().unwrap();
     drop(store);
 
-    let store = Store::open(common::config(dir.path()).shards(2).max_segment_records(50)).unwrap();
+    let store = Store::open(config(2)).unwrap();
     assert_eq!(shard_folders(dir.path()), 3);
     let before = dir_bytes(dir.path());
     let report = store.compact().unwrap();
     assert_eq!(report.records, 40);
     assert_eq!(report.folders_removed, 1, "{report:?}");
     assert!(report.segments_removed >= 8, "{report:?}");
+    assert_eq!(report.segments_recycled, 0, "{report:?}");
     let after = dir_bytes(dir.path());
     assert!(
         after * 5 < before,
@@ -105,7 +126,9 @@ fn retention_compacts_by_itself_and_keeps_the_live_set() {
     // ~6 MB of history over 10 live keys: retention must bring it down.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
-        let bytes = dir_bytes(dir.path());
+        // Spares (2 per shard by default) keep their bytes for reuse.
+        let (bytes, spares) = dir_bytes_and_spares(dir.path());
+        assert!(spares <= 2, "{spares} spares in one shard folder");
         if bytes < (1 << 20) {
             break;
         }

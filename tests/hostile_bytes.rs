@@ -121,6 +121,7 @@ fn forged_dir(payload: &[u8]) -> tempfile::TempDir {
         seq: 1,
         generation: 1,
         created_unix_ns: 0,
+        min_lsn: 0,
     }
     .encode(&mut file);
     let footprint = frame_footprint("evil".len(), payload.len());

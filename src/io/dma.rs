@@ -43,21 +43,44 @@ impl LogFile for DmaFile {
     async fn close(self) -> io::Result<()> {
         Ok(DmaFile::close(self).await?)
     }
+
+    async fn len(&self) -> io::Result<u64> {
+        Ok(self.file_size().await?)
+    }
+
+    async fn truncate(&self, len: u64) -> io::Result<()> {
+        Ok(DmaFile::truncate(self, len).await?)
+    }
+
+    async fn rename(&self, to: &Path) -> io::Result<()> {
+        Ok(DmaFile::rename(self, to).await?)
+    }
+}
+
+fn dsync_flag(write_through: bool) -> i32 {
+    if write_through {
+        rustix::fs::OFlags::DSYNC.bits() as i32
+    } else {
+        0
+    }
 }
 
 impl LogFs for DmaFs {
     type File = DmaFile;
 
     async fn create(&self, path: &Path, write_through: bool) -> io::Result<DmaFile> {
-        let flags = if write_through {
-            rustix::fs::OFlags::DSYNC.bits() as i32
-        } else {
-            0
-        };
         Ok(OpenOptions::new()
             .write(true)
             .create_new(true)
-            .custom_flags(flags)
+            .custom_flags(dsync_flag(write_through))
+            .dma_open(path)
+            .await?)
+    }
+
+    async fn open_existing(&self, path: &Path, write_through: bool) -> io::Result<DmaFile> {
+        Ok(OpenOptions::new()
+            .write(true)
+            .custom_flags(dsync_flag(write_through))
             .dma_open(path)
             .await?)
     }

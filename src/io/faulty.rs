@@ -37,17 +37,21 @@ pub enum FaultOp {
     Remove,
     /// Writing a small side file (a hint) atomically.
     SmallFile,
+    /// Reusing a spare segment file: opening it, renaming it, cutting it to
+    /// its data when sealed.
+    Recycle,
 }
 
 impl FaultOp {
     /// Every operation, in index order.
-    pub const ALL: [FaultOp; 6] = [
+    pub const ALL: [FaultOp; 7] = [
         FaultOp::Create,
         FaultOp::Write,
         FaultOp::Sync,
         FaultOp::SyncDir,
         FaultOp::Remove,
         FaultOp::SmallFile,
+        FaultOp::Recycle,
     ];
 }
 
@@ -125,6 +129,31 @@ pub enum IoEvent {
         /// The file.
         path: PathBuf,
     },
+    /// An existing (spare) file was opened for writes, keeping its bytes.
+    Reopen {
+        /// The file.
+        path: PathBuf,
+        /// Whether it succeeded.
+        ok: bool,
+    },
+    /// An open file was renamed (durable once its directory is synced).
+    Rename {
+        /// The old name.
+        from: PathBuf,
+        /// The new name.
+        to: PathBuf,
+        /// Whether it succeeded.
+        ok: bool,
+    },
+    /// A file was cut to `len` bytes (durable after its next sync).
+    Truncate {
+        /// The file.
+        path: PathBuf,
+        /// The new length.
+        len: u64,
+        /// Whether it succeeded.
+        ok: bool,
+    },
 }
 
 /// When one operation fails. All counters count calls of that operation
@@ -149,7 +178,7 @@ struct OpRule {
 /// `Config::fault_plan`. Rules can be changed while the store runs.
 #[derive(Debug, Default)]
 pub struct FaultPlan {
-    rules: [OpRule; 6],
+    rules: [OpRule; 7],
     recording: AtomicBool,
     next_id: AtomicU64,
     events: Mutex<Vec<IoEvent>>,
@@ -162,7 +191,7 @@ impl FaultPlan {
     }
 
     fn rule(&self, op: FaultOp) -> &OpRule {
-        let [create, write, sync, sync_dir, remove, small_file] = &self.rules;
+        let [create, write, sync, sync_dir, remove, small_file, recycle] = &self.rules;
         match op {
             FaultOp::Create => create,
             FaultOp::Write => write,
@@ -170,6 +199,7 @@ impl FaultPlan {
             FaultOp::SyncDir => sync_dir,
             FaultOp::Remove => remove,
             FaultOp::SmallFile => small_file,
+            FaultOp::Recycle => recycle,
         }
     }
 
@@ -322,7 +352,8 @@ impl<F: LogFs> FaultyFs<F> {
 pub(crate) struct FaultyFile<T> {
     inner: T,
     plan: Arc<FaultPlan>,
-    path: PathBuf,
+    /// Current name (changed by `rename`).
+    path: std::cell::RefCell<PathBuf>,
     /// Opened `O_DSYNC`: a completed write was also flushed, so it is
     /// recorded (and may fail) as a write followed by a sync.
     write_through: bool,
@@ -345,7 +376,7 @@ impl<T: LogFile> LogFile for FaultyFile<T> {
             let id = plan.next_id();
             plan.push(IoEvent::WriteStart {
                 id,
-                path: self.path.clone(),
+                path: self.path(),
                 offset,
                 bytes: Arc::from(&*buf.bytes_mut()),
             });
@@ -380,15 +411,54 @@ impl<T: LogFile> LogFile for FaultyFile<T> {
 
     async fn close(self) -> io::Result<()> {
         if self.plan.recording() {
-            self.plan.push(IoEvent::Close {
-                path: self.path.clone(),
-            });
+            self.plan.push(IoEvent::Close { path: self.path() });
         }
         self.inner.close().await
+    }
+
+    async fn len(&self) -> io::Result<u64> {
+        self.inner.len().await
+    }
+
+    async fn truncate(&self, len: u64) -> io::Result<()> {
+        let result = match self.plan.check(FaultOp::Recycle) {
+            Ok(()) => self.inner.truncate(len).await,
+            Err(e) => Err(e),
+        };
+        if self.plan.recording() {
+            self.plan.push(IoEvent::Truncate {
+                path: self.path(),
+                len,
+                ok: result.is_ok(),
+            });
+        }
+        result
+    }
+
+    async fn rename(&self, to: &Path) -> io::Result<()> {
+        let result = match self.plan.check(FaultOp::Recycle) {
+            Ok(()) => self.inner.rename(to).await,
+            Err(e) => Err(e),
+        };
+        if self.plan.recording() {
+            self.plan.push(IoEvent::Rename {
+                from: self.path(),
+                to: to.to_path_buf(),
+                ok: result.is_ok(),
+            });
+        }
+        if result.is_ok() {
+            *self.path.borrow_mut() = to.to_path_buf();
+        }
+        result
     }
 }
 
 impl<T: LogFile> FaultyFile<T> {
+    fn path(&self) -> PathBuf {
+        self.path.borrow().clone()
+    }
+
     /// A flush of the file, recorded and subject to the plan; `call_inner`
     /// says whether the inner file still has to be synced.
     async fn sync_step(&self, call_inner: bool) -> io::Result<()> {
@@ -397,7 +467,7 @@ impl<T: LogFile> FaultyFile<T> {
             let id = plan.next_id();
             plan.push(IoEvent::SyncStart {
                 id,
-                path: self.path.clone(),
+                path: self.path(),
             });
             Some(id)
         } else {
@@ -435,7 +505,26 @@ impl<F: LogFs> LogFs for FaultyFs<F> {
         Ok(FaultyFile {
             inner: result?,
             plan: self.plan.clone(),
-            path: path.to_path_buf(),
+            path: std::cell::RefCell::new(path.to_path_buf()),
+            write_through,
+        })
+    }
+
+    async fn open_existing(&self, path: &Path, write_through: bool) -> io::Result<Self::File> {
+        let result = match self.plan.check(FaultOp::Recycle) {
+            Ok(()) => self.inner.open_existing(path, write_through).await,
+            Err(e) => Err(e),
+        };
+        if self.plan.recording() {
+            self.plan.push(IoEvent::Reopen {
+                path: path.to_path_buf(),
+                ok: result.is_ok(),
+            });
+        }
+        Ok(FaultyFile {
+            inner: result?,
+            plan: self.plan.clone(),
+            path: std::cell::RefCell::new(path.to_path_buf()),
             write_through,
         })
     }

@@ -42,6 +42,15 @@ pub(crate) trait LogFile {
     /// Makes every completed write durable (fdatasync).
     async fn sync_data(&self) -> io::Result<()>;
 
+    /// Size of the file in bytes.
+    async fn len(&self) -> io::Result<u64>;
+
+    /// Cuts the file to `len` bytes (durable after the next `sync_data`).
+    async fn truncate(&self, len: u64) -> io::Result<()>;
+
+    /// Renames the open file to `to` (the caller syncs the directory).
+    async fn rename(&self, to: &Path) -> io::Result<()>;
+
     /// Closes the file.
     async fn close(self) -> io::Result<()>;
 }
@@ -54,6 +63,10 @@ pub(crate) trait LogFs: Clone {
     /// Creates `path` (which must not exist) for direct-I/O writes; with
     /// `write_through` (`O_DSYNC`) every completed write is durable.
     async fn create(&self, path: &Path, write_through: bool) -> io::Result<Self::File>;
+
+    /// Opens the existing file `path` for direct-I/O writes, keeping its
+    /// contents (a spare segment whose blocks a new segment overwrites).
+    async fn open_existing(&self, path: &Path, write_through: bool) -> io::Result<Self::File>;
 
     /// Makes the directory entries of `dir` durable (fsync on the directory).
     async fn sync_dir(&self, dir: &Path) -> io::Result<()>;

@@ -101,6 +101,8 @@ impl LogBuffer for AlignedBuffer {
 pub(crate) struct PortableFile {
     file: File,
     alignment: u64,
+    /// Current name, for `rename`.
+    path: std::cell::RefCell<std::path::PathBuf>,
 }
 
 /// The direct-I/O alignment the kernel reports for `file` (offsets and
@@ -165,47 +167,77 @@ impl LogFile for PortableFile {
         drop(self.file);
         Ok(())
     }
+
+    async fn len(&self) -> io::Result<u64> {
+        Ok(self.file.metadata()?.len())
+    }
+
+    async fn truncate(&self, len: u64) -> io::Result<()> {
+        self.file.set_len(len)
+    }
+
+    async fn rename(&self, to: &Path) -> io::Result<()> {
+        std::fs::rename(&*self.path.borrow(), to)?;
+        *self.path.borrow_mut() = to.to_path_buf();
+        Ok(())
+    }
+}
+
+impl PortableFs {
+    /// Opens `path` for direct writes (`create`: a new file, which must not
+    /// exist), falling back to buffered I/O where the filesystem refuses
+    /// `O_DIRECT` and the config allows a non-durable dir.
+    fn open(&self, path: &Path, write_through: bool, create: bool) -> io::Result<PortableFile> {
+        let dsync = if write_through {
+            OFlags::DSYNC
+        } else {
+            OFlags::empty()
+        };
+        let options = |flags: OFlags| {
+            let mut o = OpenOptions::new();
+            o.write(true)
+                .create_new(create)
+                .mode(0o644)
+                .custom_flags(flags.bits() as i32);
+            o
+        };
+        let file = match options(OFlags::DIRECT | dsync).open(path) {
+            Ok(f) => f,
+            Err(e)
+                if self.allow_buffered
+                    && e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) =>
+            {
+                if create {
+                    // The kernel may have created the file before refusing
+                    // O_DIRECT; it is still empty.
+                    match std::fs::remove_file(path) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                options(dsync).open(path)?
+            }
+            Err(e) => return Err(e),
+        };
+        let alignment = dio_alignment(&file);
+        Ok(PortableFile {
+            file,
+            alignment,
+            path: std::cell::RefCell::new(path.to_path_buf()),
+        })
+    }
 }
 
 impl LogFs for PortableFs {
     type File = PortableFile;
 
     async fn create(&self, path: &Path, write_through: bool) -> io::Result<PortableFile> {
-        let dsync = if write_through {
-            OFlags::DSYNC
-        } else {
-            OFlags::empty()
-        };
-        let direct = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o644)
-            .custom_flags((OFlags::DIRECT | dsync).bits() as i32)
-            .open(path);
-        let file = match direct {
-            Ok(f) => f,
-            Err(e)
-                if self.allow_buffered
-                    && e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) =>
-            {
-                // The kernel may have created the file before refusing
-                // O_DIRECT; it is still empty.
-                match std::fs::remove_file(path) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(e),
-                }
-                OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o644)
-                    .custom_flags(dsync.bits() as i32)
-                    .open(path)?
-            }
-            Err(e) => return Err(e),
-        };
-        let alignment = dio_alignment(&file);
-        Ok(PortableFile { file, alignment })
+        self.open(path, write_through, true)
+    }
+
+    async fn open_existing(&self, path: &Path, write_through: bool) -> io::Result<PortableFile> {
+        self.open(path, write_through, false)
     }
 
     async fn sync_dir(&self, dir: &Path) -> io::Result<()> {

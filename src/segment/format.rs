@@ -10,8 +10,12 @@ use std::fmt;
 
 /// First 8 bytes of every segment file.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"RINGSEG\0";
-/// Version of this format; bumped on any incompatible change.
-pub const FORMAT_VERSION: u32 = 1;
+/// Version of this format, written into every new segment; bumped on any
+/// incompatible change. Version 2 added `min_lsn` (segments may reuse the
+/// file of a retired one); version 1 files are still read.
+pub const FORMAT_VERSION: u32 = 2;
+/// Oldest format version this build reads.
+pub const MIN_FORMAT_VERSION: u32 = 1;
 /// Smallest block size: every group commit starts on a multiple of the block
 /// size, which is at least this and at least the device's direct-I/O
 /// alignment. The header occupies the whole first block.
@@ -85,6 +89,11 @@ pub struct SegmentHeader {
     /// Creation time, nanoseconds since the Unix epoch (informational only:
     /// never used to order anything).
     pub created_unix_ns: u64,
+    /// Every frame of this segment has an `lsn` at least this, and every
+    /// frame its generation wrote earlier has a lower one (0 in version 1
+    /// files). A recycled file still holds frames of its earlier use after
+    /// the end of the new data: they fail [`SegmentHeader::owns`].
+    pub min_lsn: u64,
 }
 
 /// One decoded frame, borrowing its key and payload from the read buffer.
@@ -151,7 +160,7 @@ impl fmt::Display for FormatError {
             FormatError::UnsupportedVersion(v) => {
                 write!(
                     f,
-                    "format version {v} is not supported (this build reads {FORMAT_VERSION})"
+                    "format version {v} is not supported (this build reads {MIN_FORMAT_VERSION} to {FORMAT_VERSION}); open it with a newer ringstore"
                 )
             }
             FormatError::ChecksumMismatch { stored, computed } => write!(
@@ -214,7 +223,7 @@ impl SegmentHeader {
         put(out, 32, &self.generation.to_le_bytes());
         put(out, 40, &self.created_unix_ns.to_le_bytes());
         put(out, 48, &self.pipeline_depth.to_le_bytes());
-        put(out, 52, &[0u8; 8]);
+        put(out, 52, &self.min_lsn.to_le_bytes());
         let crc = out.get(..60).map_or(0, crc32c::crc32c);
         put(out, 60, &crc.to_le_bytes());
         debug_assert_eq!(SegmentHeader::decode(out).as_ref(), Ok(self));
@@ -237,7 +246,7 @@ impl SegmentHeader {
             return Err(FormatError::ChecksumMismatch { stored, computed });
         }
         let version = le_u32(head, 8);
-        if version != FORMAT_VERSION {
+        if !(MIN_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
             return Err(FormatError::UnsupportedVersion(version));
         }
         let block_size = le_u32(head, 12);
@@ -256,7 +265,18 @@ impl SegmentHeader {
             seq: le_u64(head, 24),
             generation: le_u64(head, 32),
             created_unix_ns: le_u64(head, 40),
+            // Reserved and zero in version 1.
+            min_lsn: le_u64(head, 52),
         })
+    }
+
+    /// Whether `frame` was written into this segment, rather than left by an
+    /// earlier use of a recycled file: every frame of a segment carries the
+    /// segment's generation and an `lsn` of at least `min_lsn`, and a frame
+    /// left from before was written by an earlier generation or, in the same
+    /// generation, before this segment was created.
+    pub fn owns(&self, frame: &Frame<'_>) -> bool {
+        frame.generation == self.generation && frame.lsn >= self.min_lsn
     }
 }
 
@@ -509,6 +529,7 @@ mod tests {
             seq: 9,
             generation: 4,
             created_unix_ns: 123,
+            min_lsn: 77,
         };
         let mut block = vec![0u8; 4096];
         h.encode(&mut block);

@@ -11,6 +11,12 @@ use crate::segment::format::{
     FRAME_ALIGN, FormatError, Frame, SegmentHeader, Slot, align_up, classify, decode_frame,
 };
 
+/// Why bytes after the end of the written data (see
+/// [`SegmentReader::has_bytes_after`]) are damage: in the newest segment of a
+/// folder they are a torn tail or, in a reused spare file, the frames of its
+/// earlier use.
+pub const BYTES_AFTER_END: &str = "non-zero bytes after the end of the written data (a torn write, or frames of a reused file's earlier use)";
+
 /// Bytes read from the file at a time (a frame larger than this is read whole).
 const WINDOW_BYTES: usize = 4 << 20;
 
@@ -72,6 +78,7 @@ impl SegmentReader {
                 seq: 0,
                 generation: 0,
                 created_unix_ns: 0,
+                min_lsn: 0,
             },
             file_len,
             pos: 0,
@@ -113,7 +120,8 @@ impl SegmentReader {
     }
 
     /// The next frame and its offset; `Ok(None)` at the end of the written
-    /// data. After an error, further calls return `Ok(None)` (the offset of
+    /// data, which is also where a frame left by an earlier use of a recycled
+    /// file starts (see [`SegmentHeader::owns`]). After an error, further calls return `Ok(None)` (the offset of
     /// the bad bytes is in the error; `position` stays at it).
     pub fn next_frame(&mut self) -> Result<Option<(u64, Frame<'_>)>, ReadError> {
         if self.stopped {
@@ -152,6 +160,11 @@ impl SegmentReader {
                     self.pos = align_up(pos as usize + len, FRAME_ALIGN) as u64;
                     let bytes = fetch(&mut self.window, &self.file, self.file_len, pos, len)?;
                     return match decode_frame(bytes) {
+                        Ok(frame) if !self.header.owns(&frame) => {
+                            self.pos = pos;
+                            self.stopped = true;
+                            Ok(None)
+                        }
                         Ok(frame) => Ok(Some((pos, frame))),
                         Err(error) => {
                             self.pos = pos;
@@ -171,7 +184,7 @@ impl SegmentReader {
 
 impl SegmentReader {
     /// After damage at `offset`: the first block boundary past it where a
-    /// valid frame starts (every batch starts on a block boundary), if any.
+    /// valid frame of this segment starts (every batch starts on a block boundary), if any.
     /// Moves the reader there and resumes reading when found.
     pub fn resync_after(&mut self, offset: u64) -> Result<Option<u64>, ReadError> {
         let block_size = self.header.block_size;
@@ -182,7 +195,7 @@ impl SegmentReader {
             if let Ok(Slot::Frame { len }) = classify(head, at, block_size) {
                 if at + len as u64 <= self.file_len {
                     let bytes = fetch(&mut self.window, &self.file, self.file_len, at, len)?;
-                    if decode_frame(bytes).is_ok() {
+                    if decode_frame(bytes).is_ok_and(|f| self.header.owns(&f)) {
                         self.pos = at;
                         self.stopped = false;
                         return Ok(Some(at));

@@ -9,7 +9,7 @@ use std::io::Write;
 
 use ringstore::RecordRef;
 use ringstore::inspect::format::{Frame, MAX_BLOCK_SIZE, SegmentHeader};
-use ringstore::inspect::{ReadError, SegmentReader};
+use ringstore::inspect::{BYTES_AFTER_END, ReadError, SegmentReader};
 
 use crate::error::ToolError;
 use crate::source::SegmentFile;
@@ -272,10 +272,7 @@ pub fn walk_segment(
                 if !reader.has_bytes_after(end).map_err(|e| read_err(src, e))? {
                     break;
                 }
-                (
-                    end,
-                    "non-zero bytes after the end of the written data".to_owned(),
-                )
+                (end, BYTES_AFTER_END.to_owned())
             }
             Err(ReadError::Format { offset, error }) => (offset, error.to_string()),
             Err(e) => return Err(read_err(src, e)),

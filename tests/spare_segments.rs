@@ -1,0 +1,252 @@
+//! Segments retired by `Store::compact` are kept as spares (up to
+//! `Config::spare_segments` per shard) and later segments overwrite their
+//! files. A reused file still holds the frames of its earlier use after the
+//! new data until it is sealed and cut: recovery must stop at them, also
+//! after a crash, and lose nothing acknowledged.
+
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers: a failure here is a test failure"
+)]
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use ringstore::{Config, RecoveryMode, Store};
+
+const CHILD_DIR: &str = "RINGSTORE_SPARE_CHILD_DIR";
+
+fn config(dir: &Path) -> Config {
+    common::config(dir)
+        .max_segment_records(10)
+        .spare_segments(2)
+}
+
+/// Inode numbers of the files with `extension` in every shard folder.
+fn inodes(dir: &Path, extension: &str) -> BTreeMap<u64, PathBuf> {
+    let mut out = BTreeMap::new();
+    for shard in std::fs::read_dir(dir).unwrap() {
+        let shard = shard.unwrap().path();
+        if !shard.is_dir() {
+            continue;
+        }
+        for f in std::fs::read_dir(&shard).unwrap() {
+            let path = f.unwrap().path();
+            if path.extension().is_some_and(|x| x == extension) {
+                out.insert(std::fs::metadata(&path).unwrap().ino(), path);
+            }
+        }
+    }
+    out
+}
+
+/// Puts `count` records of about `pad` bytes over 20 keys with versions from
+/// `first`.
+fn put_many(
+    store: &Store,
+    (first, count): (i64, i64),
+    pad: usize,
+    newest: &mut BTreeMap<String, i64>,
+) {
+    let pad = "s".repeat(pad);
+    for v in first..first + count {
+        let key = format!("key{}", v % 20);
+        store.put_blocking(&key, &common::record(v, &pad)).unwrap();
+        newest.insert(key, v);
+    }
+}
+
+fn assert_newest(store: &Store, newest: &BTreeMap<String, i64>, context: &str) {
+    assert_eq!(store.len(), newest.len(), "{context}");
+    for (k, v) in newest {
+        assert_eq!(store.get(k).unwrap().version(), *v, "{context}: {k}");
+    }
+}
+
+#[test]
+fn compaction_keeps_spares_and_later_segments_overwrite_them() {
+    let dir = common::temp_dir();
+    let mut newest = BTreeMap::new();
+    let store = Store::open(config(dir.path())).unwrap();
+    // Larger records first: the segments that reuse these files hold less
+    // than the files did, so sealing must cut the earlier frames off.
+    put_many(&store, (0, 200), 6000, &mut newest);
+    let report = store.compact().unwrap();
+    assert_eq!(report.segments_recycled, 4, "2 per shard: {report:?}");
+    assert!(report.segments_removed > 0, "{report:?}");
+    let spares = inodes(dir.path(), "spare");
+    assert_eq!(spares.len(), 4, "{spares:?}");
+
+    // Every new segment takes a spare while there is one.
+    put_many(&store, (200, 100), 2000, &mut newest);
+    assert!(
+        inodes(dir.path(), "spare").is_empty(),
+        "spares left after 10 rotations"
+    );
+    let reused: Vec<_> = inodes(dir.path(), "seg")
+        .into_iter()
+        .filter(|(ino, _)| spares.contains_key(ino))
+        .collect();
+    assert_eq!(reused.len(), 4, "segments in spare files: {reused:?}");
+    assert_newest(&store, &newest, "before close");
+    store.close().unwrap();
+    drop(store);
+
+    // Sealing cut every reused file to its own data: nothing to report.
+    let store = Store::open(config(dir.path())).unwrap();
+    let report = store.recovery_report();
+    assert!(report.torn_tails.is_empty(), "{report:?}");
+    assert!(report.skipped.is_empty(), "{report:?}");
+    assert_newest(&store, &newest, "after reopen");
+    store.close().unwrap();
+    common::assert_frames_in_lsn_order(&common::read_all_frames(dir.path()), "after reopen");
+}
+
+/// The child of `a_crash_in_a_reused_segment_loses_nothing`: fills the dir,
+/// compacts, writes a few puts into a reused spare, prints them, and aborts
+/// (no unwinding, no seal: the file keeps its old frames after the new ones).
+fn crash_child(dir: &Path) {
+    let config = config(dir).shards(1);
+    let store = Store::open(config).unwrap();
+    let mut newest = BTreeMap::new();
+    put_many(&store, (0, 200), 2000, &mut newest);
+    store.compact().unwrap();
+    let spares: BTreeSet<u64> = inodes(dir, "spare").into_keys().collect();
+    let mut out = std::io::stdout().lock();
+    for ino in &spares {
+        writeln!(out, "SPARE {ino}").unwrap();
+    }
+    // The checkpoint's puts fill 2 segments; the next rotation takes the
+    // first spare. Put until it has, then 3 more into it.
+    let mut v = 1000;
+    while inodes(dir, "spare").len() == spares.len() {
+        put_many(&store, (v, 1), 2000, &mut newest);
+        v += 1;
+    }
+    put_many(&store, (v, 3), 2000, &mut newest);
+    for (k, version) in &newest {
+        writeln!(out, "ACK {k} {version}").unwrap();
+    }
+    out.flush().unwrap();
+    std::process::abort();
+}
+
+#[test]
+fn a_crash_in_a_reused_segment_loses_nothing() {
+    if let Some(dir) = std::env::var_os(CHILD_DIR) {
+        crash_child(Path::new(&dir));
+        return;
+    }
+    let dir = common::temp_dir();
+    let child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "a_crash_in_a_reused_segment_loses_nothing",
+            "--nocapture",
+        ])
+        .env(CHILD_DIR, dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut spares = BTreeSet::new();
+    let mut acked = BTreeMap::new();
+    let mut child = child;
+    for line in BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+    {
+        let parts: Vec<&str> = line.split(' ').collect();
+        match parts.as_slice() {
+            ["SPARE", ino] => {
+                spares.insert(ino.parse::<u64>().unwrap());
+            }
+            ["ACK", key, version] => {
+                acked.insert((*key).to_owned(), version.parse::<i64>().unwrap());
+            }
+            _ => {}
+        }
+    }
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "the child must crash (abort)");
+    assert_eq!(acked.len(), 20, "the child did not finish its puts");
+
+    // The crash left the newest segment in a reused file, with the frames
+    // of its earlier use after the 4 new ones.
+    let segments = inodes(dir.path(), "seg");
+    let newest_seg = segments.values().max().unwrap().clone();
+    let ino = std::fs::metadata(&newest_seg).unwrap().ino();
+    assert!(
+        spares.contains(&ino),
+        "{} is not a reused spare",
+        newest_seg.display()
+    );
+    let mut reader = ringstore::inspect::SegmentReader::open(&newest_seg).unwrap();
+    let mut frames = 0;
+    while reader.next_frame().unwrap().is_some() {
+        frames += 1;
+    }
+    assert_eq!(frames, 4, "frames of this segment in the reused file");
+    let end = reader.position();
+    assert!(
+        reader.has_bytes_after(end).unwrap(),
+        "the reused file should still hold its earlier frames after offset {end}"
+    );
+
+    let store = Store::open(config(dir.path()).shards(1)).unwrap();
+    assert_newest(&store, &acked, "after the crash");
+    let report = store.recovery_report().clone();
+    assert_eq!(report.torn_tails.len(), 1, "{report:?}");
+    let torn = report.torn_tails.first().unwrap();
+    assert_eq!((&torn.path, torn.offset), (&newest_seg, end), "{report:?}");
+    assert!(report.skipped.is_empty(), "{report:?}");
+    store.close().unwrap();
+    drop(store);
+    common::assert_frames_in_lsn_order(&common::read_all_frames(dir.path()), "after the crash");
+    // Recovery cut the leftovers: the next open finds nothing to repair.
+    let store = Store::open(config(dir.path()).shards(1)).unwrap();
+    assert!(store.recovery_report().torn_tails.is_empty());
+    assert_newest(&store, &acked, "second reopen");
+    store.close().unwrap();
+}
+
+#[test]
+fn strict_mode_keeps_no_spares() {
+    let dir = common::temp_dir();
+    let mut newest = BTreeMap::new();
+    let store = Store::open(config(dir.path())).unwrap();
+    put_many(&store, (0, 200), 2000, &mut newest);
+    assert_eq!(store.compact().unwrap().segments_recycled, 4);
+    store.close().unwrap();
+    drop(store);
+
+    // Strict refuses a torn tail, and a crash in a reused file leaves one:
+    // Strict stores neither keep nor take spares, and drop those they find.
+    let strict = config(dir.path()).recovery_mode(RecoveryMode::Strict);
+    let store = Store::open(strict).unwrap();
+    put_many(&store, (200, 100), 2000, &mut newest);
+    assert_eq!(inodes(dir.path(), "spare").len(), 4, "Strict took a spare");
+    let report = store.compact().unwrap();
+    assert_eq!(report.segments_recycled, 0, "{report:?}");
+    assert!(inodes(dir.path(), "spare").is_empty());
+    assert_newest(&store, &newest, "strict");
+    store.close().unwrap();
+}
+
+#[test]
+fn zero_spares_deletes_retired_segments() {
+    let dir = common::temp_dir();
+    let mut newest = BTreeMap::new();
+    let store = Store::open(config(dir.path()).spare_segments(0)).unwrap();
+    put_many(&store, (0, 200), 2000, &mut newest);
+    let report = store.compact().unwrap();
+    assert_eq!(report.segments_recycled, 0, "{report:?}");
+    assert!(inodes(dir.path(), "spare").is_empty());
+    assert_newest(&store, &newest, "no spares");
+    store.close().unwrap();
+}

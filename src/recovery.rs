@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use crate::config::RecoveryMode;
 use crate::error::Error;
 use crate::record_ref::RecordRef;
-use crate::segment::format::{MAX_BLOCK_SIZE, MIN_BLOCK_SIZE};
+use crate::segment::format::{FrameSalt, MAX_BLOCK_SIZE, MIN_BLOCK_SIZE};
 use crate::segment::hint::Hint;
-use crate::segment::reader::{BYTES_AFTER_END, ReadError, SegmentReader, frame_at};
+use crate::segment::reader::{BYTES_AFTER_END, ReadError, SegmentReader, frame_at, header_of};
 use crate::segment::writer::SealedSegment;
 
 /// What recovery found and did at `open`.
@@ -326,19 +326,21 @@ fn load_winners(
     list.sort_by_key(|c| (c.segment, c.offset));
     let mut out = Vec::with_capacity(list.len());
     let mut buf = Vec::new();
-    let mut open: Option<(usize, fs::File)> = None;
+    let mut open: Option<(usize, fs::File, FrameSalt)> = None;
     for c in list {
         let Some(path) = segments.get(c.segment) else {
             continue;
         };
-        if open.as_ref().is_none_or(|(i, _)| *i != c.segment) {
+        if open.as_ref().is_none_or(|(i, _, _)| *i != c.segment) {
             let file = fs::File::open(path).map_err(|e| Error::io("opening segment", path, e))?;
-            open = Some((c.segment, file));
+            let salt = header_of(&file).map_err(|e| read_error(path, e))?.salt();
+            open = Some((c.segment, file, salt));
         }
-        let Some((_, file)) = open.as_ref() else {
+        let Some((_, file, salt)) = open.as_ref() else {
             continue;
         };
-        let frame = frame_at(file, c.offset, c.len, &mut buf).map_err(|e| read_error(path, e))?;
+        let frame =
+            frame_at(file, *salt, c.offset, c.len, &mut buf).map_err(|e| read_error(path, e))?;
         if (frame.version, frame.generation, frame.lsn) != c.rank {
             return Err(corrupt(
                 path,

@@ -29,7 +29,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as PropConfig, FileFailurePersistence};
 use ringstore::inspect::format::{
-    FrameFields, MIN_BLOCK_SIZE, SegmentHeader, align_up, encode_frame, frame_footprint,
+    FORMAT_VERSION, FrameFields, FrameSalt, MIN_BLOCK_SIZE, SegmentHeader, align_up, encode_frame,
+    frame_footprint,
 };
 use ringstore::inspect::{scan_latest, segment_file_name};
 use ringstore::{Error, Record, RecordRef, RecoveryMode, Store, Value};
@@ -121,7 +122,7 @@ fn forged_dir(payload: &[u8]) -> tempfile::TempDir {
         seq: 1,
         generation: 1,
         created_unix_ns: 0,
-        min_lsn: 0,
+        format_version: FORMAT_VERSION,
     }
     .encode(&mut file);
     let footprint = frame_footprint("evil".len(), payload.len());
@@ -135,6 +136,7 @@ fn forged_dir(payload: &[u8]) -> tempfile::TempDir {
             payload,
             payload_crc: crc32c::crc32c(payload),
         },
+        FrameSalt::segment(1),
         &mut frame,
     );
     file.extend_from_slice(&frame);

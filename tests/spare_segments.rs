@@ -1,8 +1,8 @@
 //! Segments retired by `Store::compact` are kept as spares (up to
 //! `Config::spare_segments` per shard) and later segments overwrite their
 //! files. A reused file still holds the frames of its earlier use after the
-//! new data until it is sealed and cut: recovery must stop at them, also
-//! after a crash, and lose nothing acknowledged.
+//! new data until it is sealed and cut: recovery must never take them for
+//! the new segment's, also after a crash, and lose nothing acknowledged.
 
 #![expect(
     clippy::unwrap_used,
@@ -186,13 +186,19 @@ fn a_crash_in_a_reused_segment_loses_nothing() {
         "{} is not a reused spare",
         newest_seg.display()
     );
+    // The old frames fail their CRC under the new segment's seq: the reader
+    // reports damage right after the 4 new frames.
     let mut reader = ringstore::inspect::SegmentReader::open(&newest_seg).unwrap();
     let mut frames = 0;
-    while reader.next_frame().unwrap().is_some() {
+    while let Ok(Some(_)) = reader.next_frame() {
         frames += 1;
     }
     assert_eq!(frames, 4, "frames of this segment in the reused file");
     let end = reader.position();
+    assert!(
+        reader.resync_after(end).unwrap().is_none(),
+        "no frame of this segment after {end}"
+    );
     assert!(
         reader.has_bytes_after(end).unwrap(),
         "the reused file should still hold its earlier frames after offset {end}"

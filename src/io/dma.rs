@@ -95,6 +95,13 @@ impl LogFs for DmaFs {
         glommio::timer::sleep(duration).await;
     }
 
+    async fn spares(&self, dir: &Path) -> io::Result<Vec<std::path::PathBuf>> {
+        let dir = dir.to_path_buf();
+        glommio::executor()
+            .spawn_blocking(move || crate::segment::writer::spares(&dir))
+            .await
+    }
+
     async fn remove_file(&self, path: &Path) -> io::Result<()> {
         let path = path.to_path_buf();
         glommio::executor()

@@ -551,6 +551,10 @@ impl<F: LogFs> LogFs for FaultyFs<F> {
         self.inner.sleep(duration).await;
     }
 
+    async fn spares(&self, dir: &Path) -> io::Result<Vec<PathBuf>> {
+        self.inner.spares(dir).await
+    }
+
     async fn remove_file(&self, path: &Path) -> io::Result<()> {
         let result = match self.plan.check(FaultOp::Remove) {
             Ok(()) => self.inner.remove_file(path).await,

@@ -68,6 +68,12 @@ pub(crate) trait LogFs: Clone {
     /// contents (a spare segment whose blocks a new segment overwrites).
     async fn open_existing(&self, path: &Path, write_through: bool) -> io::Result<Self::File>;
 
+    /// The spare files of the shard folder `dir`, oldest first (see
+    /// `segment::writer::spares`).
+    async fn spares(&self, dir: &Path) -> io::Result<Vec<std::path::PathBuf>> {
+        crate::segment::writer::spares(dir)
+    }
+
     /// Makes the directory entries of `dir` durable (fsync on the directory).
     async fn sync_dir(&self, dir: &Path) -> io::Result<()>;
 

@@ -11,8 +11,9 @@ use std::fmt;
 /// First 8 bytes of every segment file.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"RINGSEG\0";
 /// Version of this format, written into every new segment; bumped on any
-/// incompatible change. Version 2 added `min_lsn` (segments may reuse the
-/// file of a retired one); version 1 files are still read.
+/// incompatible change. Version 2 binds each frame to its segment (the CRC
+/// continues over the segment's seq), so a segment may reuse the file of a
+/// retired one; version 1 files are still read.
 pub const FORMAT_VERSION: u32 = 2;
 /// Oldest format version this build reads.
 pub const MIN_FORMAT_VERSION: u32 = 1;
@@ -89,11 +90,26 @@ pub struct SegmentHeader {
     /// Creation time, nanoseconds since the Unix epoch (informational only:
     /// never used to order anything).
     pub created_unix_ns: u64,
-    /// Every frame of this segment has an `lsn` at least this, and every
-    /// frame its generation wrote earlier has a lower one (0 in version 1
-    /// files). A recycled file still holds frames of its earlier use after
-    /// the end of the new data: they fail [`SegmentHeader::owns`].
-    pub min_lsn: u64,
+    /// Format version of the segment ([`MIN_FORMAT_VERSION`] ..=
+    /// [`FORMAT_VERSION`]); new segments are written in [`FORMAT_VERSION`].
+    pub format_version: u32,
+}
+
+/// What binds a frame to its segment: from format version 2 on, a frame's
+/// CRC continues over the seq of the segment it was written into. A reused
+/// file still holds frames of its earlier use after the new data; under the
+/// new seq their CRC fails, so a reader never takes them for this segment's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameSalt(Option<u64>);
+
+impl FrameSalt {
+    /// Version 1 frames: the CRC covers the frame alone.
+    pub const NONE: FrameSalt = FrameSalt(None);
+
+    /// Frames of segment `seq` (format version 2 and later).
+    pub const fn segment(seq: u64) -> FrameSalt {
+        FrameSalt(Some(seq))
+    }
 }
 
 /// One decoded frame, borrowing its key and payload from the read buffer.
@@ -215,7 +231,8 @@ impl SegmentHeader {
     pub fn encode(&self, out: &mut [u8]) {
         debug_assert!(out.len() >= HEADER_LEN);
         put(out, 0, &SEGMENT_MAGIC);
-        put(out, 8, &FORMAT_VERSION.to_le_bytes());
+        debug_assert!((MIN_FORMAT_VERSION..=FORMAT_VERSION).contains(&self.format_version));
+        put(out, 8, &self.format_version.to_le_bytes());
         put(out, 12, &self.block_size.to_le_bytes());
         put(out, 16, &self.shard.to_le_bytes());
         put(out, 20, &self.shard_count.to_le_bytes());
@@ -223,7 +240,7 @@ impl SegmentHeader {
         put(out, 32, &self.generation.to_le_bytes());
         put(out, 40, &self.created_unix_ns.to_le_bytes());
         put(out, 48, &self.pipeline_depth.to_le_bytes());
-        put(out, 52, &self.min_lsn.to_le_bytes());
+        put(out, 52, &[0u8; 8]);
         let crc = out.get(..60).map_or(0, crc32c::crc32c);
         put(out, 60, &crc.to_le_bytes());
         debug_assert_eq!(SegmentHeader::decode(out).as_ref(), Ok(self));
@@ -265,26 +282,29 @@ impl SegmentHeader {
             seq: le_u64(head, 24),
             generation: le_u64(head, 32),
             created_unix_ns: le_u64(head, 40),
-            // Reserved and zero in version 1.
-            min_lsn: le_u64(head, 52),
+            format_version: version,
         })
     }
 
-    /// Whether `frame` was written into this segment, rather than left by an
-    /// earlier use of a recycled file: every frame of a segment carries the
-    /// segment's generation and an `lsn` of at least `min_lsn`, and a frame
-    /// left from before was written by an earlier generation or, in the same
-    /// generation, before this segment was created.
-    pub fn owns(&self, frame: &Frame<'_>) -> bool {
-        frame.generation == self.generation && frame.lsn >= self.min_lsn
+    /// The salt of this segment's frames.
+    pub fn salt(&self) -> FrameSalt {
+        match self.format_version {
+            1 => FrameSalt::NONE,
+            _ => FrameSalt::segment(self.seq),
+        }
     }
 }
 
 /// The frame checksum: CRC32C over the payload, continued over the frame's
 /// bytes `[8, payload offset)` (header fields after the checksum, key and
-/// padding). `payload_crc` is CRC32C of the payload alone.
-pub fn frame_crc(payload_crc: u32, header_and_key: &[u8]) -> u32 {
-    crc32c::crc32c_append(payload_crc, header_and_key)
+/// padding), then over the salt (the segment's seq, 8 bytes little-endian,
+/// from format version 2 on). `payload_crc` is CRC32C of the payload alone.
+pub fn frame_crc(payload_crc: u32, header_and_key: &[u8], salt: FrameSalt) -> u32 {
+    let crc = crc32c::crc32c_append(payload_crc, header_and_key);
+    match salt.0 {
+        Some(seq) => crc32c::crc32c_append(crc, &seq.to_le_bytes()),
+        None => crc,
+    }
 }
 
 /// The fields of a frame to encode.
@@ -307,13 +327,18 @@ pub struct FrameFields<'a> {
 /// Encodes one frame at the start of `out`, which must hold at least
 /// `frame_footprint(key.len(), payload.len())` bytes; the padding bytes are
 /// zeroed. Returns the footprint.
-pub fn encode_frame(f: &FrameFields<'_>, out: &mut [u8]) -> usize {
-    encode_frame_flagged(f, false, out)
+pub fn encode_frame(f: &FrameFields<'_>, salt: FrameSalt, out: &mut [u8]) -> usize {
+    encode_frame_flagged(f, salt, false, out)
 }
 
 /// [`encode_frame`], marking the frame as the first of its batch when
 /// `batch_start` is set.
-pub fn encode_frame_flagged(f: &FrameFields<'_>, batch_start: bool, out: &mut [u8]) -> usize {
+pub fn encode_frame_flagged(
+    f: &FrameFields<'_>,
+    salt: FrameSalt,
+    batch_start: bool,
+    out: &mut [u8],
+) -> usize {
     let key = f.key.as_bytes();
     let p_off = payload_offset(key.len());
     let len = frame_len(key.len(), f.payload.len());
@@ -340,10 +365,10 @@ pub fn encode_frame_flagged(f: &FrameFields<'_>, batch_start: bool, out: &mut [u
     // The CRC runs over the payload first (its CRC was computed on the
     // caller's thread), then over bytes [8, payload offset): header fields,
     // key and padding. Extending it costs only those few bytes here.
-    let crc = frame_crc(f.payload_crc, out.get(8..p_off).unwrap_or_default());
+    let crc = frame_crc(f.payload_crc, out.get(8..p_off).unwrap_or_default(), salt);
     put(out, 4, &crc.to_le_bytes());
     debug_assert!(matches!(
-        decode_frame(out.get(..len).unwrap_or_default()),
+        decode_frame(out.get(..len).unwrap_or_default(), salt),
         Ok(fr) if fr.key == f.key && fr.payload == f.payload && fr.version == f.version && fr.lsn == f.lsn
     ));
     footprint
@@ -389,9 +414,10 @@ pub fn classify(head: &[u8], pos: u64, block_size: u32) -> Result<Slot, FormatEr
     Ok(Slot::Frame { len })
 }
 
-/// Decodes and checks one whole frame: `bytes` must be exactly the `len`
-/// bytes that `classify` reported (fewer is `Truncated`).
-pub fn decode_frame(bytes: &[u8]) -> Result<Frame<'_>, FormatError> {
+/// Decodes and checks one whole frame of a segment whose frames carry
+/// `salt`: `bytes` must be exactly the `len` bytes that `classify` reported
+/// (fewer is `Truncated`). A frame of another segment fails its CRC.
+pub fn decode_frame(bytes: &[u8], salt: FrameSalt) -> Result<Frame<'_>, FormatError> {
     if bytes.len() < FRAME_HEADER_LEN {
         return Err(FormatError::Truncated {
             needed: FRAME_HEADER_LEN,
@@ -433,6 +459,7 @@ pub fn decode_frame(bytes: &[u8]) -> Result<Frame<'_>, FormatError> {
     let computed = frame_crc(
         crc32c::crc32c(payload),
         frame.get(8..p_off).unwrap_or_default(),
+        salt,
     );
     if stored != computed {
         return Err(FormatError::ChecksumMismatch { stored, computed });
@@ -473,6 +500,8 @@ pub fn decode_frame(bytes: &[u8]) -> Result<Frame<'_>, FormatError> {
 mod tests {
     use super::*;
 
+    const SALT: FrameSalt = FrameSalt::segment(5);
+
     fn frame_bytes(key: &str, payload: &[u8]) -> Vec<u8> {
         let mut out = vec![0xAA; frame_footprint(key.len(), payload.len())];
         let n = encode_frame(
@@ -484,6 +513,7 @@ mod tests {
                 payload,
                 payload_crc: crc32c::crc32c(payload),
             },
+            SALT,
             &mut out,
         );
         assert_eq!(n, out.len());
@@ -493,7 +523,7 @@ mod tests {
     #[test]
     fn frame_round_trips() {
         let bytes = frame_bytes("sensor1", b"hello payload");
-        let f = decode_frame(&bytes).expect("valid frame");
+        let f = decode_frame(&bytes, SALT).expect("valid frame");
         assert_eq!(
             (f.key, f.payload, f.version, f.lsn, f.generation),
             ("sensor1", &b"hello payload"[..], -7, 42, 3)
@@ -509,13 +539,35 @@ mod tests {
     #[test]
     fn every_flipped_bit_is_detected() {
         let bytes = frame_bytes("k", b"0123456789");
-        let len = decode_frame(&bytes).expect("valid").len as usize;
+        let len = decode_frame(&bytes, SALT).expect("valid").len as usize;
         for i in 0..len * 8 {
             let mut b = bytes.clone();
             if let Some(x) = b.get_mut(i / 8) {
                 *x ^= 1 << (i % 8);
             }
-            assert!(decode_frame(&b).is_err(), "flip of bit {i} went unnoticed");
+            assert!(
+                decode_frame(&b, SALT).is_err(),
+                "flip of bit {i} went unnoticed"
+            );
+        }
+    }
+
+    #[test]
+    fn a_frame_belongs_to_the_segment_it_was_written_for() {
+        let bytes = frame_bytes("k", b"0123456789");
+        assert!(decode_frame(&bytes, SALT).is_ok());
+        for other in [
+            FrameSalt::segment(4),
+            FrameSalt::segment(6),
+            FrameSalt::NONE,
+        ] {
+            assert!(
+                matches!(
+                    decode_frame(&bytes, other),
+                    Err(FormatError::ChecksumMismatch { .. })
+                ),
+                "{other:?}"
+            );
         }
     }
 
@@ -529,11 +581,21 @@ mod tests {
             seq: 9,
             generation: 4,
             created_unix_ns: 123,
-            min_lsn: 77,
+            format_version: FORMAT_VERSION,
         };
         let mut block = vec![0u8; 4096];
         h.encode(&mut block);
         assert_eq!(SegmentHeader::decode(&block), Ok(h));
+        assert_eq!(h.salt(), FrameSalt::segment(9));
+        let v1 = SegmentHeader {
+            format_version: 1,
+            ..h
+        };
+        v1.encode(&mut block);
+        assert_eq!(
+            SegmentHeader::decode(&block).map(|h| h.salt()),
+            Ok(FrameSalt::NONE)
+        );
         block[30] ^= 1;
         assert!(matches!(
             SegmentHeader::decode(&block),

@@ -8,7 +8,8 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use crate::segment::format::{
-    FRAME_ALIGN, FormatError, Frame, SegmentHeader, Slot, align_up, classify, decode_frame,
+    FRAME_ALIGN, FormatError, Frame, FrameSalt, HEADER_LEN, SegmentHeader, Slot, align_up,
+    classify, decode_frame,
 };
 
 /// Why bytes after the end of the written data (see
@@ -78,7 +79,7 @@ impl SegmentReader {
                 seq: 0,
                 generation: 0,
                 created_unix_ns: 0,
-                min_lsn: 0,
+                format_version: 0,
             },
             file_len,
             pos: 0,
@@ -90,7 +91,7 @@ impl SegmentReader {
             &reader.file,
             reader.file_len,
             0,
-            crate::segment::format::HEADER_LEN,
+            HEADER_LEN,
         )?;
         reader.header =
             SegmentHeader::decode(head).map_err(|error| ReadError::Format { offset: 0, error })?;
@@ -120,8 +121,8 @@ impl SegmentReader {
     }
 
     /// The next frame and its offset; `Ok(None)` at the end of the written
-    /// data, which is also where a frame left by an earlier use of a recycled
-    /// file starts (see [`SegmentHeader::owns`]). After an error, further calls return `Ok(None)` (the offset of
+    /// data. A frame left by the earlier use of a reused file fails its CRC
+    /// (see `FrameSalt`) like any damage. After an error, further calls return `Ok(None)` (the offset of
     /// the bad bytes is in the error; `position` stays at it).
     pub fn next_frame(&mut self) -> Result<Option<(u64, Frame<'_>)>, ReadError> {
         if self.stopped {
@@ -159,12 +160,7 @@ impl SegmentReader {
                     // out a frame that borrows the window.
                     self.pos = align_up(pos as usize + len, FRAME_ALIGN) as u64;
                     let bytes = fetch(&mut self.window, &self.file, self.file_len, pos, len)?;
-                    return match decode_frame(bytes) {
-                        Ok(frame) if !self.header.owns(&frame) => {
-                            self.pos = pos;
-                            self.stopped = true;
-                            Ok(None)
-                        }
+                    return match decode_frame(bytes, self.header.salt()) {
                         Ok(frame) => Ok(Some((pos, frame))),
                         Err(error) => {
                             self.pos = pos;
@@ -195,7 +191,7 @@ impl SegmentReader {
             if let Ok(Slot::Frame { len }) = classify(head, at, block_size) {
                 if at + len as u64 <= self.file_len {
                     let bytes = fetch(&mut self.window, &self.file, self.file_len, at, len)?;
-                    if decode_frame(bytes).is_ok_and(|f| self.header.owns(&f)) {
+                    if decode_frame(bytes, self.header.salt()).is_ok() {
                         self.pos = at;
                         self.stopped = false;
                         return Ok(Some(at));
@@ -265,10 +261,20 @@ fn read_up_to(file: &File, buf: &mut [u8], offset: u64) -> Result<usize, ReadErr
     Ok(filled)
 }
 
+/// Reads and checks the header of a segment file.
+pub fn header_of(file: &File) -> Result<SegmentHeader, ReadError> {
+    let mut head = [0u8; HEADER_LEN];
+    let n = read_up_to(file, &mut head, 0)?;
+    SegmentHeader::decode(head.get(..n).unwrap_or_default())
+        .map_err(|error| ReadError::Format { offset: 0, error })
+}
+
 /// Reads and checks the one frame of `len` bytes at `offset` of `file`
-/// (a positional read of exactly that frame, for recovery's winners).
+/// whose frames carry `salt` (a positional read of exactly that frame, for
+/// recovery's winners).
 pub fn frame_at<'b>(
     file: &File,
+    salt: FrameSalt,
     offset: u64,
     len: u32,
     buf: &'b mut Vec<u8>,
@@ -276,5 +282,5 @@ pub fn frame_at<'b>(
     buf.resize(len as usize, 0);
     let n = read_up_to(file, buf, offset)?;
     buf.truncate(n);
-    decode_frame(buf).map_err(|error| ReadError::Format { offset, error })
+    decode_frame(buf, salt).map_err(|error| ReadError::Format { offset, error })
 }

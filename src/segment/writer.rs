@@ -6,8 +6,9 @@
 //! already allocated and initialized changes no metadata, so a durable write
 //! needs no journal commit (on ext4 such writes took half the time of
 //! appends, `docs/BENCHMARKS.md`). The frames of the file's earlier use stay
-//! after the new data until it is sealed and cut to its length; readers stop
-//! at them (`SegmentHeader::owns`).
+//! after the new data until it is sealed and cut to its length; their CRC
+//! fails under the new segment's seq (`FrameSalt`), so readers never take
+//! them for frames of the new segment.
 
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -16,8 +17,8 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use crate::error::Error;
 use crate::io::{LogBuffer, LogFile, LogFs};
 use crate::segment::format::{
-    FrameFields, MIN_BLOCK_SIZE, SegmentHeader, align_up, encode_frame_flagged, frame_footprint,
-    frame_len,
+    FORMAT_VERSION, FrameFields, FrameSalt, MIN_BLOCK_SIZE, SegmentHeader, align_up,
+    encode_frame_flagged, frame_footprint, frame_len,
 };
 use crate::segment::hint::{HintBuilder, hint_path};
 use crate::shard::stats::IoTimes;
@@ -110,22 +111,22 @@ pub(crate) struct SegmentWriter<Fs: LogFs> {
     /// beyond `offset` are cut off when the segment is sealed.
     file_len: u64,
     records: u64,
-    /// Highest LSN written by this writer's generation so far (across
-    /// segments): the next segment's `min_lsn` is one more.
-    last_lsn: u64,
     block_size: u64,
     hint: HintBuilder,
+    /// The segment was created in a spare file.
+    in_spare: bool,
 }
 
 impl<Fs: LogFs> SegmentWriter<Fs> {
     /// Creates segment `seq` (in a spare file when there is one) and makes
-    /// its header and directory entry durable. `last_lsn`: the highest LSN
-    /// this generation has written so far (0 at open).
-    pub async fn create(fs: Fs, spec: WriterSpec, seq: u64, last_lsn: u64) -> Result<Self, Error> {
+    /// its header and directory entry durable.
+    pub async fn create(fs: Fs, spec: WriterSpec, seq: u64) -> Result<Self, Error> {
         let path = spec.shard_dir.join(segment_file_name(seq));
         let shard = spec.shard as usize;
         let spare = match spec.recycle {
-            true => spares(&spec.shard_dir)
+            true => fs
+                .spares(&spec.shard_dir)
+                .await
                 .map_err(|e| Error::shard_io("listing spare segments", &spec.shard_dir, shard, e))?
                 .into_iter()
                 .next(),
@@ -162,7 +163,7 @@ impl<Fs: LogFs> SegmentWriter<Fs> {
             created_unix_ns: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos() as u64),
-            min_lsn: last_lsn + 1,
+            format_version: FORMAT_VERSION,
         };
         let mut buf = file.alloc(block_size as usize);
         let bytes = buf.bytes_mut();
@@ -177,15 +178,15 @@ impl<Fs: LogFs> SegmentWriter<Fs> {
             offset: 0,
             file_len,
             records: 0,
-            last_lsn,
             block_size,
             hint: HintBuilder::default(),
+            in_spare: file_len > 0,
         };
         writer.job(buf, block_size as usize)?.run(true).await?;
         if writer.path != path {
             // The spare takes the segment's name only once its new header
             // is durable: a crash before leaves a spare, after, a segment
-            // whose frames all fail `owns` (nothing written yet).
+            // whose old frames all fail their CRC under the new seq.
             if let Some(file) = &writer.file {
                 file.rename(&path).await.map_err(|e| {
                     Error::shard_io("renaming spare segment", &writer.path, shard, e)
@@ -203,6 +204,11 @@ impl<Fs: LogFs> SegmentWriter<Fs> {
             .await
             .map_err(|e| Error::io("syncing shard directory", &writer.spec.shard_dir, e))?;
         Ok(writer)
+    }
+
+    /// Whether the active segment was created in a spare file.
+    pub fn in_spare(&self) -> bool {
+        self.in_spare
     }
 
     /// Seq of the active segment.
@@ -242,7 +248,6 @@ impl<Fs: LogFs> SegmentWriter<Fs> {
         let mut at = 0;
         for (i, f) in frames.iter().enumerate() {
             let fields = &f.fields;
-            self.last_lsn = self.last_lsn.max(fields.lsn);
             self.hint.add(
                 fields.key,
                 fields.version,
@@ -251,7 +256,12 @@ impl<Fs: LogFs> SegmentWriter<Fs> {
                 self.offset + at as u64,
                 frame_len(fields.key.len(), fields.payload.len()) as u32,
             );
-            at += encode_frame_flagged(fields, i == 0, out.get_mut(at..).unwrap_or_default());
+            at += encode_frame_flagged(
+                fields,
+                FrameSalt::segment(self.seq),
+                i == 0,
+                out.get_mut(at..).unwrap_or_default(),
+            );
         }
         if let Some(filler) = out.get_mut(at..) {
             filler.fill(0);
@@ -333,13 +343,7 @@ impl<Fs: LogFs> SegmentWriter<Fs> {
     /// opens the next one.
     pub async fn rotate(&mut self) -> Result<(), Error> {
         self.seal().await?;
-        let next = SegmentWriter::create(
-            self.fs.clone(),
-            self.spec.clone(),
-            self.seq + 1,
-            self.last_lsn,
-        )
-        .await?;
+        let next = SegmentWriter::create(self.fs.clone(), self.spec.clone(), self.seq + 1).await?;
         *self = next;
         Ok(())
     }

@@ -56,6 +56,9 @@ pub struct ShardStats {
     /// to rotate (writes in flight still to complete) until the next
     /// segment was ready.
     pub rotation: Duration,
+    /// How many of those rotations put the next segment in a spare file
+    /// (`Config::spare_segments`) instead of a new one.
+    pub rotations_into_spares: u64,
 }
 
 /// The shared counters behind [`ShardStats`]: written by the shard's
@@ -75,6 +78,7 @@ pub(crate) struct ShardCounters {
     write_max_ns: AtomicU64,
     rotations: AtomicU64,
     rotation_ns: AtomicU64,
+    rotations_into_spares: AtomicU64,
 }
 
 /// How long one batch's I/O took.
@@ -124,9 +128,12 @@ impl ShardCounters {
         self.recheck_pickups.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// A rotation held up writes for `took`.
-    pub fn rotated(&self, took: Duration) {
+    /// A rotation held up writes for `took`; `into_spare`: the new segment
+    /// reused a spare file.
+    pub fn rotated(&self, took: Duration, into_spare: bool) {
         self.rotations.fetch_add(1, Ordering::Relaxed);
+        self.rotations_into_spares
+            .fetch_add(u64::from(into_spare), Ordering::Relaxed);
         self.rotation_ns.fetch_add(nanos(took), Ordering::Relaxed);
     }
 
@@ -153,6 +160,7 @@ impl ShardCounters {
             write_max: ns(&self.write_max_ns),
             rotations: self.rotations.load(Ordering::Relaxed),
             rotation: ns(&self.rotation_ns),
+            rotations_into_spares: self.rotations_into_spares.load(Ordering::Relaxed),
         }
     }
 }

@@ -152,7 +152,7 @@ pub(crate) async fn run<Fs: LogFs>(
         max_batch_bytes,
         pipeline_depth,
     } = setup;
-    let writer = match SegmentWriter::create(fs.clone(), spec, first_seq, 0).await {
+    let writer = match SegmentWriter::create(fs.clone(), spec, first_seq).await {
         Ok(w) => {
             let _ = ready.send(Ok(()));
             w
@@ -450,7 +450,9 @@ impl<Fs: LogFs> Worker<Fs> {
             });
         }
         self.writer.rotate().await?;
-        self.shared.stats.rotated(started.elapsed());
+        self.shared
+            .stats
+            .rotated(started.elapsed(), self.writer.in_spare());
         Ok(())
     }
 

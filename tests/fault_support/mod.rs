@@ -4,12 +4,26 @@
 
 use ringstore::Error;
 use ringstore::failpoints::IoEvent;
-use ringstore::inspect::format::{MIN_BLOCK_SIZE, Slot, align_up, classify, decode_frame};
+use std::path::Path;
 
-/// The (key, version) of every frame in the buffer of one batch write
-/// (which starts on a block boundary), through the store's decoder.
-pub fn frames_in_write(bytes: &[u8]) -> Vec<(String, i64)> {
+use ringstore::inspect::format::{
+    FrameSalt, MIN_BLOCK_SIZE, Slot, align_up, classify, decode_frame,
+};
+use ringstore::inspect::parse_segment_name;
+
+/// The (key, version) of every frame in the buffer of one batch write to a
+/// segment (the buffer starts on a block boundary), through the store's
+/// decoder.
+pub fn frames_in_write((path, bytes): (&Path, &[u8])) -> Vec<(String, i64)> {
     let block = MIN_BLOCK_SIZE;
+    let Some(seq) = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(parse_segment_name)
+    else {
+        return Vec::new();
+    };
+    let salt = FrameSalt::segment(seq);
     let mut out = Vec::new();
     let mut pos = 0usize;
     while let Some(head) = bytes.get(pos..).filter(|h| h.len() >= 4) {
@@ -17,7 +31,7 @@ pub fn frames_in_write(bytes: &[u8]) -> Vec<(String, i64)> {
             Ok(Slot::Unwritten) | Err(_) => break,
             Ok(Slot::Filler) => pos = align_up(pos + 1, block as usize),
             Ok(Slot::Frame { len }) => {
-                let Some(Ok(f)) = bytes.get(pos..pos + len).map(decode_frame) else {
+                let Some(Ok(f)) = bytes.get(pos..pos + len).map(|b| decode_frame(b, salt)) else {
                     break;
                 };
                 out.push((f.key.to_owned(), f.version));
@@ -28,10 +42,12 @@ pub fn frames_in_write(bytes: &[u8]) -> Vec<(String, i64)> {
     out
 }
 
-/// The bytes of the write with `id`.
-pub fn write_bytes(events: &[IoEvent], id: u64) -> Option<&[u8]> {
+/// The file and bytes of the write with `id`.
+pub fn write_bytes(events: &[IoEvent], id: u64) -> Option<(&Path, &[u8])> {
     events.iter().find_map(|e| match e {
-        IoEvent::WriteStart { id: i, bytes, .. } if *i == id => Some(&bytes[..]),
+        IoEvent::WriteStart {
+            id: i, path, bytes, ..
+        } if *i == id => Some((path.as_path(), &bytes[..])),
         _ => None,
     })
 }

@@ -186,6 +186,15 @@ pub struct Args {
     #[arg(long, value_name = "BYTES")]
     pub compact_above_bytes: Option<u64>,
 
+    /// Seal segments at this size, bytes (default: the store's, 256 MiB).
+    #[arg(long, value_name = "BYTES")]
+    pub max_segment_bytes: Option<u64>,
+
+    /// Retired segment files each shard keeps for new segments to overwrite
+    /// (default: the store's, 2; 0 deletes them).
+    #[arg(long, value_name = "N")]
+    pub spare_segments: Option<usize>,
+
     /// Every this many ms of the run, record a sample: RSS, puts and gets of
     /// the interval, their p50/p99/max latency in the interval, the data
     /// dir's bytes. Each sample is printed to stderr as a `sample` line and

@@ -101,6 +101,8 @@ pub struct ShardFigures {
     pub rotations: u64,
     /// Mean time a rotation held up the shard's writes, ms.
     pub mean_rotation_ms: f64,
+    /// Rotations whose next segment reused a spare file.
+    pub rotations_into_spares: u64,
     /// Share of the workload's wall time with no write of this shard in
     /// flight (`ShardStats::idle` during the workload ÷ its wall time).
     pub idle_fraction: f64,
@@ -129,6 +131,7 @@ impl ShardFigures {
             write_max_ms: s.write_max.as_secs_f64() * 1e3,
             rotations: s.rotations,
             mean_rotation_ms: per(s.rotation, s.rotations),
+            rotations_into_spares: s.rotations_into_spares,
             idle_fraction: idle.as_secs_f64() / wall.as_secs_f64().max(1e-9),
         }
     }
@@ -421,7 +424,7 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(
             out,
             "  shard {:<4}  {} batches of {:.2} MB ({:.1} frames); per batch: stage {:.3} ms, write {:.3} ms (max {:.1}); \
-             {} fdatasyncs of {:.3} ms; {} rotations of {:.1} ms; {} puts found by the queue re-check; \
+             {} fdatasyncs of {:.3} ms; {} rotations of {:.1} ms ({} into spare files); {} puts found by the queue re-check; \
              no write in flight {:.1} % of the time; \
              longest wait for an earlier LSN {:.1} ms",
             s.shard,
@@ -435,6 +438,7 @@ pub fn render(r: &Report) -> String {
             s.mean_sync_ms,
             s.rotations,
             s.mean_rotation_ms,
+            s.rotations_into_spares,
             s.recheck_pickups,
             s.idle_fraction * 100.0,
             s.lsn_wait_max_ms

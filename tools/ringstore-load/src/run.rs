@@ -88,6 +88,12 @@ pub fn run(mut args: Args) -> Result<Outcome, LoadError> {
     if let Some(shards) = args.shards {
         config = config.shards(shards);
     }
+    if let Some(bytes) = args.max_segment_bytes {
+        config = config.max_segment_bytes(bytes);
+    }
+    if let Some(count) = args.spare_segments {
+        config = config.spare_segments(count);
+    }
     if let Some(ms) = args.flush_interval_ms {
         config = config.flush_interval_ms(ms);
     }

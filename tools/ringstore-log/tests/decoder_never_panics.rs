@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 
 use common::{crc32c, header_block};
 use ringstore::inspect::SegmentReader;
-use ringstore::inspect::format::{FrameFields, MIN_BLOCK_SIZE, encode_frame, frame_footprint};
+use ringstore::inspect::format::{
+    FrameFields, FrameSalt, MIN_BLOCK_SIZE, encode_frame, frame_footprint,
+};
 use ringstore_log::source::discover;
 use ringstore_log::verify::{VerifyOptions, verify};
 
@@ -58,6 +60,7 @@ fn segment_with(payloads: &[Vec<u8>], rng: &mut Rng) -> Vec<u8> {
                 payload: p,
                 payload_crc: crc32c(p),
             },
+            FrameSalt::segment(1),
             &mut f,
         );
         out.extend_from_slice(&f);

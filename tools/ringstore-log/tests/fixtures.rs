@@ -3,6 +3,9 @@
 //! byte in the middle. They pin the on-disk format: if a format change breaks
 //! them, bump the format version and regenerate with
 //! `RINGSTORE_LOG_WRITE_FIXTURES=1 cargo test -p ringstore-log --test fixtures -- --ignored`.
+//! The committed files are format version 1 (written before version 2),
+//! so they also pin that this build still reads version 1; the generator
+//! now writes the current version.
 //!
 //! Each segment: header block, a batch of 3 frames at 4096, a batch of 2
 //! frames at 8192 (keys `a`..`e`, versions 1..5).
@@ -91,7 +94,7 @@ fn corrupt_middle_fixture_reports_the_frame() {
 #[test]
 #[ignore = "regenerates the committed fixtures"]
 fn write_fixtures() {
-    use ringstore::inspect::format::{FrameFields, encode_frame, frame_footprint};
+    use ringstore::inspect::format::{FrameFields, FrameSalt, encode_frame, frame_footprint};
     if std::env::var_os("RINGSTORE_LOG_WRITE_FIXTURES").is_none() {
         return;
     }
@@ -130,6 +133,7 @@ fn write_fixtures() {
                 payload: p,
                 payload_crc: common::crc32c(p),
             },
+            FrameSalt::segment(1),
             &mut seg[at..at + n],
         );
         offsets.push((at, n));

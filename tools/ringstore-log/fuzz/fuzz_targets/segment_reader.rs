@@ -8,7 +8,9 @@ use std::io::Write;
 
 use libfuzzer_sys::fuzz_target;
 use ringstore::RecordRef;
-use ringstore::inspect::format::{SEGMENT_MAGIC, SegmentHeader, classify, decode_frame};
+use ringstore::inspect::format::{
+    FORMAT_VERSION, FrameSalt, SEGMENT_MAGIC, SegmentHeader, classify, decode_frame,
+};
 use ringstore::inspect::{ReadError, SegmentReader};
 
 fn scratch_path() -> std::path::PathBuf {
@@ -20,7 +22,7 @@ fuzz_target!(|data: &[u8]| {
     // Slice decoders, on the raw input.
     let _ = SegmentHeader::decode(data);
     let _ = classify(data, 8, 4096);
-    if let Ok(f) = decode_frame(data) {
+    if let Ok(f) = decode_frame(data, FrameSalt::NONE) {
         let _ = RecordRef::from_untrusted(f.key, f.version, f.payload);
     }
     // A frame region behind a valid header: the input is the frames.
@@ -33,6 +35,7 @@ fuzz_target!(|data: &[u8]| {
         seq: 1,
         generation: 1,
         created_unix_ns: 0,
+        format_version: FORMAT_VERSION,
     }
     .encode(&mut file);
     // Input that starts like a segment is the whole file; anything else is

@@ -161,7 +161,7 @@ pub fn header_block(block: u32) -> Vec<u8> {
         seq: 1,
         generation: 1,
         created_unix_ns: 0,
-        min_lsn: 0,
+        format_version: ringstore::inspect::format::FORMAT_VERSION,
     }
     .encode(&mut b);
     b

@@ -149,12 +149,39 @@ pub mod kill {
     /// In the child process: write forever, printing `ACK key version`, and
     /// return `true`. In the parent: return `false` at once.
     pub fn run_child_if_asked(config: impl Fn(&Path) -> Config) -> bool {
+        run_child_if_asked_compacting(config, None)
+    }
+
+    /// [`run_child_if_asked`], with a thread that also runs `Store::compact`
+    /// every `compact_every` and then prints `SPARES n`: how many rotations
+    /// so far put their segment in a spare file.
+    pub fn run_child_if_asked_compacting(
+        config: impl Fn(&Path) -> Config,
+        compact_every: Option<std::time::Duration>,
+    ) -> bool {
         let Ok(dir) = std::env::var(CHILD_DIR) else {
             return false;
         };
         // Later rounds write higher versions, so each round's puts are fresh.
         let base = super::env_or::<i64>(ROUND, 0) * 1_000_000;
         let store = Store::open(config(Path::new(&dir))).unwrap();
+        if let Some(every) = compact_every {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                loop {
+                    std::thread::sleep(every);
+                    store.compact().unwrap();
+                    let n: u64 = store
+                        .shard_stats()
+                        .iter()
+                        .map(|s| s.rotations_into_spares)
+                        .sum();
+                    let mut out = std::io::stdout().lock();
+                    let _ = writeln!(out, "SPARES {n}");
+                    let _ = out.flush();
+                }
+            });
+        }
         let writers: Vec<_> = (0..4)
             .map(|w| {
                 let store = store.clone();
@@ -181,13 +208,15 @@ pub mod kill {
     /// Runs `rounds` kill rounds of the test named `test_name` (whose body
     /// starts with `run_child_if_asked`). With `check_versions`, every
     /// acknowledged version (or a newer one) must be back; without it (Async
-    /// mode), recovery must just open cleanly.
+    /// mode), recovery must just open cleanly. Returns the rotations into
+    /// spare files the children reported (`SPARES n`), summed over rounds.
     pub fn rounds(
         test_name: &str,
         config: impl Fn(&Path) -> Config,
         rounds: u64,
         check_versions: bool,
-    ) {
+    ) -> u64 {
+        let mut into_spares = 0;
         let dir = super::temp_dir();
         let seed = super::seed_from_env("RINGSTORE_KILL_SEED");
         eprintln!(
@@ -209,6 +238,7 @@ pub mod kill {
                 .spawn()
                 .unwrap();
             let mut acked: HashMap<String, i64> = HashMap::new();
+            let mut spares_this_round = 0;
             let mut n = 0;
             let mut killed = false;
             // Lines printed before the kill landed count too: they were
@@ -218,8 +248,13 @@ pub mod kill {
                 .map_while(Result::ok)
             {
                 let mut parts = line.split(' ');
-                if parts.next() != Some("ACK") {
-                    continue;
+                match parts.next() {
+                    Some("ACK") => {}
+                    Some("SPARES") => {
+                        spares_this_round = parts.next().unwrap().parse().unwrap();
+                        continue;
+                    }
+                    _ => continue,
                 }
                 let key = parts.next().unwrap().to_owned();
                 let version: i64 = parts.next().unwrap().parse().unwrap();
@@ -232,6 +267,7 @@ pub mod kill {
                 }
             }
             child.wait().unwrap();
+            into_spares += spares_this_round;
             assert!(
                 n > 0,
                 "seed {seed} round {round}: the child acknowledged nothing"
@@ -258,5 +294,6 @@ pub mod kill {
                 &format!("seed {seed} round {round}"),
             );
         }
+        into_spares
     }
 }

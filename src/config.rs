@@ -314,6 +314,8 @@ impl Config {
     /// `close`), once it is durable and its hint is written: the hook for
     /// shipping segments to an analytics store. It runs on the shard's
     /// thread, so it must return quickly (hand the work to another thread).
+    /// A copy must be finished before `Store::compact` retires the segment
+    /// when `spare_segments` is above 0: the file may then be reused.
     /// Default: none.
     pub fn on_sealed(mut self, callback: impl Fn(&SealedSegment) + Send + Sync + 'static) -> Self {
         self.on_sealed = Some(OnSealed(std::sync::Arc::new(callback)));

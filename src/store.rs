@@ -461,10 +461,14 @@ impl Store {
     /// newest record of each of its keys) into a fresh sealed segment; once
     /// **all** shards have made theirs durable, every older segment of the
     /// current shard folders and every folder left by a run with more shards
-    /// is deleted. A crash at any point loses nothing: deletion starts only
-    /// after every checkpoint is durable, and recovery ranks the copies by
-    /// version. Puts keep flowing (they wait while their shard writes its
-    /// checkpoint). Blocks the calling thread.
+    /// is deleted — except up to `Config::spare_segments` per shard, the
+    /// oldest, which are kept as spare files that later segments overwrite.
+    /// So a retired segment must no longer be read or copied (unlike a
+    /// deleted file, a spare's contents change under an open handle). A
+    /// crash at any point loses nothing: deletion starts only after every
+    /// checkpoint is durable, and recovery ranks the copies by version. Puts
+    /// keep flowing (they wait while their shard writes its checkpoint).
+    /// Blocks the calling thread.
     pub fn compact(&self) -> Result<CompactReport, Error> {
         let inner = &self.inner;
         if inner.closed.load(Ordering::Acquire) {

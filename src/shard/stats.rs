@@ -59,6 +59,11 @@ pub struct ShardStats {
     /// How many of those rotations put the next segment in a spare file
     /// (`Config::spare_segments`) instead of a new one.
     pub rotations_into_spares: u64,
+    /// Checkpoints written by `Store::compact`.
+    pub checkpoints: u64,
+    /// The longest time a checkpoint held up the shard's puts: from waiting
+    /// for the writes in flight until the checkpoint was sealed.
+    pub checkpoint_max: Duration,
 }
 
 /// The shared counters behind [`ShardStats`]: written by the shard's
@@ -79,6 +84,8 @@ pub(crate) struct ShardCounters {
     rotations: AtomicU64,
     rotation_ns: AtomicU64,
     rotations_into_spares: AtomicU64,
+    checkpoints: AtomicU64,
+    checkpoint_max_ns: AtomicU64,
 }
 
 /// How long one batch's I/O took.
@@ -137,6 +144,13 @@ impl ShardCounters {
         self.rotation_ns.fetch_add(nanos(took), Ordering::Relaxed);
     }
 
+    /// A checkpoint held up puts for `took`.
+    pub fn checkpointed(&self, took: Duration) {
+        self.checkpoints.fetch_add(1, Ordering::Relaxed);
+        self.checkpoint_max_ns
+            .fetch_max(nanos(took), Ordering::Relaxed);
+    }
+
     /// Records waited `wait` for an earlier LSN.
     pub fn lsn_waited(&self, wait: Duration) {
         self.lsn_wait_max_ns
@@ -161,6 +175,8 @@ impl ShardCounters {
             rotations: self.rotations.load(Ordering::Relaxed),
             rotation: ns(&self.rotation_ns),
             rotations_into_spares: self.rotations_into_spares.load(Ordering::Relaxed),
+            checkpoints: self.checkpoints.load(Ordering::Relaxed),
+            checkpoint_max: ns(&self.checkpoint_max_ns),
         }
     }
 }

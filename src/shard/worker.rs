@@ -281,8 +281,10 @@ impl<Fs: LogFs> Worker<Fs> {
             match control {
                 Some(Msg::Shutdown) => break,
                 Some(Msg::Checkpoint(reply)) => {
+                    let started = Instant::now();
                     self.drain_inflight().await;
                     let result = self.checkpoint().await;
+                    self.shared.stats.checkpointed(started.elapsed());
                     let _ = reply.send(result);
                 }
                 Some(Msg::Put(_) | Msg::Append(_)) | None => {}

@@ -103,6 +103,10 @@ pub struct ShardFigures {
     pub mean_rotation_ms: f64,
     /// Rotations whose next segment reused a spare file.
     pub rotations_into_spares: u64,
+    /// Checkpoints (compactions) and the longest one, ms.
+    pub checkpoints: u64,
+    /// The longest time a checkpoint held up the shard's puts, ms.
+    pub checkpoint_max_ms: f64,
     /// Share of the workload's wall time with no write of this shard in
     /// flight (`ShardStats::idle` during the workload ÷ its wall time).
     pub idle_fraction: f64,
@@ -132,6 +136,8 @@ impl ShardFigures {
             rotations: s.rotations,
             mean_rotation_ms: per(s.rotation, s.rotations),
             rotations_into_spares: s.rotations_into_spares,
+            checkpoints: s.checkpoints,
+            checkpoint_max_ms: s.checkpoint_max.as_secs_f64() * 1e3,
             idle_fraction: idle.as_secs_f64() / wall.as_secs_f64().max(1e-9),
         }
     }
@@ -424,7 +430,7 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(
             out,
             "  shard {:<4}  {} batches of {:.2} MB ({:.1} frames); per batch: stage {:.3} ms, write {:.3} ms (max {:.1}); \
-             {} fdatasyncs of {:.3} ms; {} rotations of {:.1} ms ({} into spare files); {} puts found by the queue re-check; \
+             {} fdatasyncs of {:.3} ms; {} rotations of {:.1} ms ({} into spare files); {} checkpoints (longest {:.1} ms); {} puts found by the queue re-check; \
              no write in flight {:.1} % of the time; \
              longest wait for an earlier LSN {:.1} ms",
             s.shard,
@@ -439,6 +445,8 @@ pub fn render(r: &Report) -> String {
             s.rotations,
             s.mean_rotation_ms,
             s.rotations_into_spares,
+            s.checkpoints,
+            s.checkpoint_max_ms,
             s.recheck_pickups,
             s.idle_fraction * 100.0,
             s.lsn_wait_max_ms

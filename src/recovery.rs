@@ -437,7 +437,7 @@ fn read_segment(
             Ok(None) => {
                 let end = reader.position();
                 if !reader
-                    .has_bytes_after(end)
+                    .damage_after_end(end)
                     .map_err(|e| read_error(path, e))?
                 {
                     return Ok(());

@@ -123,6 +123,7 @@ fn forged_dir(payload: &[u8]) -> tempfile::TempDir {
         generation: 1,
         created_unix_ns: 0,
         format_version: FORMAT_VERSION,
+        reused: false,
     }
     .encode(&mut file);
     let footprint = frame_footprint("evil".len(), payload.len());

@@ -74,7 +74,7 @@ fn compaction_keeps_spares_and_later_segments_overwrite_them() {
     let mut newest = BTreeMap::new();
     let store = Store::open(config(dir.path())).unwrap();
     // Larger records first: the segments that reuse these files hold less
-    // than the files did, so sealing must cut the earlier frames off.
+    // than the files did, so their earlier frames stay after the new data.
     put_many(&store, (0, 200), 6000, &mut newest);
     let report = store.compact().unwrap();
     assert_eq!(report.segments_recycled, 4, "2 per shard: {report:?}");
@@ -97,7 +97,19 @@ fn compaction_keeps_spares_and_later_segments_overwrite_them() {
     store.close().unwrap();
     drop(store);
 
-    // Sealing cut every reused file to its own data: nothing to report.
+    // Sealing ended each reused segment with a zero block after its data
+    // (no truncate): the earlier frames stay, and a reader stops cleanly.
+    for (_, path) in &reused {
+        let mut reader = ringstore::inspect::SegmentReader::open(path).unwrap();
+        assert!(reader.header().reused, "{}", path.display());
+        while reader.next_frame().unwrap().is_some() {}
+        let end = reader.position();
+        assert!(end < reader.file_len(), "{} was cut", path.display());
+        assert!(reader.has_bytes_after(end).unwrap());
+        assert!(!reader.damage_after_end(end).unwrap(), "{}", path.display());
+    }
+
+    // Nothing to report at the next open.
     let store = Store::open(config(dir.path())).unwrap();
     let report = store.recovery_report();
     assert!(report.torn_tails.is_empty(), "{report:?}");

@@ -48,10 +48,6 @@ impl LogFile for DmaFile {
         Ok(self.file_size().await?)
     }
 
-    async fn truncate(&self, len: u64) -> io::Result<()> {
-        Ok(DmaFile::truncate(self, len).await?)
-    }
-
     async fn rename(&self, to: &Path) -> io::Result<()> {
         Ok(DmaFile::rename(self, to).await?)
     }

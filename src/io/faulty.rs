@@ -37,8 +37,7 @@ pub enum FaultOp {
     Remove,
     /// Writing a small side file (a hint) atomically.
     SmallFile,
-    /// Reusing a spare segment file: opening it, renaming it, cutting it to
-    /// its data when sealed.
+    /// Reusing a spare segment file: opening it and renaming it.
     Recycle,
 }
 
@@ -142,15 +141,6 @@ pub enum IoEvent {
         from: PathBuf,
         /// The new name.
         to: PathBuf,
-        /// Whether it succeeded.
-        ok: bool,
-    },
-    /// A file was cut to `len` bytes (durable after its next sync).
-    Truncate {
-        /// The file.
-        path: PathBuf,
-        /// The new length.
-        len: u64,
         /// Whether it succeeded.
         ok: bool,
     },
@@ -418,21 +408,6 @@ impl<T: LogFile> LogFile for FaultyFile<T> {
 
     async fn len(&self) -> io::Result<u64> {
         self.inner.len().await
-    }
-
-    async fn truncate(&self, len: u64) -> io::Result<()> {
-        let result = match self.plan.check(FaultOp::Recycle) {
-            Ok(()) => self.inner.truncate(len).await,
-            Err(e) => Err(e),
-        };
-        if self.plan.recording() {
-            self.plan.push(IoEvent::Truncate {
-                path: self.path(),
-                len,
-                ok: result.is_ok(),
-            });
-        }
-        result
     }
 
     async fn rename(&self, to: &Path) -> io::Result<()> {

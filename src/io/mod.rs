@@ -45,9 +45,6 @@ pub(crate) trait LogFile {
     /// Size of the file in bytes.
     async fn len(&self) -> io::Result<u64>;
 
-    /// Cuts the file to `len` bytes (durable after the next `sync_data`).
-    async fn truncate(&self, len: u64) -> io::Result<()>;
-
     /// Renames the open file to `to` (the caller syncs the directory).
     async fn rename(&self, to: &Path) -> io::Result<()>;
 

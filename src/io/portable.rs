@@ -172,10 +172,6 @@ impl LogFile for PortableFile {
         Ok(self.file.metadata()?.len())
     }
 
-    async fn truncate(&self, len: u64) -> io::Result<()> {
-        self.file.set_len(len)
-    }
-
     async fn rename(&self, to: &Path) -> io::Result<()> {
         std::fs::rename(&*self.path.borrow(), to)?;
         *self.path.borrow_mut() = to.to_path_buf();

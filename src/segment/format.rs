@@ -17,6 +17,8 @@ pub const SEGMENT_MAGIC: [u8; 8] = *b"RINGSEG\0";
 pub const FORMAT_VERSION: u32 = 2;
 /// Oldest format version this build reads.
 pub const MIN_FORMAT_VERSION: u32 = 1;
+/// Header flag (version 2): the segment reuses a spare file.
+const FLAG_REUSED: u32 = 1;
 /// Smallest block size: every group commit starts on a multiple of the block
 /// size, which is at least this and at least the device's direct-I/O
 /// alignment. The header occupies the whole first block.
@@ -93,6 +95,10 @@ pub struct SegmentHeader {
     /// Format version of the segment ([`MIN_FORMAT_VERSION`] ..=
     /// [`FORMAT_VERSION`]); new segments are written in [`FORMAT_VERSION`].
     pub format_version: u32,
+    /// The segment was written over a reused (spare) file: bytes after the
+    /// end of its data that hold no frame of this segment are leftovers of
+    /// the file's earlier use, not damage (version 2; always false in 1).
+    pub reused: bool,
 }
 
 /// What binds a frame to its segment: from format version 2 on, a frame's
@@ -240,7 +246,8 @@ impl SegmentHeader {
         put(out, 32, &self.generation.to_le_bytes());
         put(out, 40, &self.created_unix_ns.to_le_bytes());
         put(out, 48, &self.pipeline_depth.to_le_bytes());
-        put(out, 52, &[0u8; 8]);
+        put(out, 52, &u32::from(self.reused).to_le_bytes());
+        put(out, 56, &[0u8; 4]);
         let crc = out.get(..60).map_or(0, crc32c::crc32c);
         put(out, 60, &crc.to_le_bytes());
         debug_assert_eq!(SegmentHeader::decode(out).as_ref(), Ok(self));
@@ -274,6 +281,14 @@ impl SegmentHeader {
                 value: block_size.into(),
             });
         }
+        // Version 1: reserved, zero. Version 2: flags, bit 0 = reused.
+        let flags = le_u32(head, 52);
+        if version >= 2 && flags & !FLAG_REUSED != 0 {
+            return Err(FormatError::BadField {
+                field: "header flags",
+                value: flags.into(),
+            });
+        }
         Ok(SegmentHeader {
             block_size,
             shard: le_u32(head, 16),
@@ -283,6 +298,7 @@ impl SegmentHeader {
             generation: le_u64(head, 32),
             created_unix_ns: le_u64(head, 40),
             format_version: version,
+            reused: version >= 2 && flags & FLAG_REUSED != 0,
         })
     }
 
@@ -582,6 +598,7 @@ mod tests {
             generation: 4,
             created_unix_ns: 123,
             format_version: FORMAT_VERSION,
+            reused: true,
         };
         let mut block = vec![0u8; 4096];
         h.encode(&mut block);
@@ -589,6 +606,7 @@ mod tests {
         assert_eq!(h.salt(), FrameSalt::segment(9));
         let v1 = SegmentHeader {
             format_version: 1,
+            reused: false,
             ..h
         };
         v1.encode(&mut block);

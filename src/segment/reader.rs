@@ -12,11 +12,9 @@ use crate::segment::format::{
     classify, decode_frame,
 };
 
-/// Why bytes after the end of the written data (see
-/// [`SegmentReader::has_bytes_after`]) are damage: in the newest segment of a
-/// folder they are a torn tail or, in a reused spare file, the frames of its
-/// earlier use.
-pub const BYTES_AFTER_END: &str = "non-zero bytes after the end of the written data (a torn write, or frames of a reused file's earlier use)";
+/// Why bytes after the end of the written data are damage (see
+/// [`SegmentReader::damage_after_end`]): a torn write past the end.
+pub const BYTES_AFTER_END: &str = "non-zero bytes after the end of the written data";
 
 /// Bytes read from the file at a time (a frame larger than this is read whole).
 const WINDOW_BYTES: usize = 4 << 20;
@@ -80,6 +78,7 @@ impl SegmentReader {
                 generation: 0,
                 created_unix_ns: 0,
                 format_version: 0,
+                reused: false,
             },
             file_len,
             pos: 0,
@@ -201,6 +200,18 @@ impl SegmentReader {
             at += block;
         }
         Ok(None)
+    }
+
+    /// Whether what follows the end of the written data at `end` is damage:
+    /// any non-zero byte (a torn write past the end), except in a segment
+    /// written over a reused file, where only a frame of this segment at a
+    /// later block boundary is (the rest is the file's earlier use). When
+    /// one is found the reader is moved to it.
+    pub fn damage_after_end(&mut self, end: u64) -> Result<bool, ReadError> {
+        match self.header.reused {
+            true => Ok(self.resync_after(end)?.is_some()),
+            false => self.has_bytes_after(end),
+        }
     }
 
     /// Whether any byte in `[offset, file_len)` is non-zero (leftovers of a

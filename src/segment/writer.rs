@@ -6,9 +6,11 @@
 //! already allocated and initialized changes no metadata, so a durable write
 //! needs no journal commit (on ext4 such writes took half the time of
 //! appends, `docs/BENCHMARKS.md`). The frames of the file's earlier use stay
-//! after the new data until it is sealed and cut to its length; their CRC
-//! fails under the new segment's seq (`FrameSalt`), so readers never take
-//! them for frames of the new segment.
+//! after the new data: their CRC fails under the new segment's seq
+//! (`FrameSalt`), so readers never take them for frames of the new segment,
+//! and sealing writes one zero block after the data, the format's end mark,
+//! so a sealed segment ends cleanly without cutting the file (a large
+//! truncate, with discards, would hold up the shard).
 
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -107,8 +109,8 @@ pub(crate) struct SegmentWriter<Fs: LogFs> {
     seq: u64,
     /// Next write offset: always a multiple of `block_size`.
     offset: u64,
-    /// Size of the file when it was opened: a reused spare's old bytes
-    /// beyond `offset` are cut off when the segment is sealed.
+    /// Size of the file when it was opened (a reused spare's; 0 for a new
+    /// file): its old bytes lie beyond `offset` until overwritten.
     file_len: u64,
     records: u64,
     block_size: u64,
@@ -164,6 +166,7 @@ impl<Fs: LogFs> SegmentWriter<Fs> {
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos() as u64),
             format_version: FORMAT_VERSION,
+            reused: file_len > 0,
         };
         let mut buf = file.alloc(block_size as usize);
         let bytes = buf.bytes_mut();
@@ -342,25 +345,8 @@ impl<Fs: LogFs> SegmentWriter<Fs> {
     /// Seals the active segment (durable, closed, never written again) and
     /// opens the next one, in a spare file when there is one.
     pub async fn rotate(&mut self) -> Result<(), Error> {
-        self.rotate_into(self.spec.recycle).await
-    }
-
-    /// [`SegmentWriter::rotate`] into a new file, for a segment that will
-    /// hold much less than a spare: sealing it would cut the spare's unused
-    /// blocks off, which costs a large truncate (and discards) while the
-    /// shard's writes wait.
-    pub async fn rotate_into_new_file(&mut self) -> Result<(), Error> {
-        self.rotate_into(false).await
-    }
-
-    async fn rotate_into(&mut self, spare: bool) -> Result<(), Error> {
         self.seal().await?;
-        let spec = WriterSpec {
-            recycle: spare,
-            ..self.spec.clone()
-        };
-        let mut next = SegmentWriter::create(self.fs.clone(), spec, self.seq + 1).await?;
-        next.spec.recycle = self.spec.recycle;
+        let next = SegmentWriter::create(self.fs.clone(), self.spec.clone(), self.seq + 1).await?;
         *self = next;
         Ok(())
     }
@@ -398,12 +384,22 @@ impl<Fs: LogFs> SegmentWriter<Fs> {
                 ));
             }
         };
-        // A reused spare still holds its earlier frames past the new data.
-        let cut = match self.file_len > self.offset {
-            true => file
-                .truncate(self.offset)
-                .await
-                .map_err(|e| Error::io("cutting a reused segment to its data", &self.path, e)),
+        // A reused spare still holds its earlier frames past the new data:
+        // a zero block there ends the data (the sync below makes it durable).
+        let data_end = self.offset;
+        let ended = match self.file_len > data_end {
+            true => {
+                let mut zeros = file.alloc(self.block_size as usize);
+                zeros.bytes_mut().fill(0);
+                match file.write_at(zeros, data_end).await {
+                    Ok(n) if n as u64 == self.block_size => Ok(()),
+                    Ok(_) => Err(Error::NoSpace {
+                        shard: self.spec.shard as usize,
+                        path: self.path.clone(),
+                    }),
+                    Err(e) => Err(Error::io("ending a reused segment", &self.path, e)),
+                }
+            }
             false => Ok(()),
         };
         let synced = file
@@ -414,10 +410,11 @@ impl<Fs: LogFs> SegmentWriter<Fs> {
             .close()
             .await
             .map_err(|e| Error::io("closing segment", &self.path, e));
-        cut?;
+        ended?;
         synced?;
         closed?;
-        let hint = std::mem::take(&mut self.hint).finish(self.offset);
+        let file_len = data_end.max(self.file_len);
+        let hint = std::mem::take(&mut self.hint).finish(file_len);
         if hint.frames == 0 {
             // Nothing was ever written here: drop the file rather than keep
             // an empty segment per open.
@@ -436,7 +433,7 @@ impl<Fs: LogFs> SegmentWriter<Fs> {
             seq: self.seq,
             path: self.path.clone(),
             records: hint.frames,
-            bytes: self.offset,
+            bytes: file_len,
             first_version: (hint.frames > 0).then_some(hint.min_version),
             last_version: (hint.frames > 0).then_some(hint.max_version),
         };

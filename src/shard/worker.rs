@@ -635,9 +635,7 @@ impl<Fs: LogFs> Worker<Fs> {
     }
 
     async fn write_checkpoint(&mut self) -> Result<u64, Error> {
-        // The live set is usually far smaller than a segment: a new file,
-        // not a spare (see `rotate_into_new_file`).
-        self.writer.rotate_into_new_file().await?;
+        self.writer.rotate().await?;
         let keep_from = self.writer.seq();
         let generation = self.writer.generation();
         // Each live record is copied into a fresh frame with a new LSN, and

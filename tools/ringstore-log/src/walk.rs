@@ -269,7 +269,7 @@ pub fn walk_segment(
             }
             Ok(None) => {
                 let end = reader.position();
-                if !reader.has_bytes_after(end).map_err(|e| read_err(src, e))? {
+                if !reader.damage_after_end(end).map_err(|e| read_err(src, e))? {
                     break;
                 }
                 (end, BYTES_AFTER_END.to_owned())

@@ -36,6 +36,7 @@ fuzz_target!(|data: &[u8]| {
         generation: 1,
         created_unix_ns: 0,
         format_version: FORMAT_VERSION,
+        reused: false,
     }
     .encode(&mut file);
     // Input that starts like a segment is the whole file; anything else is

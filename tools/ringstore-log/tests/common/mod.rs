@@ -162,6 +162,7 @@ pub fn header_block(block: u32) -> Vec<u8> {
         generation: 1,
         created_unix_ns: 0,
         format_version: ringstore::inspect::format::FORMAT_VERSION,
+        reused: false,
     }
     .encode(&mut b);
     b

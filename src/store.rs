@@ -2,7 +2,7 @@
 //! close.
 
 use std::future::Future;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -510,10 +510,15 @@ impl Store {
                     remove_if_exists(&spare)?;
                 }
             }
-            for (seq, seg) in recovery::segments(&path)? {
-                if first_kept.is_some_and(|keep| seq >= keep) {
-                    continue;
-                }
+            // The largest retired files make the best spares (a checkpoint's
+            // is small: a segment reusing it soon extends the file again).
+            let mut retired: Vec<(u64, u64, PathBuf)> = recovery::segments(&path)?
+                .into_iter()
+                .filter(|(seq, _)| first_kept.is_none_or(|keep| *seq < keep))
+                .map(|(seq, seg)| (std::fs::metadata(&seg).map_or(0, |m| m.len()), seq, seg))
+                .collect();
+            retired.sort_by_key(|(len, seq, _)| (std::cmp::Reverse(*len), *seq));
+            for (len, seq, seg) in retired {
                 remove_if_exists(&crate::segment::hint::hint_path(&seg))?;
                 if spare_count < spares_kept {
                     let spare = path.join(spare_file_name(seq));
@@ -524,7 +529,7 @@ impl Store {
                     report.segments_recycled += 1;
                     continue;
                 }
-                report.bytes_removed += std::fs::metadata(&seg).map_or(0, |m| m.len());
+                report.bytes_removed += len;
                 remove_if_exists(&seg)?;
                 report.segments_removed += 1;
             }

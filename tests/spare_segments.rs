@@ -268,3 +268,38 @@ fn zero_spares_deletes_retired_segments() {
     assert_newest(&store, &newest, "no spares");
     store.close().unwrap();
 }
+
+#[test]
+fn compaction_keeps_the_largest_retired_files_as_spares() {
+    let dir = common::temp_dir();
+    let mut newest = BTreeMap::new();
+    let store = Store::open(config(dir.path()).shards(1)).unwrap();
+    // Two keys: each checkpoint holds 2 frames, a full segment 10.
+    let put_two_keys = |store: &Store, first: i64, newest: &mut BTreeMap<String, i64>| {
+        for v in first..first + 40 {
+            let key = format!("key{}", v % 2);
+            store
+                .put_blocking(&key, &common::record(v, &"t".repeat(4000)))
+                .unwrap();
+            newest.insert(key, v);
+        }
+    };
+    put_two_keys(&store, 0, &mut newest);
+    store.compact().unwrap();
+    put_two_keys(&store, 100, &mut newest);
+    // Retired now: the first checkpoint (the oldest, 2 frames) and full
+    // segments; the spares must be full ones.
+    store.compact().unwrap();
+    let sizes: Vec<u64> = inodes(dir.path(), "spare")
+        .values()
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .collect();
+    assert_eq!(sizes.len(), 2, "{sizes:?}");
+    let full = 10 * 4096;
+    assert!(
+        sizes.iter().all(|&s| s > full),
+        "a spare smaller than a full segment was kept: {sizes:?}"
+    );
+    assert_newest(&store, &newest, "after two compactions");
+    store.close().unwrap();
+}

@@ -345,8 +345,25 @@ impl<Fs: LogFs> SegmentWriter<Fs> {
     /// Seals the active segment (durable, closed, never written again) and
     /// opens the next one, in a spare file when there is one.
     pub async fn rotate(&mut self) -> Result<(), Error> {
+        self.rotate_into(self.spec.recycle).await
+    }
+
+    /// [`SegmentWriter::rotate`] into a new file, for a segment that will
+    /// hold far less than a spare (a checkpoint): in a spare, its file size
+    /// would count the spare's stale tail as history, which retention
+    /// compares against.
+    pub async fn rotate_into_new_file(&mut self) -> Result<(), Error> {
+        self.rotate_into(false).await
+    }
+
+    async fn rotate_into(&mut self, spare: bool) -> Result<(), Error> {
         self.seal().await?;
-        let next = SegmentWriter::create(self.fs.clone(), self.spec.clone(), self.seq + 1).await?;
+        let spec = WriterSpec {
+            recycle: spare,
+            ..self.spec.clone()
+        };
+        let mut next = SegmentWriter::create(self.fs.clone(), spec, self.seq + 1).await?;
+        next.spec.recycle = self.spec.recycle;
         *self = next;
         Ok(())
     }

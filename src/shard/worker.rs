@@ -635,7 +635,9 @@ impl<Fs: LogFs> Worker<Fs> {
     }
 
     async fn write_checkpoint(&mut self) -> Result<u64, Error> {
-        self.writer.rotate().await?;
+        // The live set is usually far smaller than a segment: a new file,
+        // so the checkpoint's size is its data (see `rotate_into_new_file`).
+        self.writer.rotate_into_new_file().await?;
         let keep_from = self.writer.seq();
         let generation = self.writer.generation();
         // Each live record is copied into a fresh frame with a new LSN, and

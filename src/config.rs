@@ -137,8 +137,10 @@ pub const DEFAULT_QUEUE_DEPTH: usize = 4096;
 pub const DEFAULT_PIPELINE_DEPTH: usize = 2;
 /// Default `flush_interval_ms` (Async only): 10 ms.
 pub const DEFAULT_FLUSH_INTERVAL_MS: u64 = 10;
-/// Default `spare_segments`: 2 retired segment files kept per shard.
-pub const DEFAULT_SPARE_SEGMENTS: usize = 2;
+/// Default `spare_segments`: 4 retired segment files kept per shard (with
+/// 2, a third of the rotations between compactions still appended in the
+/// harness's retention runs; `docs/BENCHMARKS.md` section 9).
+pub const DEFAULT_SPARE_SEGMENTS: usize = 4;
 
 impl Config {
     /// A configuration for the data dir `dir` with every other field at its
@@ -300,10 +302,11 @@ impl Config {
     /// such writes took about half as long as appends. Spares hold their
     /// disk space (up to this many × `max_segment_bytes` per shard) until a
     /// new segment takes them. A segment retired by `compact` must no longer
-    /// be read by anyone (as with deletion): its file is reused. Not used
+    /// be read or copied by anyone: unlike a deleted file, whose open
+    /// handles keep its old contents, a spare is rewritten. Not used
     /// with [`RecoveryMode::Strict`]: after a crash, a reused file holds its
     /// earlier frames after the end of the new data, which `Strict` would
-    /// refuse as a torn tail. Default 2; 0 deletes retired segments. Bound:
+    /// refuse as a torn tail. Default 4; 0 deletes retired segments. Bound:
     /// 0..=64.
     pub fn spare_segments(mut self, count: usize) -> Self {
         self.spare_segments = count;

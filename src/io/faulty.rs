@@ -336,6 +336,16 @@ impl<F: LogFs> FaultyFs<F> {
     pub(crate) fn new(inner: F, plan: Arc<FaultPlan>) -> Self {
         FaultyFs { inner, plan }
     }
+
+    /// Wraps a file the inner filesystem opened at `path`.
+    fn file(&self, inner: F::File, path: &Path, write_through: bool) -> FaultyFile<F::File> {
+        FaultyFile {
+            inner,
+            plan: self.plan.clone(),
+            path: std::cell::RefCell::new(path.to_path_buf()),
+            write_through,
+        }
+    }
 }
 
 /// A file opened through [`FaultyFs`].
@@ -477,12 +487,7 @@ impl<F: LogFs> LogFs for FaultyFs<F> {
                 ok: result.is_ok(),
             });
         }
-        Ok(FaultyFile {
-            inner: result?,
-            plan: self.plan.clone(),
-            path: std::cell::RefCell::new(path.to_path_buf()),
-            write_through,
-        })
+        Ok(self.file(result?, path, write_through))
     }
 
     async fn open_existing(&self, path: &Path, write_through: bool) -> io::Result<Self::File> {
@@ -496,12 +501,7 @@ impl<F: LogFs> LogFs for FaultyFs<F> {
                 ok: result.is_ok(),
             });
         }
-        Ok(FaultyFile {
-            inner: result?,
-            plan: self.plan.clone(),
-            path: std::cell::RefCell::new(path.to_path_buf()),
-            write_through,
-        })
+        Ok(self.file(result?, path, write_through))
     }
 
     async fn sync_dir(&self, dir: &Path) -> io::Result<()> {

@@ -121,8 +121,9 @@ impl SegmentReader {
 
     /// The next frame and its offset; `Ok(None)` at the end of the written
     /// data. A frame left by the earlier use of a reused file fails its CRC
-    /// (see `FrameSalt`) like any damage. After an error, further calls return `Ok(None)` (the offset of
-    /// the bad bytes is in the error; `position` stays at it).
+    /// (see `FrameSalt`) like any damage. After an error, further calls
+    /// return `Ok(None)` (the offset of the bad bytes is in the error;
+    /// `position` stays at it).
     pub fn next_frame(&mut self) -> Result<Option<(u64, Frame<'_>)>, ReadError> {
         if self.stopped {
             return Ok(None);
@@ -179,8 +180,9 @@ impl SegmentReader {
 
 impl SegmentReader {
     /// After damage at `offset`: the first block boundary past it where a
-    /// valid frame of this segment starts (every batch starts on a block boundary), if any.
-    /// Moves the reader there and resumes reading when found.
+    /// valid frame of this segment starts (every batch starts on a block
+    /// boundary), if any. Moves the reader there and resumes reading when
+    /// found.
     pub fn resync_after(&mut self, offset: u64) -> Result<Option<u64>, ReadError> {
         let block_size = self.header.block_size;
         let block = u64::from(block_size);

@@ -115,17 +115,21 @@ pub(crate) struct SegmentWriter<Fs: LogFs> {
     records: u64,
     block_size: u64,
     hint: HintBuilder,
-    /// The segment was created in a spare file.
-    in_spare: bool,
 }
 
 impl<Fs: LogFs> SegmentWriter<Fs> {
-    /// Creates segment `seq` (in a spare file when there is one) and makes
-    /// its header and directory entry durable.
-    pub async fn create(fs: Fs, spec: WriterSpec, seq: u64) -> Result<Self, Error> {
+    /// Creates segment `seq` (with `into_spare`, in a spare file when the
+    /// spec allows spares and there is one) and makes its header and
+    /// directory entry durable.
+    pub async fn create(
+        fs: Fs,
+        spec: WriterSpec,
+        seq: u64,
+        into_spare: bool,
+    ) -> Result<Self, Error> {
         let path = spec.shard_dir.join(segment_file_name(seq));
         let shard = spec.shard as usize;
-        let spare = match spec.recycle {
+        let spare = match spec.recycle && into_spare {
             true => fs
                 .spares(&spec.shard_dir)
                 .await
@@ -183,7 +187,6 @@ impl<Fs: LogFs> SegmentWriter<Fs> {
             records: 0,
             block_size,
             hint: HintBuilder::default(),
-            in_spare: file_len > 0,
         };
         writer.job(buf, block_size as usize)?.run(true).await?;
         if writer.path != path {
@@ -211,7 +214,7 @@ impl<Fs: LogFs> SegmentWriter<Fs> {
 
     /// Whether the active segment was created in a spare file.
     pub fn in_spare(&self) -> bool {
-        self.in_spare
+        self.file_len > 0
     }
 
     /// Seq of the active segment.
@@ -358,12 +361,8 @@ impl<Fs: LogFs> SegmentWriter<Fs> {
 
     async fn rotate_into(&mut self, spare: bool) -> Result<(), Error> {
         self.seal().await?;
-        let spec = WriterSpec {
-            recycle: spare,
-            ..self.spec.clone()
-        };
-        let mut next = SegmentWriter::create(self.fs.clone(), spec, self.seq + 1).await?;
-        next.spec.recycle = self.spec.recycle;
+        let next =
+            SegmentWriter::create(self.fs.clone(), self.spec.clone(), self.seq + 1, spare).await?;
         *self = next;
         Ok(())
     }

@@ -152,7 +152,7 @@ pub(crate) async fn run<Fs: LogFs>(
         max_batch_bytes,
         pipeline_depth,
     } = setup;
-    let writer = match SegmentWriter::create(fs.clone(), spec, first_seq).await {
+    let writer = match SegmentWriter::create(fs.clone(), spec, first_seq, true).await {
         Ok(w) => {
             let _ = ready.send(Ok(()));
             w

@@ -112,6 +112,8 @@ pub(crate) struct SegmentWriter<Fs: LogFs> {
     /// Size of the file when it was opened (a reused spare's; 0 for a new
     /// file): its old bytes lie beyond `offset` until overwritten.
     file_len: u64,
+    /// The spare file this segment was created in, if any.
+    spare: Option<PathBuf>,
     records: u64,
     block_size: u64,
     hint: HintBuilder,
@@ -170,7 +172,7 @@ impl<Fs: LogFs> SegmentWriter<Fs> {
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos() as u64),
             format_version: FORMAT_VERSION,
-            reused: file_len > 0,
+            reused: opened_as != path,
         };
         let mut buf = file.alloc(block_size as usize);
         let bytes = buf.bytes_mut();
@@ -180,6 +182,7 @@ impl<Fs: LogFs> SegmentWriter<Fs> {
             fs,
             spec,
             file: Some(Rc::new(file)),
+            spare: (opened_as != path).then(|| opened_as.clone()),
             path: opened_as,
             seq,
             offset: 0,
@@ -214,7 +217,7 @@ impl<Fs: LogFs> SegmentWriter<Fs> {
 
     /// Whether the active segment was created in a spare file.
     pub fn in_spare(&self) -> bool {
-        self.file_len > 0
+        self.spare.is_some()
     }
 
     /// Seq of the active segment.
@@ -400,6 +403,26 @@ impl<Fs: LogFs> SegmentWriter<Fs> {
                 ));
             }
         };
+        if let Some(spare) = self.spare.as_ref().filter(|_| self.records == 0) {
+            // Nothing was written into the reused file: it goes back to
+            // being a spare, under its old name (this segment's seq will be
+            // used again), instead of being deleted like an empty segment.
+            let renamed = file
+                .rename(spare)
+                .await
+                .map_err(|e| Error::io("returning an unused segment to the spares", &self.path, e));
+            let closed = file
+                .close()
+                .await
+                .map_err(|e| Error::io("closing segment", &self.path, e));
+            renamed?;
+            closed?;
+            return self
+                .fs
+                .sync_dir(&self.spec.shard_dir)
+                .await
+                .map_err(|e| Error::io("syncing shard directory", &self.spec.shard_dir, e));
+        }
         // A reused spare still holds its earlier frames past the new data:
         // a zero block there ends the data (the sync below makes it durable).
         let data_end = self.offset;

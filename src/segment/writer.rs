@@ -207,12 +207,16 @@ impl<Fs: LogFs> SegmentWriter<Fs> {
             .spec
             .active_seq
             .store(seq, std::sync::atomic::Ordering::Release);
-        writer
-            .fs
-            .sync_dir(&writer.spec.shard_dir)
-            .await
-            .map_err(|e| Error::io("syncing shard directory", &writer.spec.shard_dir, e))?;
+        writer.sync_shard_dir().await?;
         Ok(writer)
+    }
+
+    /// Makes the shard folder's entries durable (fsync of the directory).
+    async fn sync_shard_dir(&self) -> Result<(), Error> {
+        self.fs
+            .sync_dir(&self.spec.shard_dir)
+            .await
+            .map_err(|e| Error::io("syncing shard directory", &self.spec.shard_dir, e))
     }
 
     /// Whether the active segment was created in a spare file.
@@ -417,11 +421,7 @@ impl<Fs: LogFs> SegmentWriter<Fs> {
                 .map_err(|e| Error::io("closing segment", &self.path, e));
             renamed?;
             closed?;
-            return self
-                .fs
-                .sync_dir(&self.spec.shard_dir)
-                .await
-                .map_err(|e| Error::io("syncing shard directory", &self.spec.shard_dir, e));
+            return self.sync_shard_dir().await;
         }
         // A reused spare still holds its earlier frames past the new data:
         // a zero block there ends the data (the sync below makes it durable).
@@ -461,11 +461,7 @@ impl<Fs: LogFs> SegmentWriter<Fs> {
                 .remove_file(&self.path)
                 .await
                 .map_err(|e| Error::io("removing empty segment", &self.path, e))?;
-            return self
-                .fs
-                .sync_dir(&self.spec.shard_dir)
-                .await
-                .map_err(|e| Error::io("syncing shard directory", &self.spec.shard_dir, e));
+            return self.sync_shard_dir().await;
         }
         let sealed = SealedSegment {
             shard: self.spec.shard as usize,

@@ -17,7 +17,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use ringstore::{Config, RecoveryMode, Store};
+use ringstore::{Config, IoBackend, RecoveryMode, Store};
 
 const CHILD_DIR: &str = "RINGSTORE_SPARE_CHILD_DIR";
 
@@ -70,6 +70,16 @@ fn assert_newest(store: &Store, newest: &BTreeMap<String, i64>, context: &str) {
 
 #[test]
 fn compaction_keeps_spares_and_later_segments_overwrite_them() {
+    keeps_and_overwrites_spares(config);
+}
+
+/// The same through the blocking backend (machines without io_uring).
+#[test]
+fn the_portable_backend_reuses_spares_too() {
+    keeps_and_overwrites_spares(|dir| config(dir).io_backend(IoBackend::Portable));
+}
+
+fn keeps_and_overwrites_spares(config: impl Fn(&Path) -> Config) {
     let dir = common::temp_dir();
     let mut newest = BTreeMap::new();
     let store = Store::open(config(dir.path())).unwrap();

@@ -1,6 +1,7 @@
 //! `ls`: shards and segments (seq, size, records, version range, sealed or
-//! active) and totals. Reads frame headers only; payloads are not validated
-//! (that is `verify`'s job).
+//! active, written over a reused file), the spare files kept for reuse, and
+//! totals. Reads frame headers only; payloads are not validated (that is
+//! `verify`'s job).
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -38,12 +39,18 @@ pub struct SegmentStats {
     pub problems: u64,
     /// Whether it ends in a torn tail.
     pub torn_tail: bool,
+    /// Written over a reused (spare) file: its size includes the file's
+    /// earlier bytes after the data.
+    pub reused: bool,
 }
 
 impl SegmentStats {
     /// `sealed` or `active`, with damage noted.
     pub fn state(&self) -> String {
         let mut s = if self.active { "active" } else { "sealed" }.to_owned();
+        if self.reused {
+            s.push_str(",reused");
+        }
         if self.torn_tail {
             s.push_str(",torn-tail");
         }
@@ -71,6 +78,8 @@ pub fn ls(source: &Source, json: bool, out: &mut dyn Write) -> Result<(), ToolEr
     let bytes: u64 = all.iter().map(|s| s.bytes).sum();
     let records: u64 = all.iter().map(|s| s.records).sum();
     let damaged = all.iter().filter(|s| s.problems > 0).count();
+    let spares = spare_files(source);
+    let spare_bytes: u64 = spares.iter().map(|(_, _, b)| b).sum();
     let opt = |v: Option<i64>| v.map_or_else(|| "-".to_owned(), |v| v.to_string());
     if json {
         for s in &all {
@@ -88,6 +97,16 @@ pub fn ls(source: &Source, json: bool, out: &mut dyn Write) -> Result<(), ToolEr
                 "state": if s.active { "active" } else { "sealed" },
                 "torn_tail": s.torn_tail,
                 "problems": s.problems,
+                "reused": s.reused,
+            });
+            writeln!(out, "{line}")?;
+        }
+        for (shard, files, bytes) in &spares {
+            let line = serde_json::json!({
+                "kind": "spares",
+                "shard": shard,
+                "files": files,
+                "bytes": bytes,
             });
             writeln!(out, "{line}")?;
         }
@@ -98,6 +117,8 @@ pub fn ls(source: &Source, json: bool, out: &mut dyn Write) -> Result<(), ToolEr
             "bytes": bytes,
             "records": records,
             "damaged_segments": damaged,
+            "spare_files": spares.iter().map(|(_, n, _)| n).sum::<usize>(),
+            "spare_bytes": spare_bytes,
         });
         writeln!(out, "{line}")?;
     } else {
@@ -125,6 +146,13 @@ pub fn ls(source: &Source, json: bool, out: &mut dyn Write) -> Result<(), ToolEr
             shards.len(),
             all.len()
         )?;
+        if !spares.is_empty() {
+            writeln!(
+                out,
+                "spares: {} files, {spare_bytes} bytes (retired segments kept for new segments to overwrite; never read)",
+                spares.iter().map(|(_, n, _)| n).sum::<usize>()
+            )?;
+        }
         if damaged > 0 {
             writeln!(
                 out,
@@ -134,6 +162,31 @@ pub fn ls(source: &Source, json: bool, out: &mut dyn Write) -> Result<(), ToolEr
     }
     out.flush()?;
     Ok(())
+}
+
+/// (shard, files, bytes) of the spare files in each shard folder that holds
+/// one of `source`'s segments, where it has any.
+fn spare_files(source: &Source) -> Vec<(Option<u64>, usize, u64)> {
+    let folders: BTreeSet<(Option<u64>, &std::path::Path)> = source
+        .segments
+        .iter()
+        .filter_map(|s| {
+            s.path
+                .parent()
+                .map(|p| (s.shard_folder.map(|i| i as u64), p))
+        })
+        .collect();
+    folders
+        .into_iter()
+        .filter_map(|(shard, dir)| {
+            let files = ringstore::inspect::spares(dir).ok()?;
+            let bytes = files
+                .iter()
+                .map(|p| std::fs::metadata(p).map_or(0, |m| m.len()))
+                .sum();
+            (!files.is_empty()).then_some((shard, files.len(), bytes))
+        })
+        .collect()
 }
 
 struct LsVisitor {
@@ -148,6 +201,7 @@ fn new_stats(src: &SegmentFile, header: Option<&SegmentHeader>, file_len: u64) -
         bytes: file_len,
         generation: header.map(|h| h.generation),
         active: src.newest_in_folder,
+        reused: header.is_some_and(|h| h.reused),
         ..SegmentStats::default()
     }
 }

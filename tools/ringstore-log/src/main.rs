@@ -28,11 +28,13 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// List shards and segments: seq, size, records, first/last version,
-    /// sealed or active, and totals.
+    /// sealed or active (and `reused`: written over a spare file), the spare
+    /// files kept for reuse, and totals.
     Ls {
         /// Data dir, shard folder or segment file.
         path: PathBuf,
-        /// One JSON object per segment, then a totals object.
+        /// One JSON object per segment, one per shard with spare files
+        /// (`"kind": "spares"`), then a totals object.
         #[arg(long)]
         json: bool,
     },

@@ -49,3 +49,62 @@ fn lists_every_segment_and_totals() {
         "{text}"
     );
 }
+
+/// Spare files (retired segments kept for reuse) are listed per shard and
+/// never read as segments; segments written over one are marked `reused`.
+#[test]
+fn lists_spares_and_reused_segments() {
+    let dir = temp_dir();
+    let config = || common::config(dir.path()).spare_segments(2);
+    let store = ringstore::Store::open(config()).unwrap();
+    for v in 0..40 {
+        store
+            .put_blocking(&format!("key-{}", v % 4), &common::record(0, v))
+            .unwrap();
+    }
+    store.compact().unwrap();
+    // One more segment per shard: each takes a spare.
+    for v in 40..60 {
+        store
+            .put_blocking(&format!("key-{}", v % 4), &common::record(0, v))
+            .unwrap();
+    }
+    store.close().unwrap();
+    let on_disk: Vec<std::path::PathBuf> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flat_map(|d| std::fs::read_dir(d.unwrap().path()).into_iter().flatten())
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "spare"))
+        .collect();
+    assert!(!on_disk.is_empty(), "the workload left no spare");
+
+    let o = run_on("ls", dir.path(), &["--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    let lines = json_lines(&stdout(&o));
+    let total = lines.last().unwrap();
+    assert_eq!(total["spare_files"], on_disk.len());
+    let listed: u64 = lines
+        .iter()
+        .filter(|l| l["kind"] == "spares")
+        .map(|l| l["files"].as_u64().unwrap())
+        .sum();
+    assert_eq!(listed, on_disk.len() as u64);
+    let segs = segments(dir.path());
+    assert_eq!(total["segments"], segs.len(), "spares are not segments");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["kind"] == "segment" && l["reused"] == true),
+        "no segment marked reused: {lines:?}"
+    );
+    assert_eq!(
+        run_on("verify", dir.path(), &[]).status.code(),
+        Some(0),
+        "reused segments verify clean"
+    );
+    let text = stdout(&run_on("ls", dir.path(), &[]));
+    assert!(
+        text.contains("reused") && text.contains("spares: "),
+        "{text}"
+    );
+}

@@ -359,6 +359,59 @@ fn failed_segment_creation() {
     }
 }
 
+/// Taking a spare file for a new segment can fail like creating one (its
+/// open, the 1st recycling call, or its rename, the 2nd): that batch fails,
+/// the shard stops, and nothing acknowledged is lost.
+#[test]
+fn failed_spare_reuse() {
+    for backend in BACKENDS {
+        for (nth, op) in [(1, "opening spare segment"), (2, "renaming spare segment")] {
+            let dir = common::temp_dir();
+            let plan = FaultPlan::new();
+            let store = Store::open(
+                config(dir.path(), backend, &plan)
+                    .max_segment_records(10)
+                    .spare_segments(2),
+            )
+            .unwrap();
+            put_baseline(&store);
+            for i in 0..30 {
+                store
+                    .put_blocking(&format!("filler{}", i % 3), &common::record(2, "fill"))
+                    .unwrap();
+            }
+            assert_eq!(store.compact().unwrap().segments_recycled, 2);
+            // The segment after the checkpoint is new; the next rotation
+            // takes a spare.
+            plan.fail_nth(FaultOp::Recycle, nth, EIO);
+            let mut acked = Vec::new();
+            let failed = (0..20).find_map(|i| {
+                let key = format!("r{i}");
+                match store.put_blocking(&key, &common::record(3, "rotation")) {
+                    Ok(_) => {
+                        acked.push(key);
+                        None
+                    }
+                    Err(e) => Some(e),
+                }
+            });
+            match failed {
+                Some(Error::Io { op: got, .. }) => assert_eq!(got, op, "{backend:?}"),
+                other => panic!("{backend:?}: expected Io from {op}, got {other:?}"),
+            }
+            assert_eq!(plan.injected(FaultOp::Recycle), 1);
+            assert_shard_stopped(&store);
+            drop(store);
+            reopen_and_check(dir.path(), backend, &BTreeSet::new());
+            let store = Store::open(common::config(dir.path()).shards(1)).unwrap();
+            for key in &acked {
+                assert!(store.get(key).is_some(), "{backend:?}: acked {key} lost");
+            }
+            store.close().unwrap();
+        }
+    }
+}
+
 /// A failed hint write costs only a scan at the next open: puts go on.
 #[test]
 fn failed_hint_write_costs_only_a_scan() {

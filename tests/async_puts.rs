@@ -6,18 +6,13 @@
 //! and the budget neither deadlocks on a large record nor hangs a put at
 //! close, which writes every put it acknowledged.
 
-#![expect(
-    clippy::unwrap_used,
-    reason = "test helpers: a failure here is a test failure"
-)]
-
 mod common;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use ringstore::{Durability, PutOutcome, Record, Store};
+use ringstore::{Durability, PutOutcome, Store};
 
 const THREADS: usize = 8;
 
@@ -27,40 +22,6 @@ fn async_config(dir: &std::path::Path) -> ringstore::Config {
         .durability(Durability::Async)
         .max_batch_bytes(64 << 10)
         .flush_interval_ms(5)
-}
-
-/// Compacts `store` in a loop on its own thread until `done` (at least 3
-/// times); the receiver gets the number of runs.
-fn compact_in_a_loop(store: &Store, done: &Arc<AtomicBool>) -> std::sync::mpsc::Receiver<usize> {
-    let (runs_tx, runs_rx) = std::sync::mpsc::channel();
-    let (store, done) = (store.clone(), Arc::clone(done));
-    std::thread::spawn(move || {
-        let mut runs = 0;
-        while !done.load(Ordering::Acquire) || runs < 3 {
-            store.compact().unwrap();
-            runs += 1;
-        }
-        let _ = runs_tx.send(runs);
-    });
-    runs_rx
-}
-
-/// After reopening `dir`, each key holds the record (its note) that memory
-/// held before the close.
-fn assert_recovery_agrees(dir: &std::path::Path, in_memory: &BTreeMap<String, String>) {
-    let store = Store::open(async_config(dir)).unwrap();
-    for (key, note) in in_memory {
-        let recovered = note_of(&store.get(key).unwrap().to_record());
-        assert_eq!(&recovered, note, "{key}: memory and recovery disagree");
-    }
-    store.close().unwrap();
-}
-
-fn note_of(r: &Record) -> String {
-    match r.get("note") {
-        Some(ringstore::Value::Str(s)) => s.clone(),
-        other => panic!("note is {other:?}"),
-    }
 }
 
 #[test]
@@ -130,7 +91,7 @@ fn version_ties_resolve_the_same_in_memory_and_after_recovery() {
     let in_memory: BTreeMap<String, String> = (0..5)
         .map(|k| {
             let key = format!("tie{k}");
-            let note = note_of(&store.get(&key).unwrap().to_record());
+            let note = common::race::note_of(&store.get(&key).unwrap().to_record());
             (key, note)
         })
         .collect();
@@ -140,7 +101,7 @@ fn version_ties_resolve_the_same_in_memory_and_after_recovery() {
     let frames = common::read_all_frames(dir.path());
     assert_eq!(frames.len(), THREADS * 200);
     common::assert_frames_in_lsn_order(&frames, "ties");
-    assert_recovery_agrees(dir.path(), &in_memory);
+    common::race::assert_recovery_agrees(dir.path(), async_config, &in_memory);
 }
 
 #[test]
@@ -149,7 +110,7 @@ fn compaction_racing_async_puts_loses_nothing() {
     let store = Store::open(async_config(dir.path()).max_segment_records(100)).unwrap();
     let done = Arc::new(AtomicBool::new(false));
     let deadline = std::time::Duration::from_secs(60);
-    let runs_rx = compact_in_a_loop(&store, &done);
+    let runs_rx = common::race::compact_in_a_loop(&store, &done);
     let (last_tx, last_rx) = std::sync::mpsc::channel();
     for t in 0..THREADS {
         let (store, last_tx) = (store.clone(), last_tx.clone());
@@ -260,35 +221,5 @@ fn closing_while_puts_wait_for_budget_never_hangs() {
 /// agree on every winner.
 #[test]
 fn version_ties_racing_compaction_resolve_the_same_after_recovery() {
-    let dir = common::temp_dir();
-    let store = Store::open(async_config(dir.path())).unwrap();
-    let done = Arc::new(AtomicBool::new(false));
-    let deadline = std::time::Duration::from_secs(60);
-    let runs_rx = compact_in_a_loop(&store, &done);
-    let (done_tx, done_rx) = std::sync::mpsc::channel();
-    for t in 0..THREADS {
-        let (store, done_tx) = (store.clone(), done_tx.clone());
-        std::thread::spawn(move || {
-            for i in 0..400 {
-                let key = format!("tie{}", i % 5);
-                let note = format!("t{t}-{i}");
-                store.put_blocking(&key, &common::record(7, &note)).unwrap();
-            }
-            let _ = done_tx.send(());
-        });
-    }
-    for _ in 0..THREADS {
-        done_rx.recv_timeout(deadline).expect("a writer stalled");
-    }
-    done.store(true, Ordering::Release);
-    assert!(runs_rx.recv_timeout(deadline).expect("compaction stalled") >= 3);
-    let in_memory: BTreeMap<String, String> = (0..5)
-        .map(|k| {
-            let key = format!("tie{k}");
-            (key.clone(), note_of(&store.get(&key).unwrap().to_record()))
-        })
-        .collect();
-    store.close().unwrap();
-    common::assert_frames_in_lsn_order(&common::read_all_frames(dir.path()), "ties vs compaction");
-    assert_recovery_agrees(dir.path(), &in_memory);
+    common::race::ties_racing_compaction_agree_after_recovery(async_config, THREADS);
 }

@@ -105,15 +105,15 @@ impl Slot {
     }
 
     /// Gives the current record the new rank `rank` (a checkpoint copying
-    /// it into a fresh frame) and returns it; `None` if the slot changed
-    /// since `seen` was loaded (a newer put, whose frame follows the
-    /// checkpoint).
-    fn rerank(&self, seen: &Ranked, rank: LogRank, guard: &Guard) -> Option<RecordRef> {
+    /// it into a fresh frame) and returns it; `None` unless the current
+    /// record is still the write ranked `seen` (ranks are unique per write):
+    /// a newer put's frame follows the checkpoint.
+    fn rerank(&self, seen: LogRank, rank: LogRank, guard: &Guard) -> Option<RecordRef> {
         let current = self.current.load(Ordering::Acquire, guard);
-        if !current.as_ref().is_some_and(|c| std::ptr::eq(c, seen)) {
-            return None;
-        }
-        let record = seen.record.clone();
+        let record = match current.as_ref() {
+            Some(c) if c.rank == seen => c.record.clone(),
+            _ => return None,
+        };
         let moved = Shared::new(Ranked {
             record: record.clone(),
             rank,
@@ -222,11 +222,37 @@ pub(crate) fn rerank_all(
             continue;
         };
         let rank = next_rank();
-        if let Some(record) = slot.rerank(seen, rank, &guard) {
+        if let Some(record) = slot.rerank(seen.rank, rank, &guard) {
             out.push((record, rank.lsn));
         }
     }
     out
+}
+
+/// For a checkpoint written in steps: every key with the rank of its
+/// current record.
+pub(crate) fn live_ranks(index: &Index) -> Vec<(Box<str>, LogRank)> {
+    let guard = Guard::new();
+    let mut out = Vec::with_capacity(index.len());
+    for (key, slot) in index.iter(&guard) {
+        if let Some(current) = slot.load(&guard) {
+            out.push((key.clone(), current.rank));
+        }
+    }
+    out
+}
+
+/// One step of such a checkpoint: gives `key`'s record the rank `rank` if
+/// it is still the write ranked `seen`, and returns it; `None` if a newer
+/// put replaced it (that put's frame follows the checkpoint's start).
+pub(crate) fn rerank_key(
+    index: &Index,
+    key: &str,
+    seen: LogRank,
+    rank: LogRank,
+) -> Option<RecordRef> {
+    let guard = Guard::new();
+    index.peek(key, &guard)?.rerank(seen, rank, &guard)
 }
 
 #[cfg(test)]

@@ -20,6 +20,10 @@
 //! budget, `max_batch_bytes`, given back as records are handed to a write,
 //! so a disk slower than the callers pushes back on them (bounded memory)
 //! instead of growing a backlog.
+//!
+//! A checkpoint (`Store::compact`) in Sync mode is written in chunks between
+//! put batches (`CheckpointJob`), so puts keep flowing while it is written;
+//! in Async mode, where puts never wait for the shard, it is written at once.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -51,6 +55,10 @@ use crate::store::PutOutcome;
 /// depth 1 (closed loop, 5 interleaved pairs: 0.63 vs 0.56 of the durable
 /// ceiling). With nothing in flight a put is written at once.
 const OVERLAP_MIN_BATCH_BYTES: usize = 512 << 10;
+
+/// Bytes of live records a Sync-mode checkpoint writes per chunk: small
+/// enough that a put waits for at most about one such write.
+const CHECKPOINT_CHUNK_BYTES: usize = 1 << 20;
 
 /// Async mode: the most frame bytes one write carries. Encoding a write's
 /// buffer blocks the executor (no put is acknowledged meanwhile): 1 MiB
@@ -96,7 +104,29 @@ struct InFlight {
     outcomes: Vec<PutOutcome>,
     /// LSN of the batch's first frame (Sync mode; frames are consecutive).
     first_lsn: u64,
+    /// A chunk of the checkpoint in progress rather than puts.
+    checkpoint_chunk: bool,
 }
+
+/// Sync mode: a checkpoint written in chunks between put batches. Every
+/// put from its start on goes to its first segment (`keep_from`) or a
+/// later one, so each live record either gets a copy there or is replaced
+/// by such a put.
+struct CheckpointJob {
+    /// Every key with the rank of its record when the checkpoint began.
+    live: Vec<(Box<str>, index::LogRank)>,
+    /// Next entry of `live` to copy.
+    next: usize,
+    /// Chunks written but not completed yet.
+    chunks_in_flight: usize,
+    /// Seq of the segment the checkpoint began in: every older one holds
+    /// only superseded frames once the checkpoint is durable.
+    keep_from: u64,
+    /// Every `Store::compact` waiting for this checkpoint.
+    replies: Vec<CheckpointReply>,
+}
+
+type CheckpointReply = futures::channel::oneshot::Sender<Result<u64, Error>>;
 
 struct Worker<Fs: LogFs> {
     fs: Fs,
@@ -132,6 +162,8 @@ struct Worker<Fs: LogFs> {
     dirty_since: Option<Instant>,
     /// Since when no write has been in flight (`ShardStats::idle`).
     idle_since: Option<Instant>,
+    /// Sync mode: the checkpoint being written, if any.
+    checkpoint: Option<CheckpointJob>,
 }
 
 /// Runs the shard until shutdown. `ready` learns whether the first segment
@@ -188,6 +220,7 @@ pub(crate) async fn run<Fs: LogFs>(
         gathering_bytes: 0,
         dirty_since: None,
         idle_since: Some(Instant::now()),
+        checkpoint: None,
     };
     worker.serve().await;
 }
@@ -212,6 +245,7 @@ impl<Fs: LogFs> Worker<Fs> {
         let mut batch: Vec<Submission> = Vec::new();
         loop {
             index::reclaim();
+            self.advance_checkpoint().await;
             let first = match self.next_event().await {
                 Event::Message(Some(msg)) => msg,
                 Event::Message(None) => break,
@@ -280,13 +314,7 @@ impl<Fs: LogFs> Worker<Fs> {
             }
             match control {
                 Some(Msg::Shutdown) => break,
-                Some(Msg::Checkpoint(reply)) => {
-                    let started = Instant::now();
-                    self.drain_inflight().await;
-                    let result = self.checkpoint().await;
-                    self.shared.stats.checkpointed(started.elapsed());
-                    let _ = reply.send(result);
-                }
+                Some(Msg::Checkpoint(reply)) => self.begin_checkpoint(reply).await,
                 Some(Msg::Put(_) | Msg::Append(_)) | None => {}
             }
         }
@@ -301,6 +329,13 @@ impl<Fs: LogFs> Worker<Fs> {
         }
         self.reorder.drain_all(&mut self.unwritten);
         self.drain_inflight().await;
+        // A checkpoint whose every chunk is durable is done; one cut short
+        // by the close is not (its compaction deletes nothing).
+        let done = self
+            .checkpoint
+            .as_ref()
+            .is_some_and(|j| j.next == j.live.len() && j.chunks_in_flight == 0);
+        self.finish_checkpoint(if done { None } else { Some(Error::Closed) });
         if self.dirty_since.is_some() {
             self.start_flush();
             if let Some(flush) = self.flushing.take() {
@@ -519,6 +554,7 @@ impl<Fs: LogFs> Worker<Fs> {
                         batch: Vec::new(),
                         outcomes: Vec::new(),
                         first_lsn: 0,
+                        checkpoint_chunk: false,
                     });
                 }
                 Err(e) => {
@@ -539,6 +575,7 @@ impl<Fs: LogFs> Worker<Fs> {
             mut batch,
             outcomes,
             first_lsn,
+            checkpoint_chunk,
         }) = self.pending.pop_front()
         else {
             debug_assert!(false, "a completion without a pending batch");
@@ -558,6 +595,20 @@ impl<Fs: LogFs> Worker<Fs> {
             self.shared.mark_failed(e.to_string());
         } else if self.durability == Durability::Async {
             self.dirty_since.get_or_insert_with(Instant::now);
+        }
+        if checkpoint_chunk {
+            if let Some(job) = self.checkpoint.as_mut() {
+                job.chunks_in_flight -= 1;
+            }
+            match (done, self.shared.failure()) {
+                (Ok(()), None) => {}
+                (Err(e), _) => self.finish_checkpoint(Some(e)),
+                (Ok(()), Some(cause)) => self.finish_checkpoint(Some(Error::ShardFailed {
+                    shard: self.shared.id,
+                    cause,
+                })),
+            }
+            return;
         }
         match (done, self.shared.failure()) {
             (Ok(()), None) => {
@@ -617,9 +668,159 @@ impl<Fs: LogFs> Worker<Fs> {
         }
     }
 
-    /// Writes every live record of the shard into a fresh segment and seals
-    /// it; returns the seq of the first segment that must be kept (every
-    /// older segment of this folder then holds only superseded frames).
+    /// A `Store::compact` request. Async mode: the whole checkpoint now.
+    /// Sync mode: waits for the batches in flight, starts a new segment and
+    /// notes the live set; the chunks follow between put batches
+    /// (`advance_checkpoint`), and `reply` gets the answer when the last is
+    /// durable. A request during a checkpoint joins it: every put from its
+    /// start on is in its first segment or later, so it covers the request.
+    async fn begin_checkpoint(&mut self, reply: CheckpointReply) {
+        let started = Instant::now();
+        if self.durability == Durability::Async {
+            self.drain_inflight().await;
+            let result = self.checkpoint().await;
+            self.shared.stats.checkpointed(started.elapsed());
+            let _ = reply.send(result);
+            return;
+        }
+        if let Some(job) = self.checkpoint.as_mut() {
+            job.replies.push(reply);
+            return;
+        }
+        if let Some(cause) = self.shared.failure() {
+            let _ = reply.send(Err(Error::ShardFailed {
+                shard: self.shared.id,
+                cause,
+            }));
+            return;
+        }
+        self.drain_inflight().await;
+        if let Err(e) = self.writer.rotate().await {
+            self.shared.mark_failed(e.to_string());
+            let _ = reply.send(Err(e));
+            return;
+        }
+        self.checkpoint = Some(CheckpointJob {
+            live: index::live_ranks(&self.shared.index),
+            next: 0,
+            chunks_in_flight: 0,
+            keep_from: self.writer.seq(),
+            replies: vec![reply],
+        });
+        // Puts waited only for this much.
+        self.shared.stats.checkpointed(started.elapsed());
+    }
+
+    /// Sync mode: writes the next chunk of the checkpoint in progress, one
+    /// chunk in flight at a time and leaving a pipeline slot to puts, or
+    /// finishes it once every chunk is durable.
+    async fn advance_checkpoint(&mut self) {
+        let Some(job) = self.checkpoint.as_mut() else {
+            return;
+        };
+        if job.chunks_in_flight > 0 {
+            return;
+        }
+        if job.next == job.live.len() {
+            self.finish_checkpoint(None);
+            return;
+        }
+        let room = self.inflight.len() + 1 < self.pipeline_depth
+            || (self.inflight.is_empty() && self.gathering.is_empty());
+        if !room {
+            return;
+        }
+        if let Some(cause) = self.shared.failure() {
+            self.finish_checkpoint(Some(Error::ShardFailed {
+                shard: self.shared.id,
+                cause,
+            }));
+            return;
+        }
+        // Copy the next records, each with a fresh LSN taken now: later
+        // than every frame staged before, earlier than every put after.
+        let mut records: Vec<(RecordRef, u64)> = Vec::new();
+        let mut bytes = 0;
+        while bytes < CHECKPOINT_CHUNK_BYTES {
+            let Some((key, seen)) = job.live.get(job.next) else {
+                break;
+            };
+            job.next += 1;
+            // A put of this key is in flight: its frame, in this segment or
+            // a later one, replaces the record.
+            if self.decided.contains_key(key) {
+                continue;
+            }
+            let lsn = self.shared.take_lsns(1);
+            if let Some(r) =
+                index::rerank_key(&self.shared.index, key, *seen, self.shared.rank(lsn))
+            {
+                bytes += r.as_bytes().len();
+                records.push((r, lsn));
+            }
+        }
+        if records.is_empty() {
+            // Every remaining record was replaced meanwhile: done.
+            self.finish_checkpoint(None);
+            return;
+        }
+        let footprint: usize = records
+            .iter()
+            .map(|(r, _)| frame_footprint(r.key().len(), r.as_bytes().len()))
+            .sum();
+        if self.writer.needs_rotation(footprint, records.len()) {
+            if let Err(e) = self.quiesce_and_rotate().await {
+                self.shared.mark_failed(e.to_string());
+                self.finish_checkpoint(Some(e));
+                return;
+            }
+        }
+        let frames = frames_of(
+            records
+                .iter()
+                .map(|(r, lsn)| (r, crc32c::crc32c(r.as_bytes()), *lsn)),
+            self.writer.generation(),
+        );
+        let staged = self.stage(&frames, footprint);
+        drop(frames);
+        match staged {
+            Ok(job) => {
+                self.inflight.push_back(Box::pin(job.run_timed(true)));
+                self.write_started();
+                self.pending.push_back(InFlight {
+                    batch: Vec::new(),
+                    outcomes: Vec::new(),
+                    first_lsn: 0,
+                    checkpoint_chunk: true,
+                });
+                if let Some(job) = self.checkpoint.as_mut() {
+                    job.chunks_in_flight += 1;
+                }
+            }
+            Err(e) => {
+                self.shared.mark_failed(e.to_string());
+                self.finish_checkpoint(Some(e));
+            }
+        }
+    }
+
+    /// Ends the checkpoint in progress: `None` = every chunk is durable.
+    fn finish_checkpoint(&mut self, failed: Option<Error>) {
+        let Some(job) = self.checkpoint.take() else {
+            return;
+        };
+        for reply in job.replies {
+            let _ = reply.send(match &failed {
+                None => Ok(job.keep_from),
+                Some(e) => Err(e.clone()),
+            });
+        }
+    }
+
+    /// Async mode: writes every live record of the shard into a fresh
+    /// segment and seals it; returns the seq of the first segment that must
+    /// be kept (every older segment of this folder then holds only
+    /// superseded frames).
     async fn checkpoint(&mut self) -> Result<u64, Error> {
         if let Some(cause) = self.shared.failure() {
             return Err(Error::ShardFailed {
@@ -721,6 +922,7 @@ impl<Fs: LogFs> Worker<Fs> {
                     batch,
                     outcomes,
                     first_lsn,
+                    checkpoint_chunk: false,
                 });
             }
             Err(e) => {

@@ -297,3 +297,104 @@ pub mod kill {
         into_spares
     }
 }
+
+/// Puts racing compaction: helpers shared by the Sync and Async tests.
+pub mod race {
+    use std::collections::BTreeMap;
+    use std::path::Path;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use ringstore::{Config, Record, Store};
+
+    /// Compacts `store` in a loop on its own thread until `done` (at least 3
+    /// times); the receiver gets the number of runs.
+    pub fn compact_in_a_loop(
+        store: &Store,
+        done: &Arc<AtomicBool>,
+    ) -> std::sync::mpsc::Receiver<usize> {
+        let (runs_tx, runs_rx) = std::sync::mpsc::channel();
+        let (store, done) = (store.clone(), Arc::clone(done));
+        std::thread::spawn(move || {
+            let mut runs = 0;
+            while !done.load(Ordering::Acquire) || runs < 3 {
+                store.compact().unwrap();
+                runs += 1;
+            }
+            let _ = runs_tx.send(runs);
+        });
+        runs_rx
+    }
+
+    /// After reopening `dir` with `config`, each key holds the record (its
+    /// note) that memory held before the close.
+    pub fn assert_recovery_agrees(
+        dir: &Path,
+        config: impl Fn(&Path) -> Config,
+        in_memory: &BTreeMap<String, String>,
+    ) {
+        let store = Store::open(config(dir)).unwrap();
+        for (key, note) in in_memory {
+            let recovered = note_of(&store.get(key).unwrap().to_record());
+            assert_eq!(&recovered, note, "{key}: memory and recovery disagree");
+        }
+        store.close().unwrap();
+    }
+
+    /// The `note` field of a test record.
+    pub fn note_of(r: &Record) -> String {
+        match r.get("note") {
+            Some(ringstore::Value::Str(s)) => s.clone(),
+            other => panic!("note is {other:?}"),
+        }
+    }
+
+    /// `threads` writers put one version to 5 keys, each put with its own
+    /// note, while compaction copies the records in a loop: the record each
+    /// key holds in memory is the one recovery picks, and every segment
+    /// keeps its frames in LSN order.
+    pub fn ties_racing_compaction_agree_after_recovery(
+        config: impl Fn(&Path) -> Config + Copy,
+        threads: usize,
+    ) {
+        let dir = super::temp_dir();
+        let store = Store::open(config(dir.path())).unwrap();
+        let done = Arc::new(AtomicBool::new(false));
+        let deadline = std::time::Duration::from_secs(60);
+        let runs_rx = compact_in_a_loop(&store, &done);
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        for t in 0..threads {
+            let (store, done_tx) = (store.clone(), done_tx.clone());
+            std::thread::spawn(move || {
+                for i in 0..400 {
+                    let key = format!("tie{}", i % 5);
+                    let note = format!("t{t}-{i}");
+                    store.put_blocking(&key, &super::record(7, &note)).unwrap();
+                }
+                let _ = done_tx.send(());
+            });
+        }
+        for _ in 0..threads {
+            done_rx
+                .recv_timeout(deadline)
+                .unwrap_or_else(|e| panic!("a writer stalled: {e}"));
+        }
+        done.store(true, Ordering::Release);
+        let runs = runs_rx
+            .recv_timeout(deadline)
+            .unwrap_or_else(|e| panic!("compaction stalled: {e}"));
+        assert!(runs >= 3);
+        let in_memory: BTreeMap<String, String> = (0..5)
+            .map(|k| {
+                let key = format!("tie{k}");
+                (key.clone(), note_of(&store.get(&key).unwrap().to_record()))
+            })
+            .collect();
+        store.close().unwrap();
+        super::assert_frames_in_lsn_order(
+            &super::read_all_frames(dir.path()),
+            "ties vs compaction",
+        );
+        assert_recovery_agrees(dir.path(), config, &in_memory);
+    }
+}

@@ -467,8 +467,11 @@ impl Store {
     /// deleted file, a spare's contents change under an open handle). A
     /// crash at any point loses nothing: deletion starts only after every
     /// checkpoint is durable, and recovery ranks the copies by version. Puts
-    /// keep flowing (they wait while their shard writes its checkpoint).
-    /// Blocks the calling thread.
+    /// keep flowing: in `Sync` mode a shard's puts wait only for its batches
+    /// in flight and a new segment, then the copies are written in 1 MiB
+    /// chunks between put batches (with `pipeline_depth(1)` they alternate
+    /// less well); `Async` puts never wait for the shard. Blocks the calling
+    /// thread.
     pub fn compact(&self) -> Result<CompactReport, Error> {
         let inner = &self.inner;
         if inner.closed.load(Ordering::Acquire) {

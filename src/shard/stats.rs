@@ -61,8 +61,10 @@ pub struct ShardStats {
     pub rotations_into_spares: u64,
     /// Checkpoints written by `Store::compact`.
     pub checkpoints: u64,
-    /// The longest time a checkpoint held up the shard's puts: from waiting
-    /// for the writes in flight until the checkpoint was sealed.
+    /// The longest time a checkpoint held up the shard's puts. `Sync`: from
+    /// waiting for the writes in flight until its first segment was ready
+    /// (the copies then go between put batches). `Async`: the whole
+    /// checkpoint (puts do not wait for it).
     pub checkpoint_max: Duration,
 }
 

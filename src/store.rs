@@ -469,9 +469,8 @@ impl Store {
     /// checkpoint is durable, and recovery ranks the copies by version. Puts
     /// keep flowing: in `Sync` mode a shard's puts wait only for its batches
     /// in flight and a new segment, then the copies are written in 1 MiB
-    /// chunks between put batches (with `pipeline_depth(1)` they alternate
-    /// less well); `Async` puts never wait for the shard. Blocks the calling
-    /// thread.
+    /// chunks, one at a time, alternating with put batches; `Async` puts
+    /// never wait for the shard. Blocks the calling thread.
     pub fn compact(&self) -> Result<CompactReport, Error> {
         let inner = &self.inner;
         if inner.closed.load(Ordering::Acquire) {

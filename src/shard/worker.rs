@@ -251,6 +251,9 @@ impl<Fs: LogFs> Worker<Fs> {
                 Event::Message(None) => break,
                 Event::Completed(done) => {
                     self.complete_oldest(done);
+                    // Before the gathered puts take the freed slot: under a
+                    // steady load, chunks and put batches then alternate.
+                    self.advance_checkpoint().await;
                     self.write_unwritten().await;
                     if !self.gathering.is_empty() {
                         self.start_gathered().await;
@@ -711,9 +714,10 @@ impl<Fs: LogFs> Worker<Fs> {
         self.shared.stats.checkpointed(started.elapsed());
     }
 
-    /// Sync mode: writes the next chunk of the checkpoint in progress, one
-    /// chunk in flight at a time and leaving a pipeline slot to puts, or
-    /// finishes it once every chunk is durable.
+    /// Sync mode: writes the next chunk of the checkpoint in progress into a
+    /// free pipeline slot, one chunk in flight at a time (so puts wait for
+    /// at most one chunk), or finishes the checkpoint once every chunk is
+    /// durable.
     async fn advance_checkpoint(&mut self) {
         let Some(job) = self.checkpoint.as_mut() else {
             return;
@@ -725,9 +729,7 @@ impl<Fs: LogFs> Worker<Fs> {
             self.finish_checkpoint(None);
             return;
         }
-        let room = self.inflight.len() + 1 < self.pipeline_depth
-            || (self.inflight.is_empty() && self.gathering.is_empty());
-        if !room {
+        if self.inflight.len() >= self.pipeline_depth {
             return;
         }
         if let Some(cause) = self.shared.failure() {

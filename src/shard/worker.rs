@@ -108,6 +108,19 @@ struct InFlight {
     checkpoint_chunk: bool,
 }
 
+impl InFlight {
+    /// A write with no put to acknowledge: Async records, or a checkpoint
+    /// chunk.
+    fn no_puts(checkpoint_chunk: bool) -> Self {
+        InFlight {
+            batch: Vec::new(),
+            outcomes: Vec::new(),
+            first_lsn: 0,
+            checkpoint_chunk,
+        }
+    }
+}
+
 /// Sync mode: a checkpoint written in chunks between put batches. Every
 /// put from its start on goes to its first segment (`keep_from`) or a
 /// later one, so each live record either gets a copy there or is replaced
@@ -550,16 +563,7 @@ impl<Fs: LogFs> Worker<Fs> {
             // Handed to a write (or lost with the shard): room for callers.
             self.receiver.release(&self.shared.queue, footprint, count);
             match staged {
-                Ok(job) => {
-                    self.inflight.push_back(Box::pin(job.run_timed(false)));
-                    self.write_started();
-                    self.pending.push_back(InFlight {
-                        batch: Vec::new(),
-                        outcomes: Vec::new(),
-                        first_lsn: 0,
-                        checkpoint_chunk: false,
-                    });
-                }
+                Ok(job) => self.launch(job, false, InFlight::no_puts(false)),
                 Err(e) => {
                     log::error!(
                         "shard {}: staging a write failed, acknowledged Async puts may be lost: {e}",
@@ -787,14 +791,7 @@ impl<Fs: LogFs> Worker<Fs> {
         drop(frames);
         match staged {
             Ok(job) => {
-                self.inflight.push_back(Box::pin(job.run_timed(true)));
-                self.write_started();
-                self.pending.push_back(InFlight {
-                    batch: Vec::new(),
-                    outcomes: Vec::new(),
-                    first_lsn: 0,
-                    checkpoint_chunk: true,
-                });
+                self.launch(job, true, InFlight::no_puts(true));
                 if let Some(job) = self.checkpoint.as_mut() {
                     job.chunks_in_flight += 1;
                 }
@@ -917,16 +914,16 @@ impl<Fs: LogFs> Worker<Fs> {
         let staged = self.stage(&frames, footprint);
         drop(frames);
         match staged {
-            Ok(job) => {
-                self.inflight.push_back(Box::pin(job.run_timed(true)));
-                self.write_started();
-                self.pending.push_back(InFlight {
+            Ok(job) => self.launch(
+                job,
+                true,
+                InFlight {
                     batch,
                     outcomes,
                     first_lsn,
                     checkpoint_chunk: false,
-                });
-            }
+                },
+            ),
             Err(e) => {
                 self.shared.mark_failed(e.to_string());
                 for sub in batch.drain(..) {
@@ -934,6 +931,14 @@ impl<Fs: LogFs> Worker<Fs> {
                 }
             }
         }
+    }
+
+    /// Starts `job` as the next write in flight (with `sync`, made durable
+    /// too); `then` says what its completion does.
+    fn launch(&mut self, job: WriteJob<Fs::File>, sync: bool, then: InFlight) {
+        self.inflight.push_back(Box::pin(job.run_timed(sync)));
+        self.write_started();
+        self.pending.push_back(then);
     }
 
     /// A write was just submitted: ends an idle gap, if one was open.

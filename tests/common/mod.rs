@@ -153,8 +153,8 @@ pub mod kill {
     }
 
     /// [`run_child_if_asked`], with a thread that also runs `Store::compact`
-    /// every `compact_every` and then prints `SPARES n`: how many rotations
-    /// so far put their segment in a spare file.
+    /// at once and then every `compact_every`, printing `SPARES n` after
+    /// each: how many rotations so far put their segment in a spare file.
     pub fn run_child_if_asked_compacting(
         config: impl Fn(&Path) -> Config,
         compact_every: Option<std::time::Duration>,
@@ -169,7 +169,6 @@ pub mod kill {
             let store = store.clone();
             std::thread::spawn(move || {
                 loop {
-                    std::thread::sleep(every);
                     store.compact().unwrap();
                     let n: u64 = store
                         .shard_stats()
@@ -179,6 +178,8 @@ pub mod kill {
                     let mut out = std::io::stdout().lock();
                     let _ = writeln!(out, "SPARES {n}");
                     let _ = out.flush();
+                    drop(out);
+                    std::thread::sleep(every);
                 }
             });
         }

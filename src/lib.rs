@@ -50,7 +50,7 @@ pub use record::{ArchivedRecord, ArchivedValue, MAX_VALUE_DEPTH, Record, Value};
 pub use record_ref::RecordRef;
 pub use recovery::{DamageReport, RecoveryReport};
 pub use segment::writer::SealedSegment;
-pub use shard::stats::ShardStats;
+pub use shard::stats::{LatencyHistogram, ShardStats};
 pub use store::{CompactReport, PutOutcome, Store};
 
 /// Fault injection for tests (cargo feature `failpoints`, never in release

@@ -2,8 +2,9 @@
 //! and in Async mode: the frames counted equal the puts acknowledged and the
 //! frames found on disk, each shard reports only its own work, and the flush
 //! count follows the method (`Dsync` writes through O_DSYNC and never calls
-//! fdatasync; `Fdatasync` flushes once per batch). What the stats say is
-//! what recovery finds after a reopen.
+//! fdatasync; `Fdatasync` flushes once per batch). Every write and (Sync)
+//! every put is timed in the histograms. What the stats say is what
+//! recovery finds after a reopen.
 
 #![expect(
     clippy::unwrap_used,
@@ -58,6 +59,30 @@ fn run(durability: Durability, method: SyncMethod) {
             !s.write_max.is_zero() && s.write_max <= s.write,
             "{label}: the longest write is one of them: {s:?}"
         );
+        assert_eq!(
+            s.write_times.count(),
+            s.batches,
+            "{label}: every write timed: {s:?}"
+        );
+        assert_eq!(s.write_times.max(), s.write_max, "{label}");
+        let (queued, in_store) = (&s.put_queued, &s.put_in_store);
+        if durability == Durability::Sync {
+            assert_eq!(in_store.count(), s.frames, "{label}: every put timed");
+            assert_eq!(queued.count(), s.frames, "{label}: every put timed");
+            for h in [queued, in_store] {
+                assert!(
+                    h.quantile(0.5) <= h.quantile(0.99) && h.quantile(0.99) <= h.max(),
+                    "{label}: {h:?}"
+                );
+            }
+            // A put's time in the store covers its wait and its batch's
+            // write: the longest write was inside some put's time.
+            assert!(queued.max() <= in_store.max(), "{label}");
+            assert!(in_store.max() >= s.write_max, "{label}: {s:?}");
+        } else {
+            // Async puts are answered on the caller's thread.
+            assert_eq!(in_store.count() + queued.count(), 0, "{label}");
+        }
         match (durability, method) {
             (Durability::Sync, SyncMethod::Dsync) => {
                 assert_eq!(s.syncs, 0, "{label}: O_DSYNC needs no fdatasync: {s:?}");

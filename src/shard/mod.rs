@@ -9,6 +9,7 @@ pub(crate) mod worker;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
 use futures::channel::oneshot;
 
@@ -107,6 +108,7 @@ impl ShardShared {
                 record,
                 payload_crc,
                 reply,
+                queued_at: Instant::now(),
             },
             cost,
         )?;

@@ -41,6 +41,11 @@ pub struct ShardStats {
     /// from a caller's thread that did not reach the executor, or an
     /// executor that got no CPU for that long.
     pub recheck_pickups: u64,
+    /// Write completions found when that re-check ran: a completion whose
+    /// wake-up did not reach the executor (glommio 0.9 has left one
+    /// unnoticed for minutes), or, rarely, one that arrived with the
+    /// re-check's timer.
+    pub recheck_completions: u64,
     /// `Async` mode: the longest time records waited to be written because
     /// an earlier LSN had not arrived yet (its caller took it and had not
     /// sent its frame: preempted between the two). Zero in `Sync` mode.
@@ -49,6 +54,8 @@ pub struct ShardStats {
     /// flush; a separate `fdatasync` is not counted): a stuck write shows
     /// here, a slow queue or a sleeping executor does not.
     pub write_max: Duration,
+    /// Every write's time (as in `write`): its distribution.
+    pub write_times: LatencyHistogram,
     /// Segments rotated out by size or record count (not counting
     /// checkpoints and close).
     pub rotations: u64,
@@ -66,6 +73,151 @@ pub struct ShardStats {
     /// (the copies then go between put batches). `Async`: the whole
     /// checkpoint (puts do not wait for it).
     pub checkpoint_max: Duration,
+    /// `Sync` mode: for each acknowledged put, the time from reaching the
+    /// shard's queue to its batch's write being submitted (waiting for a
+    /// batch to fill, for room in the pipeline, for a rotation).
+    pub put_queued: LatencyHistogram,
+    /// `Sync` mode: for each acknowledged put, the time from reaching the
+    /// shard's queue to its reply being sent (queued, written, durable,
+    /// published). What a caller measures beyond this is its own thread:
+    /// serializing the record before, and being woken and scheduled after.
+    pub put_in_store: LatencyHistogram,
+}
+
+/// Width of a [`LatencyHistogram`] bucket: 1/`SUB_BUCKETS` of an octave.
+const SUB_BUCKETS: u64 = 8;
+/// Values below 2^`FIRST_OCTAVE` ns (~1 µs) share the first bucket.
+const FIRST_OCTAVE: u32 = 10;
+/// Values from 2^`LAST_OCTAVE` ns (~18 min) on share the last bucket.
+const LAST_OCTAVE: u32 = 40;
+const BUCKETS: usize = 1 + ((LAST_OCTAVE - FIRST_OCTAVE) as usize) * SUB_BUCKETS as usize;
+
+/// A distribution of durations in buckets at most 12.5 % wide (8 per
+/// octave, from 1 µs to ~18 min), plus the exact maximum. Quantiles are the
+/// upper bound of their bucket (never above the maximum), so they err high
+/// by less than one bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LatencyHistogram {
+    counts: [u64; BUCKETS],
+    max_ns: u64,
+}
+
+impl Default for LatencyHistogram {
+    fn default() -> Self {
+        LatencyHistogram {
+            counts: [0; BUCKETS],
+            max_ns: 0,
+        }
+    }
+}
+
+impl LatencyHistogram {
+    /// How many durations were recorded.
+    pub fn count(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+
+    /// The longest duration recorded (zero if none).
+    pub fn max(&self) -> Duration {
+        Duration::from_nanos(self.max_ns)
+    }
+
+    /// The duration at or below which a fraction `q` (0..=1, clamped) of
+    /// the recorded ones fall, rounded up to its bucket's upper bound; zero
+    /// if nothing was recorded.
+    pub fn quantile(&self, q: f64) -> Duration {
+        let count = self.count();
+        if count == 0 {
+            return Duration::ZERO;
+        }
+        // Rank of the wanted value, 1-based: at least the first.
+        let rank = ((q.clamp(0.0, 1.0) * count as f64).ceil() as u64).max(1);
+        let mut seen = 0u64;
+        for (bucket, n) in self.counts.iter().enumerate() {
+            seen += n;
+            if seen >= rank {
+                return Duration::from_nanos(bucket_upper_ns(bucket).min(self.max_ns));
+            }
+        }
+        self.max()
+    }
+
+    /// Adds `other`'s durations to these (e.g. every shard's together).
+    pub fn merge(&mut self, other: &LatencyHistogram) {
+        for (mine, theirs) in self.counts.iter_mut().zip(other.counts.iter()) {
+            *mine += theirs;
+        }
+        self.max_ns = self.max_ns.max(other.max_ns);
+    }
+}
+
+/// The bucket holding `ns`.
+fn bucket_of(ns: u64) -> usize {
+    let octave = 63 - ns.max(1).leading_zeros();
+    if octave < FIRST_OCTAVE {
+        return 0;
+    }
+    if octave >= LAST_OCTAVE {
+        return BUCKETS - 1;
+    }
+    // The three bits after the leading one pick the sub-bucket.
+    let sub = (ns >> (octave - 3)) & (SUB_BUCKETS - 1);
+    1 + ((octave - FIRST_OCTAVE) as u64 * SUB_BUCKETS + sub) as usize
+}
+
+/// The smallest duration above every value of `bucket`, in ns.
+fn bucket_upper_ns(bucket: usize) -> u64 {
+    if bucket == 0 {
+        return 1 << FIRST_OCTAVE;
+    }
+    if bucket >= BUCKETS - 1 {
+        return u64::MAX;
+    }
+    let index = (bucket - 1) as u64;
+    let octave = FIRST_OCTAVE as u64 + index / SUB_BUCKETS;
+    let sub = index % SUB_BUCKETS;
+    (SUB_BUCKETS + sub + 1) << (octave - 3)
+}
+
+const _: () = assert!(
+    SUB_BUCKETS == 8,
+    "bucket_of takes three bits after the leading one"
+);
+
+/// The shared side of a [`LatencyHistogram`]: bumped by the shard's
+/// executor only, read by snapshots from any thread.
+#[derive(Debug)]
+struct AtomicHistogram {
+    counts: [AtomicU64; BUCKETS],
+    max_ns: AtomicU64,
+}
+
+impl Default for AtomicHistogram {
+    fn default() -> Self {
+        AtomicHistogram {
+            counts: std::array::from_fn(|_| AtomicU64::new(0)),
+            max_ns: AtomicU64::new(0),
+        }
+    }
+}
+
+impl AtomicHistogram {
+    fn record(&self, d: Duration) {
+        let ns = nanos(d);
+        if let Some(bucket) = self.counts.get(bucket_of(ns)) {
+            bucket.fetch_add(1, Ordering::Relaxed);
+        }
+        self.max_ns.fetch_max(ns, Ordering::Relaxed);
+    }
+
+    fn snapshot(&self) -> LatencyHistogram {
+        let mut h = LatencyHistogram::default();
+        for (n, a) in h.counts.iter_mut().zip(self.counts.iter()) {
+            *n = a.load(Ordering::Relaxed);
+        }
+        h.max_ns = self.max_ns.load(Ordering::Relaxed);
+        h
+    }
 }
 
 /// The shared counters behind [`ShardStats`]: written by the shard's
@@ -81,13 +233,17 @@ pub(crate) struct ShardCounters {
     syncs: AtomicU64,
     idle_ns: AtomicU64,
     recheck_pickups: AtomicU64,
+    recheck_completions: AtomicU64,
     lsn_wait_max_ns: AtomicU64,
     write_max_ns: AtomicU64,
+    write_times: AtomicHistogram,
     rotations: AtomicU64,
     rotation_ns: AtomicU64,
     rotations_into_spares: AtomicU64,
     checkpoints: AtomicU64,
     checkpoint_max_ns: AtomicU64,
+    put_queued: AtomicHistogram,
+    put_in_store: AtomicHistogram,
 }
 
 /// How long one batch's I/O took.
@@ -116,6 +272,7 @@ impl ShardCounters {
             .fetch_add(nanos(times.write), Ordering::Relaxed);
         self.write_max_ns
             .fetch_max(nanos(times.write), Ordering::Relaxed);
+        self.write_times.record(times.write);
         if let Some(sync) = times.sync {
             self.synced(sync);
         }
@@ -137,6 +294,11 @@ impl ShardCounters {
         self.recheck_pickups.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// The queue re-check found a write completed.
+    pub fn recheck_completion(&self) {
+        self.recheck_completions.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// A rotation held up writes for `took`; `into_spare`: the new segment
     /// reused a spare file.
     pub fn rotated(&self, took: Duration, into_spare: bool) {
@@ -151,6 +313,17 @@ impl ShardCounters {
         self.checkpoints.fetch_add(1, Ordering::Relaxed);
         self.checkpoint_max_ns
             .fetch_max(nanos(took), Ordering::Relaxed);
+    }
+
+    /// A put that reached the queue `queued` ago is in a batch whose write
+    /// was just submitted.
+    pub fn put_written(&self, queued: Duration) {
+        self.put_queued.record(queued);
+    }
+
+    /// A put that reached the queue `queued` ago was just answered.
+    pub fn put_answered(&self, queued: Duration) {
+        self.put_in_store.record(queued);
     }
 
     /// Records waited `wait` for an earlier LSN.
@@ -172,13 +345,78 @@ impl ShardCounters {
             syncs: self.syncs.load(Ordering::Relaxed),
             idle: ns(&self.idle_ns),
             recheck_pickups: self.recheck_pickups.load(Ordering::Relaxed),
+            recheck_completions: self.recheck_completions.load(Ordering::Relaxed),
             lsn_wait_max: ns(&self.lsn_wait_max_ns),
             write_max: ns(&self.write_max_ns),
+            write_times: self.write_times.snapshot(),
             rotations: self.rotations.load(Ordering::Relaxed),
             rotation: ns(&self.rotation_ns),
             rotations_into_spares: self.rotations_into_spares.load(Ordering::Relaxed),
             checkpoints: self.checkpoints.load(Ordering::Relaxed),
             checkpoint_max: ns(&self.checkpoint_max_ns),
+            put_queued: self.put_queued.snapshot(),
+            put_in_store: self.put_in_store.snapshot(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_cover_every_value_and_grow_by_an_eighth_of_an_octave() {
+        let mut previous_upper = 0;
+        for bucket in 0..BUCKETS - 1 {
+            let upper = bucket_upper_ns(bucket);
+            assert!(upper > previous_upper, "bucket {bucket}");
+            // The last value below the bound lands here, the bound next.
+            assert_eq!(bucket_of(upper - 1), bucket, "bucket {bucket}");
+            assert_eq!(bucket_of(upper), bucket + 1, "bucket {bucket}");
+            if bucket > 0 {
+                let width = upper - previous_upper;
+                assert!(
+                    width * 8 <= previous_upper.max(1024),
+                    "bucket {bucket}: {width}"
+                );
+            }
+            previous_upper = upper;
+        }
+        assert_eq!(bucket_of(0), 0);
+        assert_eq!(bucket_of(u64::MAX), BUCKETS - 1);
+    }
+
+    #[test]
+    fn quantiles_err_high_by_less_than_a_bucket() {
+        let atomic = AtomicHistogram::default();
+        // 1..=1000 µs, once each.
+        for us in 1..=1000u64 {
+            atomic.record(Duration::from_micros(us));
+        }
+        let h = atomic.snapshot();
+        assert_eq!(h.count(), 1000);
+        assert_eq!(h.max(), Duration::from_micros(1000));
+        for (q, exact_us) in [(0.5, 500u64), (0.9, 900), (0.99, 990), (1.0, 1000)] {
+            let got = h.quantile(q).as_nanos() as u64;
+            let exact = exact_us * 1000;
+            assert!(got >= exact && got <= exact + exact / 8, "q {q}: {got} ns");
+        }
+        assert_eq!(h.quantile(0.0), h.quantile(0.001));
+        assert_eq!(LatencyHistogram::default().quantile(0.5), Duration::ZERO);
+    }
+
+    #[test]
+    fn merged_histograms_count_both() {
+        let a = AtomicHistogram::default();
+        let b = AtomicHistogram::default();
+        a.record(Duration::from_micros(10));
+        b.record(Duration::from_millis(10));
+        b.record(Duration::from_millis(20));
+        let mut h = a.snapshot();
+        h.merge(&b.snapshot());
+        assert_eq!(h.count(), 3);
+        assert_eq!(h.max(), Duration::from_millis(20));
+        assert!(h.quantile(0.3) < Duration::from_micros(12));
+        assert!(h.quantile(0.5) >= Duration::from_millis(10));
     }
 }

@@ -12,6 +12,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
 use std::task::{Context, Poll, Waker};
+use std::time::Instant;
 
 use futures::channel::{mpsc, oneshot};
 
@@ -28,6 +29,8 @@ pub(crate) struct Submission {
     pub payload_crc: u32,
     /// Where the outcome goes.
     pub reply: oneshot::Sender<Result<PutOutcome, Error>>,
+    /// When it was sent to the shard (for `ShardStats::put_in_store`).
+    pub queued_at: Instant,
 }
 
 impl Submission {

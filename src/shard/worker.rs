@@ -395,8 +395,18 @@ impl<Fs: LogFs> Worker<Fs> {
             Durability::Async => true,
         };
         std::future::poll_fn(|cx| {
+            // Polled first, so what the re-check finds is counted. It runs
+            // while writes are in flight too: a completion whose wake-up the
+            // runtime lost would otherwise wait for the next put (or forever).
+            let rechecked = (room || !self.inflight.is_empty())
+                && recheck
+                    .as_mut()
+                    .is_some_and(|r| r.as_mut().poll(cx).is_ready());
             if !self.inflight.is_empty() {
                 if let Poll::Ready(Some(done)) = self.inflight.poll_next_unpin(cx) {
+                    if rechecked {
+                        self.shared.stats.recheck_completion();
+                    }
                     return Poll::Ready(Event::Completed(done));
                 }
             }
@@ -406,12 +416,6 @@ impl<Fs: LogFs> Worker<Fs> {
                     return Poll::Ready(Event::Flushed(result));
                 }
             }
-            // Polled before the queue, so a put found while the re-check
-            // is due is counted.
-            let rechecked = room
-                && recheck
-                    .as_mut()
-                    .is_some_and(|r| r.as_mut().poll(cx).is_ready());
             if room {
                 if let Poll::Ready(msg) = self.receiver.rx.poll_next_unpin(cx) {
                     if rechecked {
@@ -914,16 +918,24 @@ impl<Fs: LogFs> Worker<Fs> {
         let staged = self.stage(&frames, footprint);
         drop(frames);
         match staged {
-            Ok(job) => self.launch(
-                job,
-                true,
-                InFlight {
-                    batch,
-                    outcomes,
-                    first_lsn,
-                    checkpoint_chunk: false,
-                },
-            ),
+            Ok(job) => {
+                let now = Instant::now();
+                for sub in &batch {
+                    self.shared
+                        .stats
+                        .put_written(now.saturating_duration_since(sub.queued_at));
+                }
+                self.launch(
+                    job,
+                    true,
+                    InFlight {
+                        batch,
+                        outcomes,
+                        first_lsn,
+                        checkpoint_chunk: false,
+                    },
+                )
+            }
             Err(e) => {
                 self.shared.mark_failed(e.to_string());
                 for sub in batch.drain(..) {
@@ -1003,6 +1015,7 @@ impl<Fs: LogFs> Worker<Fs> {
                 self.decided.remove(key);
             }
         }
+        self.shared.stats.put_answered(sub.queued_at.elapsed());
         sub.reply(Ok(outcome));
     }
 }

@@ -12,6 +12,50 @@ use crate::sampling::{Sample, SoakSummary};
 use crate::system::DeviceInfo;
 use crate::verify::Verification;
 
+/// The store's own view of put latency (`ShardStats::put_queued` and
+/// `put_in_store`, every shard's merged), µs: quantiles are the upper bound
+/// of their bucket (at most 12.5 % wide), the max exact.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct StoreLatencySummary {
+    /// Puts recorded.
+    pub count: u64,
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// 99.9th percentile.
+    pub p999: f64,
+    /// 99.99th percentile.
+    pub p9999: f64,
+    /// Slowest.
+    pub max: f64,
+}
+
+impl StoreLatencySummary {
+    /// Summarizes every shard's histogram `of` together.
+    pub fn merged(
+        stats: &[ringstore::ShardStats],
+        of: fn(&ringstore::ShardStats) -> &ringstore::LatencyHistogram,
+    ) -> StoreLatencySummary {
+        let mut h = ringstore::LatencyHistogram::default();
+        for s in stats {
+            h.merge(of(s));
+        }
+        let us = |d: std::time::Duration| d.as_secs_f64() * 1e6;
+        StoreLatencySummary {
+            count: h.count(),
+            p50: us(h.quantile(0.5)),
+            p90: us(h.quantile(0.9)),
+            p99: us(h.quantile(0.99)),
+            p999: us(h.quantile(0.999)),
+            p9999: us(h.quantile(0.9999)),
+            max: us(h.max()),
+        }
+    }
+}
+
 /// A latency distribution in microseconds.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct LatencySummary {
@@ -93,6 +137,9 @@ pub struct ShardFigures {
     pub syncs: u64,
     /// Puts found only by the shard's periodic queue re-check.
     pub recheck_pickups: u64,
+    /// Write completions found only by that re-check (see
+    /// `ShardStats::recheck_completions`).
+    pub recheck_completions: u64,
     /// Async: the longest wait of records for an earlier LSN, ms.
     pub lsn_wait_max_ms: f64,
     /// The longest single write, ms.
@@ -131,6 +178,7 @@ impl ShardFigures {
             mean_sync_ms: per(s.sync, s.syncs),
             syncs: s.syncs,
             recheck_pickups: s.recheck_pickups,
+            recheck_completions: s.recheck_completions,
             lsn_wait_max_ms: s.lsn_wait_max.as_secs_f64() * 1e3,
             write_max_ms: s.write_max.as_secs_f64() * 1e3,
             rotations: s.rotations,
@@ -219,6 +267,17 @@ pub struct Report {
     /// longer than `write_interval_ms` also counts for the puts its writer
     /// could not start on time), µs. Same as `put_latency_us` in a closed loop.
     pub put_latency_corrected_us: LatencySummary,
+    /// Sync: the part of each put spent in the store, from reaching its
+    /// shard's queue to the reply (the rest of `put_latency_us` is the
+    /// writer's thread: serializing before, being woken and scheduled
+    /// after), µs; count 0 in Async mode.
+    pub put_in_store_us: StoreLatencySummary,
+    /// Sync: of that, the wait from reaching the queue to the put's batch
+    /// being written, µs; count 0 in Async mode.
+    pub put_queued_us: StoreLatencySummary,
+    /// Every write of every shard (a batch, a checkpoint chunk), from
+    /// submission to completion, µs.
+    pub write_us: StoreLatencySummary,
     /// Get latency, µs.
     pub get_latency_us: LatencySummary,
     /// The control for `get_latency_us`: after each get the same reader
@@ -292,6 +351,26 @@ fn us(v: f64) -> String {
     } else {
         format!("{v:.0}")
     }
+}
+
+/// A row of the store's own view: no min or mean (buckets only).
+fn store_latency_row(out: &mut String, name: &str, l: &StoreLatencySummary) {
+    if l.count == 0 {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "  {name:<12}{:>9}{:>9}{:>9}{:>9}{:>9}{:>9}{:>9}{:>10}{:>9}",
+        l.count,
+        "-",
+        us(l.p50),
+        us(l.p90),
+        us(l.p99),
+        us(l.p999),
+        us(l.p9999),
+        us(l.max),
+        "-"
+    );
 }
 
 fn latency_row(out: &mut String, name: &str, l: &LatencySummary) {
@@ -386,6 +465,9 @@ pub fn render(r: &Report) -> String {
     if c.write_interval_ms > 0 {
         latency_row(&mut out, "put (CO)", &r.put_latency_corrected_us);
     }
+    store_latency_row(&mut out, "  in store", &r.put_in_store_us);
+    store_latency_row(&mut out, "  queued", &r.put_queued_us);
+    store_latency_row(&mut out, "write", &r.write_us);
     latency_row(&mut out, "get", &r.get_latency_us);
     latency_row(&mut out, "get-long wait", &r.timer_control_us);
     let _ = writeln!(
@@ -430,7 +512,7 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(
             out,
             "  shard {:<4}  {} batches of {:.2} MB ({:.1} frames); per batch: stage {:.3} ms, write {:.3} ms (max {:.1}); \
-             {} fdatasyncs of {:.3} ms; {} rotations of {:.1} ms ({} into spare files); {} checkpoints (longest {:.1} ms); {} puts found by the queue re-check; \
+             {} fdatasyncs of {:.3} ms; {} rotations of {:.1} ms ({} into spare files); {} checkpoints (longest {:.1} ms); {} puts and {} write completions found by the queue re-check; \
              no write in flight {:.1} % of the time; \
              longest wait for an earlier LSN {:.1} ms",
             s.shard,
@@ -448,6 +530,7 @@ pub fn render(r: &Report) -> String {
             s.checkpoints,
             s.checkpoint_max_ms,
             s.recheck_pickups,
+            s.recheck_completions,
             s.idle_fraction * 100.0,
             s.lsn_wait_max_ms
         );

@@ -14,7 +14,9 @@ use crate::baseline::{self, Baseline, BaselineSpec};
 use crate::cli::{self, Args, DurabilityArg};
 use crate::error::LoadError;
 use crate::payload::{Payload, PayloadSpec};
-use crate::report::{Generation, LatencySummary, RecoveryFigures, Report, ShardFigures};
+use crate::report::{
+    Generation, LatencySummary, RecoveryFigures, Report, ShardFigures, StoreLatencySummary,
+};
 use crate::sampling;
 use crate::system;
 use crate::verify::{self, Check, ms};
@@ -131,8 +133,11 @@ pub fn run(mut args: Args) -> Result<Outcome, LoadError> {
     let workload_wall = workload_started.elapsed();
     let close_started = Instant::now();
     let closed = store.close();
-    let shards = store
-        .shard_stats()
+    let stats = store.shard_stats();
+    let put_in_store = StoreLatencySummary::merged(&stats, |s| &s.put_in_store);
+    let put_queued = StoreLatencySummary::merged(&stats, |s| &s.put_queued);
+    let write = StoreLatencySummary::merged(&stats, |s| &s.write_times);
+    let shards = stats
         .iter()
         .zip(
             idle_before
@@ -241,6 +246,9 @@ pub fn run(mut args: Args) -> Result<Outcome, LoadError> {
         mean_record_bytes: verification.frame_bytes as f64 / verification.frames.max(1) as f64,
         put_latency_us: LatencySummary::from_ns(&result.put_latency_ns),
         put_latency_corrected_us: LatencySummary::from_ns(&result.put_latency_corrected_ns),
+        put_in_store_us: put_in_store,
+        put_queued_us: put_queued,
+        write_us: write,
         get_latency_us: LatencySummary::from_ns(&result.get_latency_ns),
         timer_control_us: LatencySummary::from_ns(&result.timer_control_ns),
         write_ticks_missed: result.write_ticks_missed,

@@ -25,6 +25,15 @@ fn tiny_run_reports_every_put_and_loses_none() {
     assert_eq!(j["put_latency_us"]["count"], 80);
     assert_eq!(j["get_latency_us"]["count"].as_u64().unwrap(), gets);
     common::assert_percentiles_ordered(&j["put_latency_us"]);
+    // The store's own view: every Sync put timed from its queue to its
+    // reply, which cannot exceed the caller's view of the slowest put.
+    assert_eq!(j["put_in_store_us"]["count"], 80);
+    assert_eq!(j["put_queued_us"]["count"], 80);
+    assert!(
+        j["put_in_store_us"]["max"].as_f64().unwrap()
+            <= j["put_latency_us"]["max"].as_f64().unwrap()
+    );
+    assert!(j["write_us"]["count"].as_u64().unwrap() >= 1);
     common::assert_percentiles_ordered(&j["get_latency_us"]);
     // Coordinated-omission correction only adds samples, each smaller than
     // the put it stands behind: more counts, the same max.

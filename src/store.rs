@@ -19,8 +19,8 @@ use crate::record::{Record, Value};
 use crate::record_ref::RecordRef;
 use crate::recovery::{self, RecoveryReport};
 use crate::segment::format::MAX_KEY_BYTES;
+use crate::segment::writer::{SPARE_EXTENSION, retired, retired_file_name, spares};
 use crate::segment::writer::{SealedSegment, WriterSpec};
-use crate::segment::writer::{spare_file_name, spares};
 use crate::shard::index::{self, LogRank, new_index};
 use crate::shard::stats::ShardStats;
 use crate::shard::submission::queue;
@@ -462,7 +462,7 @@ impl Store {
     /// **all** shards have made theirs durable, every older segment of the
     /// current shard folders and every folder left by a run with more shards
     /// is deleted — except up to `Config::spare_segments` per shard, the
-    /// oldest, which are kept as spare files that later segments overwrite.
+    /// largest, which are kept as spare files that later segments overwrite.
     /// So a retired segment must no longer be read or copied (unlike a
     /// deleted file, a spare's contents change under an open handle). A
     /// crash at any point loses nothing: deletion starts only after every
@@ -494,6 +494,7 @@ impl Store {
             ..CompactReport::default()
         };
         let dir = &inner.config.dir;
+        let changes = DirChanges(&inner.config);
         for (shard, path) in recovery::shard_dirs(dir)? {
             let first_kept = keep_from.iter().find(|(i, _)| *i == shard).map(|(_, s)| *s);
             // Spares are taken only by this folder's shard, and only when
@@ -505,13 +506,19 @@ impl Store {
                 None => 0,
             };
             let existing = spares(&path).map_err(|e| Error::io("listing spares", &path, e))?;
-            let mut spare_count = existing.len();
+            let left_over = retired(&path).map_err(|e| Error::io("listing spares", &path, e))?;
+            // Retired files become spares only below, after the folder
+            // sync that makes their retirement durable.
+            let mut to_spares = Vec::new();
             if spares_kept == 0 {
-                for spare in existing {
-                    report.bytes_removed += std::fs::metadata(&spare).map_or(0, |m| m.len());
-                    remove_if_exists(&spare)?;
+                for spare in existing.iter().chain(&left_over) {
+                    report.bytes_removed += std::fs::metadata(spare).map_or(0, |m| m.len());
+                    changes.remove_if_exists(spare)?;
                 }
+            } else {
+                to_spares = left_over;
             }
+            let mut spare_count = existing.len() + to_spares.len();
             // The largest retired files make the best spares (a checkpoint's
             // is small: a segment reusing it soon extends the file again).
             let mut retired: Vec<(u64, u64, PathBuf)> = recovery::segments(&path)?
@@ -521,28 +528,39 @@ impl Store {
                 .collect();
             retired.sort_by_key(|(len, seq, _)| (std::cmp::Reverse(*len), *seq));
             for (len, seq, seg) in retired {
-                remove_if_exists(&crate::segment::hint::hint_path(&seg))?;
+                changes.remove_if_exists(&crate::segment::hint::hint_path(&seg))?;
                 if spare_count < spares_kept {
-                    let spare = path.join(spare_file_name(seq));
-                    std::fs::rename(&seg, &spare).map_err(|e| {
+                    let retiring = path.join(retired_file_name(seq));
+                    changes.rename(&seg, &retiring).map_err(|e| {
                         Error::io("keeping a superseded segment as a spare", &seg, e)
                     })?;
+                    to_spares.push(retiring);
                     spare_count += 1;
                     report.segments_recycled += 1;
                     continue;
                 }
                 report.bytes_removed += len;
-                remove_if_exists(&seg)?;
+                changes.remove_if_exists(&seg)?;
                 report.segments_removed += 1;
             }
-            recovery::sync_dir(&path)?;
+            changes.sync_dir(&path)?;
+            // Only now may the shard take them: had it written a new header
+            // into one still named `.seg` and durably so, a crash could
+            // leave that name on it, and recovery would read a segment
+            // whose frames all fail under the new header's seq.
+            for retiring in to_spares {
+                let spare = retiring.with_extension(SPARE_EXTENSION);
+                changes.rename(&retiring, &spare).map_err(|e| {
+                    Error::io("keeping a superseded segment as a spare", &retiring, e)
+                })?;
+            }
             if first_kept.is_none() {
                 std::fs::remove_dir(&path)
                     .map_err(|e| Error::io("removing retired shard dir", &path, e))?;
                 report.folders_removed += 1;
             }
         }
-        recovery::sync_dir(dir)?;
+        changes.sync_dir(dir)?;
         Ok(report)
     }
 
@@ -718,12 +736,102 @@ fn spawn_portable<Fs: LogFs>(
         })
 }
 
-fn remove_if_exists(path: &Path) -> Result<(), Error> {
-    match std::fs::remove_file(path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(Error::io("removing superseded segment", path, e)),
+/// The changes `compact` makes to the data dir itself (outside the shards'
+/// I/O seam). In `failpoints` builds a recording fault plan logs them like
+/// the shards' own, so crash tests see every rename and removal.
+struct DirChanges<'a>(
+    #[cfg_attr(
+        not(feature = "failpoints"),
+        expect(dead_code, reason = "only failpoints builds have a fault plan")
+    )]
+    &'a Config,
+);
+
+impl DirChanges<'_> {
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        self.logged(
+            || std::fs::rename(from, to),
+            |ok| DirChange::Rename {
+                from: from.to_path_buf(),
+                to: to.to_path_buf(),
+                ok,
+            },
+        )
     }
+
+    fn remove_if_exists(&self, path: &Path) -> Result<(), Error> {
+        let removed = self.logged(
+            || match std::fs::remove_file(path) {
+                Ok(()) => Ok(true),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+                Err(e) => Err(e),
+            },
+            |ok| DirChange::Remove {
+                path: path.to_path_buf(),
+                ok,
+            },
+        );
+        removed
+            .map(|_| ())
+            .map_err(|e| Error::io("removing superseded segment", path, e))
+    }
+
+    fn sync_dir(&self, dir: &Path) -> Result<(), Error> {
+        self.logged(
+            || recovery::sync_dir(dir),
+            |ok| DirChange::SyncDir {
+                dir: dir.to_path_buf(),
+                ok,
+            },
+        )
+    }
+
+    #[cfg(feature = "failpoints")]
+    fn logged<T, E>(
+        &self,
+        op: impl FnOnce() -> Result<T, E>,
+        change: impl FnOnce(bool) -> DirChange,
+    ) -> Result<T, E> {
+        use crate::io::faulty::IoEvent;
+        match &self.0.fault_plan {
+            Some(plan) => plan.logged(op, |ok| match change(ok) {
+                DirChange::Rename { from, to, ok } => IoEvent::Rename { from, to, ok },
+                DirChange::Remove { path, ok } => IoEvent::Remove { path, ok },
+                DirChange::SyncDir { dir, ok } => IoEvent::SyncDir { dir, ok },
+            }),
+            None => op(),
+        }
+    }
+
+    #[cfg(not(feature = "failpoints"))]
+    fn logged<T, E>(
+        &self,
+        op: impl FnOnce() -> Result<T, E>,
+        _change: impl FnOnce(bool) -> DirChange,
+    ) -> Result<T, E> {
+        op()
+    }
+}
+
+/// One change made by [`DirChanges`], for the fault plan's log.
+#[cfg_attr(
+    not(feature = "failpoints"),
+    expect(dead_code, reason = "read only by failpoints builds")
+)]
+enum DirChange {
+    Rename {
+        from: PathBuf,
+        to: PathBuf,
+        ok: bool,
+    },
+    Remove {
+        path: PathBuf,
+        ok: bool,
+    },
+    SyncDir {
+        dir: PathBuf,
+        ok: bool,
+    },
 }
 
 impl Inner {

@@ -1,17 +1,21 @@
 //! Crash-state explorer: what a power cut can leave on disk, beyond what
 //! `kill -9` shows.
 //!
-//! A small concurrent workload runs through a recording fault plan, which
-//! logs every create, write (with its bytes), fdatasync, directory sync,
-//! hint write and removal, in order; each acknowledged put notes how much of
-//! that log had happened when it was acknowledged. From the log, the test
-//! builds the disk states a power cut could leave: at every event boundary,
-//! the writes made durable by a completed fdatasync that started after them,
-//! plus any subset of the writes still in flight — whole, absent, or torn at
-//! 512-byte sectors (a prefix, or any subset of sectors: devices reorder) —
-//! an `O_DSYNC` write is recorded as the write followed by its own flush —
-//! and files whose directory entry was not yet synced either present or
-//! gone. Each state is materialized as real files and recovered:
+//! A small concurrent workload, with compactions that retire segments into
+//! spare files which later segments overwrite, runs through a recording
+//! fault plan. It logs every create, write (with its bytes), fdatasync,
+//! directory sync, hint write, rename and removal (the shards' and
+//! `compact`'s), in order; each acknowledged put notes how much of that log
+//! had happened when it was acknowledged. From the log, the test builds the
+//! disk states a power cut could leave: at every event boundary, each file
+//! (followed across renames) holds the writes made durable by a completed
+//! fdatasync that started after them, plus any subset of the writes still
+//! in flight — whole, absent, or torn at 512-byte sectors (a prefix, or any
+//! subset of sectors: devices reorder) — an `O_DSYNC` write is recorded as
+//! the write followed by its own flush; and of the directory changes (create,
+//! rename, removal) not yet made durable by a sync of their folder, all,
+//! none, or a prefix happened. Each state is materialized as real files and
+//! recovered:
 //!
 //! * recovery (default mode, read-only) never fails, panics or hangs;
 //! * every put acknowledged before the cut is there (its version or newer);
@@ -76,7 +80,10 @@ fn run_workload(backend: IoBackend, method: SyncMethod, root: &Path) -> Recordin
         common::config(root)
             .io_backend(backend)
             .sync_method(method)
-            .max_segment_records(24)
+            .max_segment_records(10)
+            // Compactions below retire segments into spares, and later
+            // segments overwrite them: renames and reused files.
+            .spare_segments(2)
             // Two batches in flight: the harder crash shapes (a later batch
             // durable, an earlier one not).
             .pipeline_depth(2)
@@ -109,9 +116,21 @@ fn run_workload(backend: IoBackend, method: SyncMethod, root: &Path) -> Recordin
             })
         })
         .collect();
+    let compactor = {
+        let (store, acked) = (store.clone(), acked.clone());
+        std::thread::spawn(move || {
+            for after in [25, 55, 85] {
+                while acked.lock().unwrap().len() < after {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                store.compact().unwrap();
+            }
+        })
+    };
     for w in writers {
         w.join().unwrap();
     }
+    compactor.join().unwrap();
     store.close().unwrap();
     drop(store);
     let issued = std::mem::take(&mut *issued.lock().unwrap());
@@ -124,9 +143,12 @@ fn run_workload(backend: IoBackend, method: SyncMethod, root: &Path) -> Recordin
     }
 }
 
+/// A file's identity across renames (an inode).
+type FileId = usize;
+
 /// One write of the log.
 struct Write {
-    path: PathBuf,
+    file: FileId,
     offset: u64,
     bytes: Arc<[u8]>,
     start: usize,
@@ -134,15 +156,31 @@ struct Write {
     end: Option<(usize, bool)>,
 }
 
+/// A change of the directory tree: `file` gets `name` (create, rename,
+/// small-file replace) or loses its name (`None`: removed).
+struct NameChange {
+    at: usize,
+    file: FileId,
+    name: Option<PathBuf>,
+    /// The directory changed.
+    dir: PathBuf,
+    /// Index from which it is durable: the next successful sync of its
+    /// directory (a small file is written durably at once).
+    durable_at: Option<usize>,
+}
+
+fn parent(path: &Path) -> PathBuf {
+    path.parent().unwrap().to_path_buf()
+}
+
 /// The log, indexed for building states.
 struct Model {
     writes: Vec<Write>,
-    /// (path, start index, end index) of every successful fdatasync.
-    syncs: Vec<(PathBuf, usize, usize)>,
-    creates: Vec<(PathBuf, usize)>,
-    removes: Vec<(PathBuf, usize)>,
-    dir_syncs: Vec<(PathBuf, usize)>,
-    small_files: Vec<(PathBuf, usize, Arc<[u8]>)>,
+    /// (file, start index, end index) of every successful fdatasync.
+    syncs: Vec<(FileId, usize, usize)>,
+    names: Vec<NameChange>,
+    /// Contents of small files (hints), written whole and durable.
+    small_files: HashMap<FileId, Arc<[u8]>>,
     len: usize,
 }
 
@@ -151,17 +189,83 @@ impl Model {
         let mut m = Model {
             writes: Vec::new(),
             syncs: Vec::new(),
-            creates: Vec::new(),
-            removes: Vec::new(),
-            dir_syncs: Vec::new(),
-            small_files: Vec::new(),
+            names: Vec::new(),
+            small_files: HashMap::new(),
             len: events.len(),
         };
+        // Which file each name denotes as the workload goes.
+        let mut live: HashMap<PathBuf, FileId> = HashMap::new();
+        let mut files = 0usize;
         let mut write_of: HashMap<u64, usize> = HashMap::new();
-        let mut sync_of: HashMap<u64, (PathBuf, usize)> = HashMap::new();
+        let mut sync_of: HashMap<u64, (FileId, usize)> = HashMap::new();
+        let file_at = |live: &HashMap<PathBuf, FileId>, path: &Path| {
+            *live
+                .get(path)
+                .unwrap_or_else(|| panic!("I/O on {path:?}, which the log never created"))
+        };
         for (i, e) in events.iter().enumerate() {
             match e {
-                IoEvent::Create { path, ok: true } => m.creates.push((path.clone(), i)),
+                IoEvent::Create { path, ok: true } => {
+                    files += 1;
+                    live.insert(path.clone(), files);
+                    m.names.push(NameChange {
+                        at: i,
+                        file: files,
+                        name: Some(path.clone()),
+                        dir: parent(path),
+                        durable_at: None,
+                    });
+                }
+                IoEvent::Rename { from, to, ok: true } => {
+                    let file = live.remove(from).unwrap();
+                    live.insert(to.clone(), file);
+                    assert_eq!(parent(from), parent(to), "renames stay in their folder");
+                    m.names.push(NameChange {
+                        at: i,
+                        file,
+                        name: Some(to.clone()),
+                        dir: parent(to),
+                        durable_at: None,
+                    });
+                }
+                IoEvent::Remove { path, ok: true } => {
+                    // Removing a file the log never saw (left by an earlier
+                    // run) changes nothing this model knows of.
+                    if let Some(file) = live.remove(path) {
+                        m.names.push(NameChange {
+                            at: i,
+                            file,
+                            name: None,
+                            dir: parent(path),
+                            durable_at: None,
+                        });
+                    }
+                }
+                IoEvent::SmallFile {
+                    path,
+                    bytes,
+                    ok: true,
+                } => {
+                    if let Some(old) = live.remove(path) {
+                        m.names.push(NameChange {
+                            at: i,
+                            file: old,
+                            name: None,
+                            dir: parent(path),
+                            durable_at: Some(i),
+                        });
+                    }
+                    files += 1;
+                    live.insert(path.clone(), files);
+                    m.small_files.insert(files, bytes.clone());
+                    m.names.push(NameChange {
+                        at: i,
+                        file: files,
+                        name: Some(path.clone()),
+                        dir: parent(path),
+                        durable_at: Some(i),
+                    });
+                }
                 IoEvent::WriteStart {
                     id,
                     path,
@@ -170,7 +274,7 @@ impl Model {
                 } => {
                     write_of.insert(*id, m.writes.len());
                     m.writes.push(Write {
-                        path: path.clone(),
+                        file: file_at(&live, path),
                         offset: *offset,
                         bytes: bytes.clone(),
                         start: i,
@@ -182,19 +286,22 @@ impl Model {
                     w.end = Some((i, *result == Ok(w.bytes.len())));
                 }
                 IoEvent::SyncStart { id, path } => {
-                    sync_of.insert(*id, (path.clone(), i));
+                    sync_of.insert(*id, (file_at(&live, path), i));
                 }
                 IoEvent::SyncEnd { id, ok: true } => {
-                    let (path, start) = sync_of[id].clone();
-                    m.syncs.push((path, start, i));
+                    let (file, start) = sync_of[id];
+                    m.syncs.push((file, start, i));
                 }
-                IoEvent::SyncDir { dir, ok: true } => m.dir_syncs.push((dir.clone(), i)),
-                IoEvent::Remove { path, ok: true } => m.removes.push((path.clone(), i)),
-                IoEvent::SmallFile {
-                    path,
-                    bytes,
-                    ok: true,
-                } => m.small_files.push((path.clone(), i, bytes.clone())),
+                IoEvent::SyncDir { dir, ok: true } => {
+                    // Every earlier change in `dir` is durable from here on.
+                    for change in m
+                        .names
+                        .iter_mut()
+                        .filter(|n| n.durable_at.is_none() && n.dir == *dir)
+                    {
+                        change.durable_at = Some(i);
+                    }
+                }
                 _ => {}
             }
         }
@@ -252,92 +359,107 @@ fn apply(content: &mut Vec<u8>, offset: u64, bytes: &[u8], fate: &Fate) {
 
 /// The states for cut `c` (the first `c` events happened).
 fn states_at(m: &Model, c: usize, rng: &mut Rng) -> Vec<State> {
-    // Files present at the cut, and whether their directory entry is durable.
-    let mut files: Vec<(PathBuf, bool)> = Vec::new();
-    for (path, ci) in m.creates.iter().filter(|(_, ci)| *ci < c) {
-        if m.removes.iter().any(|(p, ri)| p == path && *ri < c) {
-            continue;
+    // Directory changes before the cut: the durable ones always count; of
+    // the others, the journal may have kept any prefix (a rename lands
+    // whole or not at all).
+    let changes: Vec<&NameChange> = m.names.iter().filter(|n| n.at < c).collect();
+    let undurable: Vec<usize> = (0..changes.len())
+        .filter(|&i| changes[i].durable_at.is_none_or(|d| d >= c))
+        .collect();
+    let names_with = |kept_undurable: usize| {
+        let mut names: HashMap<FileId, PathBuf> = HashMap::new();
+        for (i, change) in changes.iter().enumerate() {
+            let rank = undurable.iter().position(|&u| u == i);
+            if rank.is_some_and(|r| r >= kept_undurable) {
+                continue;
+            }
+            match &change.name {
+                Some(name) => names.insert(change.file, name.clone()),
+                None => names.remove(&change.file),
+            };
         }
-        let parent = path.parent().unwrap();
-        let durable = m
-            .dir_syncs
-            .iter()
-            .any(|(d, di)| d == parent && di > ci && *di < c);
-        files.push((path.clone(), durable));
-    }
+        names
+    };
     // Per file: the start of the last fdatasync that completed before the cut.
-    let synced_from = |path: &Path| {
+    let synced_from = |file: FileId| {
         m.syncs
             .iter()
-            .filter(|(p, _, end)| p == path && *end < c)
+            .filter(|(f, _, end)| *f == file && *end < c)
             .map(|(_, start, _)| *start)
             .max()
     };
     let mut durable: Vec<&Write> = Vec::new();
     let mut in_flight: Vec<&Write> = Vec::new();
     for w in m.writes.iter().filter(|w| w.start < c) {
-        if !files.iter().any(|(p, _)| *p == w.path) {
-            continue;
-        }
         let done = w.end.filter(|(e, _)| *e < c);
         if matches!(done, Some((_, false))) {
             continue; // failed: nothing of it counts as written
         }
-        match (done, synced_from(&w.path)) {
+        match (done, synced_from(w.file)) {
             (Some((e, true)), Some(s)) if e < s => durable.push(w),
             _ => in_flight.push(w),
         }
     }
-    let hints: Vec<(&PathBuf, &Arc<[u8]>)> = m
-        .small_files
-        .iter()
-        .filter(|(_, i, _)| *i < c)
-        .map(|(p, _, b)| (p, b))
-        .collect();
 
-    let build = |fates: &[Fate], drop_undurable_entries: bool, label: String| {
-        let mut out: BTreeMap<PathBuf, Vec<u8>> = BTreeMap::new();
-        for (path, entry_durable) in &files {
-            if drop_undurable_entries && !entry_durable {
-                continue;
-            }
-            out.insert(path.clone(), Vec::new());
-        }
+    let build = |fates: &[Fate], kept_undurable: usize, label: String| {
+        let names = names_with(kept_undurable);
+        let mut contents: HashMap<FileId, Vec<u8>> = names
+            .keys()
+            .map(|&f| {
+                (
+                    f,
+                    m.small_files
+                        .get(&f)
+                        .map(|b| b.to_vec())
+                        .unwrap_or_default(),
+                )
+            })
+            .collect();
         for w in &durable {
-            if let Some(content) = out.get_mut(&w.path) {
+            if let Some(content) = contents.get_mut(&w.file) {
                 apply(content, w.offset, &w.bytes, &Fate::Whole);
             }
         }
         for (w, fate) in in_flight.iter().zip(fates) {
-            if let Some(content) = out.get_mut(&w.path) {
+            if let Some(content) = contents.get_mut(&w.file) {
                 apply(content, w.offset, &w.bytes, fate);
             }
         }
-        for (path, bytes) in &hints {
-            out.insert((*path).clone(), bytes.to_vec());
-        }
-        State { files: out, label }
+        let files = names
+            .into_iter()
+            .map(|(f, name)| (name, contents.remove(&f).unwrap_or_default()))
+            .collect();
+        State { files, label }
     };
 
     let n = in_flight.len();
+    let all = undurable.len();
     let mut states = vec![
         build(
             &vec![Fate::Whole; n],
-            false,
+            all,
             format!("cut {c}: all in flight written"),
         ),
         build(
             &vec![Fate::Absent; n],
-            false,
+            all,
             format!("cut {c}: nothing in flight written"),
         ),
     ];
-    if files.iter().any(|(_, d)| !d) {
+    if all > 0 {
         states.push(build(
             &vec![Fate::Whole; n],
-            true,
-            format!("cut {c}: unsynced directory entries lost"),
+            0,
+            format!("cut {c}: {all} unsynced directory changes lost"),
         ));
+        if all > 1 {
+            let kept = 1 + rng.below(all - 1);
+            states.push(build(
+                &vec![Fate::Whole; n],
+                kept,
+                format!("cut {c}: {kept} of {all} unsynced directory changes kept"),
+            ));
+        }
     }
     for (i, w) in in_flight.iter().enumerate() {
         let sectors = w.bytes.len().div_ceil(SECTOR);
@@ -352,7 +474,7 @@ fn states_at(m: &Model, c: usize, rng: &mut Rng) -> Vec<State> {
             fates[i] = Fate::Sectors((0..k).collect());
             states.push(build(
                 &fates,
-                false,
+                all,
                 format!("cut {c}: write {i} of {n} in flight torn after {k} of {sectors} sectors"),
             ));
         }
@@ -374,7 +496,7 @@ fn states_at(m: &Model, c: usize, rng: &mut Rng) -> Vec<State> {
             .collect();
         states.push(build(
             &fates,
-            false,
+            all,
             format!("cut {c}: random subset {r} of {n} in flight"),
         ));
     }
@@ -423,6 +545,15 @@ fn explore(
     let work = common::temp_dir();
     let rec = run_workload(backend, method, &work.path().join("store"));
     let model = Model::new(&rec.events);
+    let reused = rec
+        .events
+        .iter()
+        .filter(|e| {
+            matches!(e, IoEvent::Rename { from, ok: true, .. }
+                if from.extension().is_some_and(|x| x == "spare"))
+        })
+        .count();
+    assert!(reused > 0, "{backend:?}: no segment reused a spare file");
     let cuts = model.cuts(&rec.events);
     let mut rng = Rng(seed | 1);
     let mut explored = 0usize;
@@ -474,7 +605,7 @@ fn explore(
         }
     }
     eprintln!(
-        "{backend:?} {method:?}: {} I/O events, {} acknowledged puts, {} cut points, {explored} crash states recovered ({opened} also reopened)",
+        "{backend:?} {method:?}: {} I/O events, {} acknowledged puts, {reused} segments in spare files, {} cut points, {explored} crash states recovered ({opened} also reopened)",
         rec.events.len(),
         rec.acked.len(),
         cuts.len()

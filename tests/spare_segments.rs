@@ -340,3 +340,52 @@ fn an_open_without_puts_gives_its_spare_back() {
     assert!(store.recovery_report().torn_tails.is_empty());
     store.close().unwrap();
 }
+
+/// Regression: `compact` used to rename retired segments straight to
+/// `.spare`, where a shard could take one and durably write a new header
+/// into it before the folder sync made the rename durable. A power cut then
+/// left a `.seg` file whose old frames all failed under its new header, and
+/// recovery refused the dir (found by `crash_states`). Retired files now
+/// wait as `.retired` until that sync; one left by a compaction cut short
+/// is never read, never reused, and becomes a spare at the next compaction
+/// (or is deleted when no spares are kept).
+#[test]
+fn retired_files_left_by_a_cut_short_compaction_become_spares_later() {
+    let dir = common::temp_dir();
+    let mut newest = BTreeMap::new();
+    let store = Store::open(config(dir.path())).unwrap();
+    put_many(&store, (0, 200), 2000, &mut newest);
+    store.compact().unwrap();
+    store.close().unwrap();
+    drop(store);
+    // The state a crash between the retiring rename and the promotion
+    // leaves: a spare still named `.retired`.
+    let spares = inodes(dir.path(), "spare");
+    assert_eq!(spares.len(), 4);
+    let (&ino, spare) = spares.iter().next().unwrap();
+    std::fs::rename(spare, spare.with_extension("retired")).unwrap();
+
+    let store = Store::open(config(dir.path())).unwrap();
+    assert_newest(&store, &newest, "a .retired file is not read");
+    put_many(&store, (200, 100), 2000, &mut newest);
+    assert!(
+        !inodes(dir.path(), "seg").contains_key(&ino),
+        "a .retired file was reused before its retirement was durable"
+    );
+    store.compact().unwrap();
+    assert!(inodes(dir.path(), "retired").is_empty());
+    assert!(inodes(dir.path(), "spare").contains_key(&ino), "promoted");
+    assert_newest(&store, &newest, "after compaction");
+    store.close().unwrap();
+    drop(store);
+
+    // With no spares kept, a left-over `.retired` file is deleted.
+    let any = inodes(dir.path(), "spare").into_values().next().unwrap();
+    std::fs::rename(&any, any.with_extension("retired")).unwrap();
+    let store = Store::open(config(dir.path()).spare_segments(0)).unwrap();
+    store.compact().unwrap();
+    assert!(inodes(dir.path(), "retired").is_empty());
+    assert!(inodes(dir.path(), "spare").is_empty());
+    assert_newest(&store, &newest, "no spares");
+    store.close().unwrap();
+}

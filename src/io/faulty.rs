@@ -282,6 +282,24 @@ impl FaultPlan {
             .map_or_else(|_| Vec::new(), |mut e| std::mem::take(&mut *e))
     }
 
+    /// Runs `op`, a change made outside the I/O seam (by `Store::compact`),
+    /// and logs it as `event(succeeded)` if recording. The log is held
+    /// meanwhile, so nothing a shard does with the change's result (open a
+    /// renamed file) is logged before it.
+    pub(crate) fn logged<T, E>(
+        &self,
+        op: impl FnOnce() -> Result<T, E>,
+        event: impl FnOnce(bool) -> IoEvent,
+    ) -> Result<T, E> {
+        if !self.recording() {
+            return op();
+        }
+        let mut events = self.events.lock().unwrap_or_else(|e| e.into_inner());
+        let result = op();
+        events.push(event(result.is_ok()));
+        result
+    }
+
     fn recording(&self) -> bool {
         self.recording.load(Ordering::SeqCst)
     }

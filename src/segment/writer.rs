@@ -58,16 +58,31 @@ pub fn segment_file_name(seq: u64) -> String {
 /// overwrite. Recovery and the tools read only `.seg` files.
 pub const SPARE_EXTENSION: &str = "spare";
 
-/// File name under which retired segment `seq` waits as a spare.
-pub fn spare_file_name(seq: u64) -> String {
-    format!("{seq:020}.{SPARE_EXTENSION}")
+/// Extension of a retired segment file on its way to the spares: it becomes
+/// a spare only once its retirement is durable (see `Store::compact`).
+/// Nothing reads or reuses it.
+pub const RETIRED_EXTENSION: &str = "retired";
+
+/// File name under which retired segment `seq` waits to become a spare.
+pub fn retired_file_name(seq: u64) -> String {
+    format!("{seq:020}.{RETIRED_EXTENSION}")
 }
 
 /// The spare files of a shard folder, oldest first.
 pub fn spares(shard_dir: &std::path::Path) -> std::io::Result<Vec<PathBuf>> {
+    files_with_extension(shard_dir, SPARE_EXTENSION)
+}
+
+/// The retired files of a shard folder not yet spares (left by a
+/// compaction cut short), oldest first.
+pub fn retired(shard_dir: &std::path::Path) -> std::io::Result<Vec<PathBuf>> {
+    files_with_extension(shard_dir, RETIRED_EXTENSION)
+}
+
+fn files_with_extension(shard_dir: &std::path::Path, ext: &str) -> std::io::Result<Vec<PathBuf>> {
     let mut found: Vec<PathBuf> = std::fs::read_dir(shard_dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == SPARE_EXTENSION))
+        .filter(|p| p.extension().is_some_and(|x| x == ext))
         .collect();
     found.sort();
     Ok(found)

@@ -61,6 +61,19 @@ fn put_many(
     }
 }
 
+/// A closed store's dir after 200 puts and a compaction: 2 spares per
+/// shard. The segment opened after the checkpoint is a new file; the next
+/// one (after a rotation) would take a spare.
+fn dir_with_spares(newest: &mut BTreeMap<String, i64>) -> tempfile::TempDir {
+    let dir = common::temp_dir();
+    let store = Store::open(config(dir.path())).unwrap();
+    put_many(&store, (0, 200), 2000, newest);
+    store.compact().unwrap();
+    store.close().unwrap();
+    drop(store);
+    dir
+}
+
 fn assert_newest(store: &Store, newest: &BTreeMap<String, i64>, context: &str) {
     assert_eq!(store.len(), newest.len(), "{context}");
     for (k, v) in newest {
@@ -310,15 +323,8 @@ fn compaction_keeps_the_largest_retired_files_as_spares() {
 
 #[test]
 fn an_open_without_puts_gives_its_spare_back() {
-    let dir = common::temp_dir();
     let mut newest = BTreeMap::new();
-    let store = Store::open(config(dir.path())).unwrap();
-    put_many(&store, (0, 200), 2000, &mut newest);
-    store.compact().unwrap();
-    // The segment opened after the checkpoint is a new file; the next one
-    // (after a rotation) would take a spare. Close without it.
-    store.close().unwrap();
-    drop(store);
+    let dir = dir_with_spares(&mut newest);
     let before = inodes(dir.path(), "spare");
     assert_eq!(before.len(), 4);
     // Each open takes a spare for its first segment; closing without a put
@@ -351,13 +357,8 @@ fn an_open_without_puts_gives_its_spare_back() {
 /// (or is deleted when no spares are kept).
 #[test]
 fn retired_files_left_by_a_cut_short_compaction_become_spares_later() {
-    let dir = common::temp_dir();
     let mut newest = BTreeMap::new();
-    let store = Store::open(config(dir.path())).unwrap();
-    put_many(&store, (0, 200), 2000, &mut newest);
-    store.compact().unwrap();
-    store.close().unwrap();
-    drop(store);
+    let dir = dir_with_spares(&mut newest);
     // The state a crash between the retiring rename and the promotion
     // leaves: a spare still named `.retired`.
     let spares = inodes(dir.path(), "spare");

@@ -12,57 +12,15 @@ use crate::sampling::{Sample, SoakSummary};
 use crate::system::DeviceInfo;
 use crate::verify::Verification;
 
-/// The store's own view of put latency (`ShardStats::put_queued` and
-/// `put_in_store`, every shard's merged), µs: quantiles are the upper bound
-/// of their bucket (at most 12.5 % wide), the max exact.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
-pub struct StoreLatencySummary {
-    /// Puts recorded.
-    pub count: u64,
-    /// Median.
-    pub p50: f64,
-    /// 90th percentile.
-    pub p90: f64,
-    /// 99th percentile.
-    pub p99: f64,
-    /// 99.9th percentile.
-    pub p999: f64,
-    /// 99.99th percentile.
-    pub p9999: f64,
-    /// Slowest.
-    pub max: f64,
-}
-
-impl StoreLatencySummary {
-    /// Summarizes every shard's histogram `of` together.
-    pub fn merged(
-        stats: &[ringstore::ShardStats],
-        of: fn(&ringstore::ShardStats) -> &ringstore::LatencyHistogram,
-    ) -> StoreLatencySummary {
-        let mut h = ringstore::LatencyHistogram::default();
-        for s in stats {
-            h.merge(of(s));
-        }
-        let us = |d: std::time::Duration| d.as_secs_f64() * 1e6;
-        StoreLatencySummary {
-            count: h.count(),
-            p50: us(h.quantile(0.5)),
-            p90: us(h.quantile(0.9)),
-            p99: us(h.quantile(0.99)),
-            p999: us(h.quantile(0.999)),
-            p9999: us(h.quantile(0.9999)),
-            max: us(h.max()),
-        }
-    }
-}
-
-/// A latency distribution in microseconds.
+/// A latency distribution in microseconds: the harness's own (exact), or
+/// the store's (`ShardStats` histograms, every shard's merged: quantiles are
+/// the upper bound of their bucket, at most 12.5 % wide; no min or mean).
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct LatencySummary {
     /// Operations recorded.
     pub count: u64,
-    /// Fastest.
-    pub min: f64,
+    /// Fastest (null for the store's histograms).
+    pub min: Option<f64>,
     /// Median.
     pub p50: f64,
     /// 90th percentile.
@@ -75,8 +33,8 @@ pub struct LatencySummary {
     pub p9999: f64,
     /// Slowest.
     pub max: f64,
-    /// Arithmetic mean.
-    pub mean: f64,
+    /// Arithmetic mean (null for the store's histograms).
+    pub mean: Option<f64>,
 }
 
 impl LatencySummary {
@@ -88,14 +46,37 @@ impl LatencySummary {
         let us = |ns: u64| ns as f64 / 1000.0;
         LatencySummary {
             count: h.len(),
-            min: us(h.min()),
+            min: Some(us(h.min())),
             p50: us(h.value_at_quantile(0.5)),
             p90: us(h.value_at_quantile(0.9)),
             p99: us(h.value_at_quantile(0.99)),
             p999: us(h.value_at_quantile(0.999)),
             p9999: us(h.value_at_quantile(0.9999)),
             max: us(h.max()),
-            mean: h.mean() / 1000.0,
+            mean: Some(h.mean() / 1000.0),
+        }
+    }
+
+    /// Summarizes every shard's histogram `of` together.
+    pub fn merged(
+        stats: &[ringstore::ShardStats],
+        of: fn(&ringstore::ShardStats) -> &ringstore::LatencyHistogram,
+    ) -> LatencySummary {
+        let mut h = ringstore::LatencyHistogram::default();
+        for s in stats {
+            h.merge(of(s));
+        }
+        let us = |d: std::time::Duration| d.as_secs_f64() * 1e6;
+        LatencySummary {
+            count: h.count(),
+            min: None,
+            p50: us(h.quantile(0.5)),
+            p90: us(h.quantile(0.9)),
+            p99: us(h.quantile(0.99)),
+            p999: us(h.quantile(0.999)),
+            p9999: us(h.quantile(0.9999)),
+            max: us(h.max()),
+            mean: None,
         }
     }
 }
@@ -271,13 +252,13 @@ pub struct Report {
     /// shard's queue to the reply (the rest of `put_latency_us` is the
     /// writer's thread: serializing before, being woken and scheduled
     /// after), µs; count 0 in Async mode.
-    pub put_in_store_us: StoreLatencySummary,
+    pub put_in_store_us: LatencySummary,
     /// Sync: of that, the wait from reaching the queue to the put's batch
     /// being written, µs; count 0 in Async mode.
-    pub put_queued_us: StoreLatencySummary,
+    pub put_queued_us: LatencySummary,
     /// Every write of every shard (a batch, a checkpoint chunk), from
     /// submission to completion, µs.
-    pub write_us: StoreLatencySummary,
+    pub write_us: LatencySummary,
     /// Get latency, µs.
     pub get_latency_us: LatencySummary,
     /// The control for `get_latency_us`: after each get the same reader
@@ -353,39 +334,25 @@ fn us(v: f64) -> String {
     }
 }
 
-/// A row of the store's own view: no min or mean (buckets only).
-fn store_latency_row(out: &mut String, name: &str, l: &StoreLatencySummary) {
+/// One row of the latency table: nothing for an empty distribution (the
+/// store's put histograms in Async mode), `-` where a figure is not known.
+fn latency_row(out: &mut String, name: &str, l: &LatencySummary) {
     if l.count == 0 {
         return;
     }
+    let known = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), us);
     let _ = writeln!(
         out,
         "  {name:<12}{:>9}{:>9}{:>9}{:>9}{:>9}{:>9}{:>9}{:>10}{:>9}",
         l.count,
-        "-",
+        known(l.min),
         us(l.p50),
         us(l.p90),
         us(l.p99),
         us(l.p999),
         us(l.p9999),
         us(l.max),
-        "-"
-    );
-}
-
-fn latency_row(out: &mut String, name: &str, l: &LatencySummary) {
-    let _ = writeln!(
-        out,
-        "  {name:<12}{:>9}{:>9}{:>9}{:>9}{:>9}{:>9}{:>9}{:>10}{:>9}",
-        l.count,
-        us(l.min),
-        us(l.p50),
-        us(l.p90),
-        us(l.p99),
-        us(l.p999),
-        us(l.p9999),
-        us(l.max),
-        us(l.mean)
+        known(l.mean)
     );
 }
 
@@ -465,9 +432,9 @@ pub fn render(r: &Report) -> String {
     if c.write_interval_ms > 0 {
         latency_row(&mut out, "put (CO)", &r.put_latency_corrected_us);
     }
-    store_latency_row(&mut out, "  in store", &r.put_in_store_us);
-    store_latency_row(&mut out, "  queued", &r.put_queued_us);
-    store_latency_row(&mut out, "write", &r.write_us);
+    latency_row(&mut out, "  in store", &r.put_in_store_us);
+    latency_row(&mut out, "  queued", &r.put_queued_us);
+    latency_row(&mut out, "write", &r.write_us);
     latency_row(&mut out, "get", &r.get_latency_us);
     latency_row(&mut out, "get-long wait", &r.timer_control_us);
     let _ = writeln!(
@@ -712,7 +679,7 @@ mod tests {
         }
         let s = LatencySummary::from_ns(&h);
         assert_eq!(s.count, 100_000);
-        assert!(s.min <= s.p50 && s.p50 <= s.p90 && s.p90 <= s.p99);
+        assert!(s.min.unwrap() <= s.p50 && s.p50 <= s.p90 && s.p90 <= s.p99);
         assert!(s.p99 <= s.p999 && s.p999 <= s.p9999 && s.p9999 <= s.max);
         assert!((s.p50 - 500.0).abs() < 1.0, "{}", s.p50);
     }

@@ -14,9 +14,7 @@ use crate::baseline::{self, Baseline, BaselineSpec};
 use crate::cli::{self, Args, DurabilityArg};
 use crate::error::LoadError;
 use crate::payload::{Payload, PayloadSpec};
-use crate::report::{
-    Generation, LatencySummary, RecoveryFigures, Report, ShardFigures, StoreLatencySummary,
-};
+use crate::report::{Generation, LatencySummary, RecoveryFigures, Report, ShardFigures};
 use crate::sampling;
 use crate::system;
 use crate::verify::{self, Check, ms};
@@ -134,9 +132,9 @@ pub fn run(mut args: Args) -> Result<Outcome, LoadError> {
     let close_started = Instant::now();
     let closed = store.close();
     let stats = store.shard_stats();
-    let put_in_store = StoreLatencySummary::merged(&stats, |s| &s.put_in_store);
-    let put_queued = StoreLatencySummary::merged(&stats, |s| &s.put_queued);
-    let write = StoreLatencySummary::merged(&stats, |s| &s.write_times);
+    let put_in_store = LatencySummary::merged(&stats, |s| &s.put_in_store);
+    let put_queued = LatencySummary::merged(&stats, |s| &s.put_queued);
+    let write = LatencySummary::merged(&stats, |s| &s.write_times);
     let shards = stats
         .iter()
         .zip(

@@ -14,7 +14,7 @@ use crate::record_ref::RecordRef;
 use crate::segment::format::{FrameSalt, MAX_BLOCK_SIZE, MIN_BLOCK_SIZE};
 use crate::segment::hint::Hint;
 use crate::segment::reader::{BYTES_AFTER_END, ReadError, SegmentReader, frame_at, header_of};
-use crate::segment::writer::SealedSegment;
+use crate::segment::writer::{RETIRED_EXTENSION, SealedSegment};
 
 /// What recovery found and did at `open`.
 #[derive(Debug, Clone, Default)]
@@ -301,8 +301,14 @@ fn scan_folder(
         report: RecoveryReport::default(),
     };
     let last = segs.len().saturating_sub(1);
-    for (i, (_, path)) in segs.iter().enumerate() {
-        read_segment(path, i, i == last, mode, repair, use_hints, &mut scan)?;
+    for (i, (seq, path)) in segs.iter().enumerate() {
+        let at = SegmentAt {
+            path,
+            seq: *seq,
+            index: i,
+            is_last: i == last,
+        };
+        read_segment(&at, mode, repair, use_hints, &mut scan)?;
     }
     Ok(scan)
 }
@@ -362,15 +368,25 @@ fn load_winners(
     Ok(out)
 }
 
-fn read_segment(
-    path: &Path,
+/// One segment file of a folder being scanned.
+struct SegmentAt<'a> {
+    path: &'a Path,
+    /// The seq its name says.
+    seq: u64,
+    /// Its position in the folder's segment list.
     index: usize,
+    /// Whether it is the folder's newest.
     is_last: bool,
+}
+
+fn read_segment(
+    at: &SegmentAt<'_>,
     mode: RecoveryMode,
     repair: Repair,
     use_hints: bool,
     scan: &mut FolderScan,
 ) -> Result<(), Error> {
+    let (path, index, is_last) = (at.path, at.index, at.is_last);
     let report = &mut scan.report;
     let mut reader = match SegmentReader::open(path) {
         Ok(r) => r,
@@ -398,6 +414,39 @@ fn read_segment(
         }
         Err(e) => return Err(read_error(path, e)),
     };
+    let header = reader.header();
+    if header.is_unrenamed_spare(at.seq) && mode != RecoveryMode::Strict {
+        let len = reader.file_len();
+        if repair == Repair::Allowed {
+            // Its old hint, if its removal was lost too, describes frames
+            // that are gone.
+            match fs::remove_file(crate::segment::hint::hint_path(path)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(Error::io(
+                        "removing the hint of an unrenamed spare",
+                        path,
+                        e,
+                    ));
+                }
+                _ => {}
+            }
+            let retired = path.with_extension(RETIRED_EXTENSION);
+            fs::rename(path, &retired)
+                .map_err(|e| Error::io("setting aside an unrenamed spare", path, e))?;
+            sync_dir(path.parent().unwrap_or(Path::new(".")))?;
+        }
+        report.torn_tails.push(DamageReport {
+            path: path.to_path_buf(),
+            offset: 0,
+            bytes: len,
+            reason: format!(
+                "a spare file taken for segment {} whose rename never became durable \
+                 (nothing in it was acknowledged); set aside as .{RETIRED_EXTENSION}",
+                header.seq
+            ),
+        });
+        return Ok(());
+    }
     report.segments += 1;
     report.bytes += reader.file_len();
     report.previous_generation = report.previous_generation.max(reader.header().generation);

@@ -232,6 +232,17 @@ fn put(out: &mut [u8], at: usize, bytes: &[u8]) {
 }
 
 impl SegmentHeader {
+    /// Whether a file named for segment `named_seq` that holds this header
+    /// is a spare a later segment (this header's seq) was being created in,
+    /// whose rename to that segment's name never became durable. Nothing in
+    /// it was acknowledged: acknowledgements follow the folder sync that
+    /// makes the rename durable. Since session 6 `Store::compact` makes a
+    /// retirement durable before a shard can take the file, so only a power
+    /// cut with earlier code (format version 2) leaves this.
+    pub fn is_unrenamed_spare(&self, named_seq: u64) -> bool {
+        self.reused && named_seq < self.seq
+    }
+
     /// Encodes the header into the first `HEADER_LEN` bytes of `out` (the
     /// caller zeroes the rest of the block).
     pub fn encode(&self, out: &mut [u8]) {

@@ -138,13 +138,19 @@ impl Visitor for VerifyVisitor<'_> {
         _file_len: u64,
     ) -> Result<Flow, ToolError> {
         if let Some(seq) = src.seq.filter(|&s| s != header.seq) {
+            let why = if header.is_unrenamed_spare(seq) {
+                ": a spare file taken for that segment whose rename never became durable \
+                 (nothing in it was acknowledged; opening the store sets it aside)"
+            } else {
+                ""
+            };
             self.problem(
                 src,
                 header,
                 0,
                 0,
                 format!(
-                    "header says seq {} but the file name says {seq}",
+                    "header says seq {} but the file name says {seq}{why}",
                     header.seq
                 ),
             )?;

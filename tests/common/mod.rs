@@ -50,6 +50,22 @@ pub struct DiskFrame {
 }
 
 /// Every frame of every segment under `dir`, decoded with the store's decoder.
+/// Segment files of `dir` written over spare files by the newest store
+/// generation (the last run to open it).
+pub fn reused_segments_of_last_run(dir: &Path) -> usize {
+    let headers: Vec<(bool, u64)> = ringstore::inspect::shard_dirs(dir)
+        .unwrap()
+        .into_iter()
+        .flat_map(|(_, shard)| ringstore::inspect::segments(&shard).unwrap())
+        .map(|(_, path)| {
+            let reader = SegmentReader::open(&path).unwrap();
+            (reader.header().reused, reader.header().generation)
+        })
+        .collect();
+    let last = headers.iter().map(|&(_, g)| g).max().unwrap_or(0);
+    headers.iter().filter(|&&(r, g)| r && g == last).count()
+}
+
 pub fn read_all_frames(dir: &Path) -> Vec<DiskFrame> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {
@@ -152,9 +168,8 @@ pub mod kill {
         run_child_if_asked_compacting(config, None)
     }
 
-    /// [`run_child_if_asked`], with a thread that also runs `Store::compact`
-    /// at once and then every `compact_every`, printing `SPARES n` after
-    /// each: how many rotations so far put their segment in a spare file.
+    /// [`run_child_if_asked`], also running `Store::compact` once before
+    /// the puts and then every `compact_every` on a thread of its own.
     pub fn run_child_if_asked_compacting(
         config: impl Fn(&Path) -> Config,
         compact_every: Option<std::time::Duration>,
@@ -166,20 +181,15 @@ pub mod kill {
         let base = super::env_or::<i64>(ROUND, 0) * 1_000_000;
         let store = Store::open(config(Path::new(&dir))).unwrap();
         if let Some(every) = compact_every {
+            // The first before any put: it retires the earlier rounds'
+            // segments into spares, so the writers' first rotations take
+            // them even when the kill comes within milliseconds (Async).
+            store.compact().unwrap();
             let store = store.clone();
             std::thread::spawn(move || {
                 loop {
-                    store.compact().unwrap();
-                    let n: u64 = store
-                        .shard_stats()
-                        .iter()
-                        .map(|s| s.rotations_into_spares)
-                        .sum();
-                    let mut out = std::io::stdout().lock();
-                    let _ = writeln!(out, "SPARES {n}");
-                    let _ = out.flush();
-                    drop(out);
                     std::thread::sleep(every);
+                    store.compact().unwrap();
                 }
             });
         }
@@ -209,14 +219,15 @@ pub mod kill {
     /// Runs `rounds` kill rounds of the test named `test_name` (whose body
     /// starts with `run_child_if_asked`). With `check_versions`, every
     /// acknowledged version (or a newer one) must be back; without it (Async
-    /// mode), recovery must just open cleanly. Returns the rotations into
-    /// spare files the children reported (`SPARES n`), summed over rounds.
+    /// mode), recovery must just open cleanly. Returns how many segments
+    /// the children wrote over spare files, summed over rounds (counted on
+    /// disk after each kill).
     pub fn rounds(
         test_name: &str,
         config: impl Fn(&Path) -> Config,
         rounds: u64,
         check_versions: bool,
-    ) -> u64 {
+    ) -> usize {
         let mut into_spares = 0;
         let dir = super::temp_dir();
         let seed = super::seed_from_env("RINGSTORE_KILL_SEED");
@@ -239,7 +250,6 @@ pub mod kill {
                 .spawn()
                 .unwrap();
             let mut acked: HashMap<String, i64> = HashMap::new();
-            let mut spares_this_round = 0;
             let mut n = 0;
             let mut killed = false;
             // Lines printed before the kill landed count too: they were
@@ -249,13 +259,8 @@ pub mod kill {
                 .map_while(Result::ok)
             {
                 let mut parts = line.split(' ');
-                match parts.next() {
-                    Some("ACK") => {}
-                    Some("SPARES") => {
-                        spares_this_round = parts.next().unwrap().parse().unwrap();
-                        continue;
-                    }
-                    _ => continue,
+                if parts.next() != Some("ACK") {
+                    continue;
                 }
                 let key = parts.next().unwrap().to_owned();
                 let version: i64 = parts.next().unwrap().parse().unwrap();
@@ -268,7 +273,7 @@ pub mod kill {
                 }
             }
             child.wait().unwrap();
-            into_spares += spares_this_round;
+            into_spares += super::reused_segments_of_last_run(dir.path());
             assert!(
                 n > 0,
                 "seed {seed} round {round}: the child acknowledged nothing"

@@ -72,6 +72,6 @@ pub mod inspect {
     };
     pub use crate::segment::format;
     pub use crate::segment::reader::{BYTES_AFTER_END, ReadError, SegmentReader};
-    pub use crate::segment::writer::{segment_file_name, spares};
+    pub use crate::segment::writer::{retired, segment_file_name, spares};
     pub use crate::shard::shard_for;
 }

@@ -179,7 +179,10 @@ fn spare_files(source: &Source) -> Vec<(Option<u64>, usize, u64)> {
     folders
         .into_iter()
         .filter_map(|(shard, dir)| {
-            let files = ringstore::inspect::spares(dir).ok()?;
+            // A `.retired` file (left by a compaction cut short) becomes a
+            // spare at the next compaction: counted with them.
+            let mut files = ringstore::inspect::spares(dir).ok()?;
+            files.extend(ringstore::inspect::retired(dir).ok()?);
             let bytes = files
                 .iter()
                 .map(|p| std::fs::metadata(p).map_or(0, |m| m.len()))

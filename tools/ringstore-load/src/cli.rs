@@ -243,6 +243,14 @@ pub struct Args {
     /// key came back at its newest acknowledged version.
     #[arg(long)]
     pub recovery: bool,
+
+    /// Also read each reader thread's CPU time around every get, and split
+    /// the gets slower than 100 µs into those whose thread ran for most of
+    /// the get (the get's own work) and those that waited for a CPU. Off by
+    /// default: the extra syscall before each get can move a pending
+    /// preemption out of the timed window.
+    #[arg(long)]
+    pub get_cpu: bool,
 }
 
 impl Args {

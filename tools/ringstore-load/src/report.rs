@@ -12,6 +12,22 @@ use crate::sampling::{Sample, SoakSummary};
 use crate::system::DeviceInfo;
 use crate::verify::Verification;
 
+/// `--get-cpu`: the gets slower than `threshold_us`, split by what their
+/// thread did meanwhile.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct SlowGetFigures {
+    /// The threshold, µs.
+    pub threshold_us: f64,
+    /// Gets slower than it.
+    pub count: u64,
+    /// Of those, gets whose thread ran on a CPU for more than half of the
+    /// get: the get itself worked that long (the rest waited for a CPU).
+    pub mostly_running: u64,
+    /// The longest thread CPU time of any get, µs: the most work one get
+    /// did.
+    pub cpu_max_us: f64,
+}
+
 /// A latency distribution in microseconds: the harness's own (exact), or
 /// the store's (`ShardStats` histograms, every shard's merged: quantiles are
 /// the upper bound of their bucket, at most 12.5 % wide; no min or mean).
@@ -266,6 +282,8 @@ pub struct Report {
     /// Where its tail matches the get tail, that tail is the machine
     /// (preemption, interrupts), not the store.
     pub timer_control_us: LatencySummary,
+    /// `--get-cpu`, else null.
+    pub slow_gets: Option<SlowGetFigures>,
     /// Writer ticks skipped because puts took longer than the interval.
     pub write_ticks_missed: u64,
     /// Reader ticks skipped.
@@ -437,6 +455,14 @@ pub fn render(r: &Report) -> String {
     latency_row(&mut out, "write", &r.write_us);
     latency_row(&mut out, "get", &r.get_latency_us);
     latency_row(&mut out, "get-long wait", &r.timer_control_us);
+    if let Some(s) = &r.slow_gets {
+        let _ = writeln!(
+            out,
+            "  slow gets   {} over {:.0} µs: {} ran on a CPU for most of it, the rest waited for one; \
+             the most CPU one get used: {:.1} µs",
+            s.count, s.threshold_us, s.mostly_running, s.cpu_max_us
+        );
+    }
     let _ = writeln!(
         out,
         "\n  throughput  writes/ms {:.3}   reads/ms {:.3}   {:.1} MB/s persisted ({:.1} MB/s to disk{}), \

@@ -14,7 +14,9 @@ use crate::baseline::{self, Baseline, BaselineSpec};
 use crate::cli::{self, Args, DurabilityArg};
 use crate::error::LoadError;
 use crate::payload::{Payload, PayloadSpec};
-use crate::report::{Generation, LatencySummary, RecoveryFigures, Report, ShardFigures};
+use crate::report::{
+    Generation, LatencySummary, RecoveryFigures, Report, ShardFigures, SlowGetFigures,
+};
 use crate::sampling;
 use crate::system;
 use crate::verify::{self, Check, ms};
@@ -119,6 +121,7 @@ pub fn run(mut args: Args) -> Result<Outcome, LoadError> {
         sample_interval: (args.sample_interval_ms > 0)
             .then(|| Duration::from_millis(args.sample_interval_ms)),
         ack_dir: temp.path().join("acked"),
+        get_cpu: args.get_cpu,
     };
     note("running the workload");
     let rss_before_workload = system::rss_bytes();
@@ -249,6 +252,12 @@ pub fn run(mut args: Args) -> Result<Outcome, LoadError> {
         write_us: write,
         get_latency_us: LatencySummary::from_ns(&result.get_latency_ns),
         timer_control_us: LatencySummary::from_ns(&result.timer_control_ns),
+        slow_gets: result.slow_gets.map(|s| SlowGetFigures {
+            threshold_us: crate::workload::SLOW_GET.as_secs_f64() * 1e6,
+            count: s.count,
+            mostly_running: s.mostly_running,
+            cpu_max_us: s.cpu_max.as_secs_f64() * 1e6,
+        }),
         write_ticks_missed: result.write_ticks_missed,
         read_ticks_missed: result.read_ticks_missed,
         baseline,

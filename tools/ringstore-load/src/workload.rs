@@ -70,6 +70,23 @@ pub struct WorkloadSpec {
     pub sample_interval: Option<Duration>,
     /// Directory of the acknowledged-put files (one per writer).
     pub ack_dir: PathBuf,
+    /// Also time each get's thread CPU time (`--get-cpu`).
+    pub get_cpu: bool,
+}
+
+/// Gets slower than this are split by whether they ran or waited.
+pub const SLOW_GET: Duration = Duration::from_micros(100);
+
+/// `--get-cpu`: what the slow gets did with their time.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SlowGets {
+    /// Gets slower than [`SLOW_GET`].
+    pub count: u64,
+    /// Of those, the ones whose thread ran on a CPU for more than half of
+    /// the get: the get itself worked that long.
+    pub mostly_running: u64,
+    /// The longest thread CPU time of any get.
+    pub cpu_max: Duration,
 }
 
 /// Counters the progress bar reads while the run goes on.
@@ -100,6 +117,8 @@ pub struct WorkloadResult {
     pub put_latency_corrected_ns: LatencyHistogram,
     /// Get latency, nanoseconds.
     pub get_latency_ns: LatencyHistogram,
+    /// `--get-cpu`: the slow gets split by running vs waiting.
+    pub slow_gets: Option<SlowGets>,
     /// Puts acknowledged (applied or stale).
     pub puts: u64,
     /// Puts acknowledged as stale (a newer version was already stored).
@@ -187,6 +206,7 @@ struct WriterOut {
 struct ReaderOut {
     latency: LatencyHistogram,
     control: LatencyHistogram,
+    slow: SlowGets,
     gets: u64,
     hits: u64,
     missed: u64,
@@ -311,7 +331,7 @@ pub fn run(
             Some(Err(e)) => return Err(LoadError::io("spawning the sampler thread", "", e)),
             None => Vec::new(),
         };
-        let mut result = merge(&empty, writer_outs, reader_outs, wall)?;
+        let mut result = merge(&empty, writer_outs, reader_outs, wall, spec.get_cpu)?;
         result.samples = samples;
         Ok(result)
     })
@@ -322,11 +342,13 @@ fn merge(
     writer_outs: Vec<std::thread::Result<WriterOut>>,
     reader_outs: Vec<std::thread::Result<ReaderOut>>,
     wall: Duration,
+    get_cpu: bool,
 ) -> Result<WorkloadResult, LoadError> {
     let mut result = WorkloadResult {
         put_latency_ns: Histogram::new_from(empty),
         put_latency_corrected_ns: Histogram::new_from(empty),
         get_latency_ns: Histogram::new_from(empty),
+        slow_gets: None,
         puts: 0,
         stale_puts: 0,
         put_errors: 0,
@@ -365,6 +387,12 @@ fn merge(
         let out = out.map_err(|_| LoadError::Panicked { role: "reader" })?;
         let _ = result.get_latency_ns.add(&out.latency);
         let _ = result.timer_control_ns.add(&out.control);
+        if get_cpu {
+            let slow = result.slow_gets.get_or_insert_with(SlowGets::default);
+            slow.count += out.slow.count;
+            slow.mostly_running += out.slow.mostly_running;
+            slow.cpu_max = slow.cpu_max.max(out.slow.cpu_max);
+        }
         result.gets += out.gets;
         result.get_hits += out.hits;
         result.read_ticks_missed += out.missed;
@@ -489,6 +517,7 @@ fn reader(shared: &Shared<'_>, id: usize) -> ReaderOut {
     let mut out = ReaderOut {
         latency: Histogram::new_from(shared.empty),
         control: Histogram::new_from(shared.empty),
+        slow: SlowGets::default(),
         gets: 0,
         hits: 0,
         missed: 0,
@@ -505,9 +534,20 @@ fn reader(shared: &Shared<'_>, id: usize) -> ReaderOut {
         let Some(key) = shared.keys.get(rng.below(shared.keys.len())) else {
             break;
         };
+        // Outside the timed window (the syscall can move a pending
+        // preemption before it, so this mode is off by default).
+        let cpu_before = spec.get_cpu.then(thread_cpu);
         let started = Instant::now();
         let got = shared.store.get(key);
         let latency = started.elapsed();
+        if let Some(before) = cpu_before {
+            let cpu = thread_cpu().saturating_sub(before);
+            out.slow.cpu_max = out.slow.cpu_max.max(cpu);
+            if latency > SLOW_GET {
+                out.slow.count += 1;
+                out.slow.mostly_running += u64::from(cpu * 2 > latency);
+            }
+        }
         record_ns(&mut out.latency, nanos(latency));
         typical_ns += (nanos(latency).min(CONTROL_CLIP_NS) as f64 - typical_ns) / 64.0;
         let window = Duration::from_nanos(typical_ns as u64);

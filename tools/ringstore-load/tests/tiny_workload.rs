@@ -68,3 +68,24 @@ fn tiny_run_reports_every_put_and_loses_none() {
     assert_eq!(j["kept"], false);
     assert!(!std::path::Path::new(j["data_dir"].as_str().unwrap()).exists());
 }
+
+/// `--get-cpu` splits the slow gets by whether their thread ran: the counts
+/// are consistent and the most CPU a get used is measured. Without the
+/// flag: null.
+#[test]
+fn get_cpu_reports_what_slow_gets_did() {
+    let out = tempfile::tempdir().unwrap();
+    let mut args = common::TINY.to_vec();
+    args.push("--get-cpu");
+    let j = common::run_json(&args, out.path());
+    let slow = &j["slow_gets"];
+    assert_eq!(slow["threshold_us"], 100.0);
+    let count = slow["count"].as_u64().unwrap();
+    assert!(slow["mostly_running"].as_u64().unwrap() <= count, "{slow}");
+    let cpu_max = slow["cpu_max_us"].as_f64().unwrap();
+    assert!(cpu_max > 0.0, "{slow}");
+    assert!(j["get_latency_us"]["count"].as_u64().unwrap() > 0);
+
+    let plain = tempfile::tempdir().unwrap();
+    assert!(common::run_json(common::TINY, plain.path())["slow_gets"].is_null());
+}

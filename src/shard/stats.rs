@@ -41,10 +41,9 @@ pub struct ShardStats {
     /// from a caller's thread that did not reach the executor, or an
     /// executor that got no CPU for that long.
     pub recheck_pickups: u64,
-    /// Write completions found when that re-check ran: a completion whose
-    /// wake-up did not reach the executor (glommio 0.9 has left one
-    /// unnoticed for minutes), or, rarely, one that arrived with the
-    /// re-check's timer.
+    /// Write completions found when that re-check ran: mostly completions
+    /// that arrived with the re-check's timer; any whose wake-up did not
+    /// reach the executor would show here too.
     pub recheck_completions: u64,
     /// `Async` mode: the longest time records waited to be written because
     /// an earlier LSN had not arrived yet (its caller took it and had not

@@ -396,8 +396,8 @@ impl<Fs: LogFs> Worker<Fs> {
         };
         std::future::poll_fn(|cx| {
             // Polled first, so what the re-check finds is counted. It runs
-            // while writes are in flight too: a completion whose wake-up the
-            // runtime lost would otherwise wait for the next put (or forever).
+            // while writes are in flight too, against a completion whose
+            // wake-up the runtime lost.
             let rechecked = (room || !self.inflight.is_empty())
                 && recheck
                     .as_mut()

@@ -121,6 +121,7 @@ pub struct Config {
     pub(crate) spare_segments: usize,
     pub(crate) on_sealed: Option<OnSealed>,
     pub(crate) io_backend: IoBackend,
+    pub(crate) wake_stalled_shard_after_ms: u64,
     #[cfg(feature = "failpoints")]
     pub(crate) fault_plan: Option<std::sync::Arc<crate::io::faulty::FaultPlan>>,
 }
@@ -137,6 +138,8 @@ pub const DEFAULT_QUEUE_DEPTH: usize = 4096;
 pub const DEFAULT_PIPELINE_DEPTH: usize = 2;
 /// Default `flush_interval_ms` (Async only): 10 ms.
 pub const DEFAULT_FLUSH_INTERVAL_MS: u64 = 10;
+/// Default `wake_stalled_shard_after_ms`: 100 ms.
+pub const DEFAULT_WAKE_STALLED_SHARD_AFTER_MS: u64 = 100;
 /// Default `spare_segments`: 4 retired segment files kept per shard (with
 /// 2, a third of the rotations between compactions still appended in the
 /// harness's retention runs; `docs/BENCHMARKS.md` section 9).
@@ -167,6 +170,7 @@ impl Config {
             spare_segments: DEFAULT_SPARE_SEGMENTS,
             on_sealed: None,
             io_backend: IoBackend::Auto,
+            wake_stalled_shard_after_ms: DEFAULT_WAKE_STALLED_SHARD_AFTER_MS,
             #[cfg(feature = "failpoints")]
             fault_plan: None,
         }
@@ -331,6 +335,21 @@ impl Config {
         self
     }
 
+    /// io_uring backend: a watchdog thread signals (`SIGURG`, sent to that
+    /// thread only) a shard executor that has had a write, flush or timer
+    /// due, or puts queued, without turning for this long. On the
+    /// project's test machine an executor rarely (twice in ~120 harness
+    /// runs) slept for minutes through a finished write until its thread
+    /// was interrupted; the signal interrupts it. A slow disk draws signals
+    /// too, which change nothing. The store installs a `SIGURG` handler in
+    /// the process once (it chains to an existing one); other threads never
+    /// get the signal. Counted in `ShardStats::watchdog_wakes`. Default
+    /// 100; 0 turns the watchdog off. Bound: 0..=60000.
+    pub fn wake_stalled_shard_after_ms(mut self, ms: u64) -> Self {
+        self.wake_stalled_shard_after_ms = ms;
+        self
+    }
+
     /// The configured I/O backend (see `Store::io_backend` for the one
     /// `Auto` picked).
     pub fn io_backend_choice(&self) -> IoBackend {
@@ -432,6 +451,12 @@ impl Config {
             return bad(
                 "spare_segments",
                 format!("is {}, must be 0..=64", self.spare_segments),
+            );
+        }
+        if self.wake_stalled_shard_after_ms > 60_000 {
+            return bad(
+                "wake_stalled_shard_after_ms",
+                format!("is {}, must be 0..=60000", self.wake_stalled_shard_after_ms),
             );
         }
         if !(1..=16).contains(&self.pipeline_depth) {

@@ -24,6 +24,7 @@ use crate::segment::writer::{SealedSegment, WriterSpec};
 use crate::shard::index::{self, LogRank, new_index};
 use crate::shard::stats::ShardStats;
 use crate::shard::submission::queue;
+use crate::shard::watchdog::Watchdog;
 use crate::shard::worker::{self, WorkerSetup};
 use crate::shard::{ShardShared, shard_for};
 
@@ -77,6 +78,8 @@ struct Inner {
     retention_stop: Arc<AtomicBool>,
     /// The data-dir lock; `close` releases it (the bag holds at most one).
     lock: scc::Bag<DirLock>,
+    /// The shard watchdog, if on (the bag holds at most one).
+    watchdog: scc::Bag<Watchdog>,
 }
 
 impl std::fmt::Debug for Store {
@@ -158,6 +161,7 @@ impl Store {
                 bag.push(lock);
                 bag
             },
+            watchdog: scc::Bag::new(),
         };
         let cpus = allowed_cpus();
         let mut readiness = Vec::with_capacity(n);
@@ -219,6 +223,12 @@ impl Store {
             };
             inner.shutdown_and_join();
             return Err(failure);
+        }
+        if backend == IoBackend::IoUring && config.wake_stalled_shard_after_ms > 0 {
+            let after = std::time::Duration::from_millis(config.wake_stalled_shard_after_ms);
+            if let Some(w) = Watchdog::start(inner.shards.clone(), after) {
+                inner.watchdog.push(w);
+            }
         }
         let store = Store {
             inner: Arc::new(inner),
@@ -672,7 +682,10 @@ fn spawn_glommio<Fs: LogFs + Send + 'static>(
     LocalExecutorBuilder::new(placement)
         .name(&format!("ringstore-{i}"))
         .io_memory(io_memory_bytes(setup.max_batch_bytes, setup.pipeline_depth))
-        .spawn(move || worker::run(fs, setup, ready))
+        .spawn(move || async move {
+            let _attached = setup.shared.pulse.attach_current_thread();
+            worker::run(fs, setup, ready).await;
+        })
         .map(ShardThread::Glommio)
         .map_err(|e| Error::ExecutorStart {
             shard: i,
@@ -843,6 +856,10 @@ impl Inner {
             if let Err(e) = handle.join() {
                 log::error!("shard {i} executor ended with an error: {e}");
             }
+        }
+        // Only now: a shard draining its last writes may need a wake too.
+        while let Some(w) = self.watchdog.pop() {
+            w.stop();
         }
     }
 

@@ -161,6 +161,8 @@ struct OpRule {
     /// splitmix64 state of the probability draws.
     rng: AtomicU64,
     errno: AtomicI32,
+    /// Every call waits this long before going through (0: no wait).
+    delay_ns: AtomicU64,
 }
 
 /// Which operations of the I/O seam fail, and how; shared (`Arc`) between
@@ -222,6 +224,21 @@ impl FaultPlan {
         r.per_million
             .store(per_million.min(1_000_000), Ordering::SeqCst);
         self
+    }
+
+    /// Makes every call of `op` wait `delay` before it goes through (or
+    /// fails): a slow device. Only `Write` and `Sync` wait; zero stops it.
+    pub fn delay(&self, op: FaultOp, delay: std::time::Duration) -> &Self {
+        let ns = u64::try_from(delay.as_nanos()).unwrap_or(u64::MAX);
+        self.rule(op).delay_ns.store(ns, Ordering::SeqCst);
+        self
+    }
+
+    fn delay_of(&self, op: FaultOp) -> Option<std::time::Duration> {
+        match self.rule(op).delay_ns.load(Ordering::SeqCst) {
+            0 => None,
+            ns => Some(std::time::Duration::from_nanos(ns)),
+        }
     }
 
     /// Stops failing `op` (its counters stay).
@@ -356,8 +373,9 @@ impl<F: LogFs> FaultyFs<F> {
     }
 
     /// Wraps a file the inner filesystem opened at `path`.
-    fn file(&self, inner: F::File, path: &Path, write_through: bool) -> FaultyFile<F::File> {
+    fn file(&self, inner: F::File, path: &Path, write_through: bool) -> FaultyFile<F> {
         FaultyFile {
+            fs: self.inner.clone(),
             inner,
             plan: self.plan.clone(),
             path: std::cell::RefCell::new(path.to_path_buf()),
@@ -367,8 +385,10 @@ impl<F: LogFs> FaultyFs<F> {
 }
 
 /// A file opened through [`FaultyFs`].
-pub(crate) struct FaultyFile<T> {
-    inner: T,
+pub(crate) struct FaultyFile<F: LogFs> {
+    /// The inner filesystem, for its timer (`FaultPlan::delay`).
+    fs: F,
+    inner: F::File,
     plan: Arc<FaultPlan>,
     /// Current name (changed by `rename`).
     path: std::cell::RefCell<PathBuf>,
@@ -377,18 +397,18 @@ pub(crate) struct FaultyFile<T> {
     write_through: bool,
 }
 
-impl<T: LogFile> LogFile for FaultyFile<T> {
-    type Buffer = T::Buffer;
+impl<F: LogFs> LogFile for FaultyFile<F> {
+    type Buffer = <F::File as LogFile>::Buffer;
 
     fn alignment(&self) -> u64 {
         self.inner.alignment()
     }
 
-    fn alloc(&self, len: usize) -> T::Buffer {
+    fn alloc(&self, len: usize) -> Self::Buffer {
         self.inner.alloc(len)
     }
 
-    async fn write_at(&self, mut buf: T::Buffer, offset: u64) -> io::Result<usize> {
+    async fn write_at(&self, mut buf: Self::Buffer, offset: u64) -> io::Result<usize> {
         let plan = &self.plan;
         let id = if plan.recording() {
             let id = plan.next_id();
@@ -402,6 +422,7 @@ impl<T: LogFile> LogFile for FaultyFile<T> {
         } else {
             None
         };
+        self.wait_if_slow(FaultOp::Write).await;
         let result = match plan.check(FaultOp::Write) {
             Ok(()) => self.inner.write_at(buf, offset).await,
             Err(e) => Err(e),
@@ -457,9 +478,15 @@ impl<T: LogFile> LogFile for FaultyFile<T> {
     }
 }
 
-impl<T: LogFile> FaultyFile<T> {
+impl<F: LogFs> FaultyFile<F> {
     fn path(&self) -> PathBuf {
         self.path.borrow().clone()
+    }
+
+    async fn wait_if_slow(&self, op: FaultOp) {
+        if let Some(delay) = self.plan.delay_of(op) {
+            self.fs.sleep(delay).await;
+        }
     }
 
     /// A flush of the file, recorded and subject to the plan; `call_inner`
@@ -476,6 +503,7 @@ impl<T: LogFile> FaultyFile<T> {
         } else {
             None
         };
+        self.wait_if_slow(FaultOp::Sync).await;
         let result = match plan.check(FaultOp::Sync) {
             Ok(()) if call_inner => self.inner.sync_data().await,
             Ok(()) => Ok(()),
@@ -491,8 +519,8 @@ impl<T: LogFile> FaultyFile<T> {
     }
 }
 
-impl<F: LogFs> LogFs for FaultyFs<F> {
-    type File = FaultyFile<F::File>;
+impl<F: LogFs + 'static> LogFs for FaultyFs<F> {
+    type File = FaultyFile<F>;
 
     async fn create(&self, path: &Path, write_through: bool) -> io::Result<Self::File> {
         let result = match self.plan.check(FaultOp::Create) {

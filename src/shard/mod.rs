@@ -5,6 +5,7 @@
 pub(crate) mod index;
 pub(crate) mod stats;
 pub(crate) mod submission;
+pub(crate) mod watchdog;
 pub(crate) mod worker;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,6 +21,7 @@ use crate::store::PutOutcome;
 use index::{Index, LogRank};
 use stats::ShardCounters;
 use submission::{Queue, Submission, Unwritten};
+use watchdog::Pulse;
 
 /// Which shard owns `key` among `shards`: xxh3-64 of the key bytes (a fixed,
 /// portable algorithm, so routing is stable across versions, platforms and
@@ -38,6 +40,8 @@ pub(crate) struct ShardShared {
     pub active_seq: Arc<AtomicU64>,
     /// What the executor has done, for `Store::shard_stats`.
     pub stats: ShardCounters,
+    /// Whether the executor turns, for the watchdog.
+    pub pulse: Arc<Pulse>,
     durability: Durability,
     /// Store generation of this run: the first part of every new frame's
     /// rank.
@@ -67,6 +71,7 @@ impl ShardShared {
             failure: OnceLock::new(),
             active_seq: Arc::new(AtomicU64::new(0)),
             stats: ShardCounters::default(),
+            pulse: Arc::new(Pulse::default()),
             durability,
             generation,
             lsn: AtomicU64::new(0),

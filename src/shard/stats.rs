@@ -45,6 +45,12 @@ pub struct ShardStats {
     /// that arrived with the re-check's timer; any whose wake-up did not
     /// reach the executor would show here too.
     pub recheck_completions: u64,
+    /// Times the shard watchdog (`Config::wake_stalled_shard_after_ms`)
+    /// signalled this shard's executor: it had a write, flush or timer due
+    /// (or puts queued) and had not turned for that long. A slow disk draws
+    /// these too; an executor that slept through its completions would
+    /// otherwise have stayed asleep.
+    pub watchdog_wakes: u64,
     /// `Async` mode: the longest time records waited to be written because
     /// an earlier LSN had not arrived yet (its caller took it and had not
     /// sent its frame: preempted between the two). Zero in `Sync` mode.
@@ -233,6 +239,7 @@ pub(crate) struct ShardCounters {
     idle_ns: AtomicU64,
     recheck_pickups: AtomicU64,
     recheck_completions: AtomicU64,
+    watchdog_wakes: AtomicU64,
     lsn_wait_max_ns: AtomicU64,
     write_max_ns: AtomicU64,
     write_times: AtomicHistogram,
@@ -298,6 +305,11 @@ impl ShardCounters {
         self.recheck_completions.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// The watchdog signalled the executor.
+    pub fn watchdog_woke(&self) {
+        self.watchdog_wakes.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// A rotation held up writes for `took`; `into_spare`: the new segment
     /// reused a spare file.
     pub fn rotated(&self, took: Duration, into_spare: bool) {
@@ -345,6 +357,7 @@ impl ShardCounters {
             idle: ns(&self.idle_ns),
             recheck_pickups: self.recheck_pickups.load(Ordering::Relaxed),
             recheck_completions: self.recheck_completions.load(Ordering::Relaxed),
+            watchdog_wakes: self.watchdog_wakes.load(Ordering::Relaxed),
             lsn_wait_max: ns(&self.lsn_wait_max_ns),
             write_max: ns(&self.write_max_ns),
             write_times: self.write_times.snapshot(),

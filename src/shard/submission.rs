@@ -150,6 +150,12 @@ impl Queue {
         let _ = self.tx.unbounded_send(Msg::Shutdown);
     }
 
+    /// Whether some put holds budget: queued for the shard or (`Async`)
+    /// not yet handed to a write.
+    pub fn has_queued(&self) -> bool {
+        self.queued.load(Ordering::Relaxed) > 0
+    }
+
     /// Whether `shutdown` was called.
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::SeqCst)

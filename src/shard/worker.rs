@@ -394,7 +394,10 @@ impl<Fs: LogFs> Worker<Fs> {
             // Async: the queue's byte budget bounds what waits.
             Durability::Async => true,
         };
-        std::future::poll_fn(|cx| {
+        self.shared
+            .pulse
+            .waiting(!self.inflight.is_empty() || self.flushing.is_some(), due);
+        let event = std::future::poll_fn(|cx| {
             // Polled first, so what the re-check finds is counted. It runs
             // while writes are in flight too, against a completion whose
             // wake-up the runtime lost.
@@ -434,7 +437,10 @@ impl<Fs: LogFs> Worker<Fs> {
             }
             Poll::Pending
         })
-        .await
+        .await;
+        // Busy from here until the next wait says what it waits for.
+        self.shared.pulse.turn();
+        event
     }
 
     async fn next_completion(&mut self) -> Result<IoTimes, Error> {

@@ -165,6 +165,11 @@ pub struct Args {
     #[arg(long)]
     pub pipeline_depth: Option<usize>,
 
+    /// Signal a shard executor that has I/O due and has not turned for this
+    /// long (0 = no watchdog) [default: the store's, 100].
+    #[arg(long)]
+    pub wake_stalled_shard_after_ms: Option<u64>,
+
     /// How Sync batches are made durable: `dsync` (O_DSYNC writes) or
     /// `fdatasync` (write, then fdatasync).
     #[arg(long, value_enum, default_value_t = SyncMethodArg::Dsync)]

@@ -102,6 +102,9 @@ pub fn run(mut args: Args) -> Result<Outcome, LoadError> {
     if let Some(depth) = args.pipeline_depth {
         config = config.pipeline_depth(depth);
     }
+    if let Some(ms) = args.wake_stalled_shard_after_ms {
+        config = config.wake_stalled_shard_after_ms(ms);
+    }
     if let Some(bytes) = args.max_batch_bytes {
         config = config.max_batch_bytes(bytes);
     }

@@ -1,0 +1,320 @@
+//! The shard watchdog: a thread that wakes a shard executor which has work
+//! to do but has stopped turning, with a signal sent to that thread alone.
+//!
+//! Why it exists: on this project's test machine (Linux 6.18, glommio 0.9's
+//! rings), a shard executor twice slept in `io_uring_enter` for 10–12
+//! minutes although its write had finished at the device; its 2 ms timer
+//! did not wake it either, and attaching a debugger (which interrupts the
+//! sleep) released it at once. Both fit an io_uring completion left as task
+//! work for a thread that was never woken to run it. A signal delivered to
+//! the thread runs its pending task work and makes `io_uring_enter` return
+//! `EINTR`, which glommio treats as an ordinary wake-up.
+//!
+//! The signal is `SIGURG`: its default action is to ignore it, so a stray
+//! one harms nothing, and the handler (installed once per process, only
+//! when a store enables the watchdog) does nothing but chain to any handler
+//! that was there before (`signal-hook`). Handlers are installed with
+//! `SA_RESTART`, so other threads' blocking calls are restarted.
+//!
+//! The shard publishes a [`Pulse`]: a turn counter bumped at every turn of
+//! its loop, and the time by which it expects to turn again (now, while a
+//! write or flush is in flight; a timer's deadline; never, when it waits
+//! only for puts). The watchdog samples each pulse several times per
+//! `after`; a shard that is overdue (past its deadline, or idle with puts
+//! queued) without turning for `after` gets a signal, and again every
+//! `after` while that lasts. A disk that is merely slow also draws
+//! signals: they cost a system call each and change nothing.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use nix::sys::pthread::{Pthread, pthread_kill, pthread_self};
+use nix::sys::signal::Signal;
+
+use crate::shard::ShardShared;
+
+/// The signal that wakes a stalled executor.
+const WAKE_SIGNAL: Signal = Signal::SIGURG;
+
+/// `Pulse::due_ns` of a shard that waits only for puts.
+const NEVER: u64 = u64::MAX;
+
+/// `Pulse::state` values: whether the executor thread may be signalled.
+const UNREGISTERED: u8 = 0;
+const ALIVE: u8 = 1;
+/// The watchdog is signalling the thread right now: it may not exit.
+const SIGNALLING: u8 = 2;
+const EXITED: u8 = 3;
+
+/// What a shard executor shares with the watchdog.
+#[derive(Debug)]
+pub(crate) struct Pulse {
+    /// Turns of the shard's loop so far.
+    turns: AtomicU64,
+    /// When the shard expects to turn next at the latest, in ns since
+    /// `epoch`; [`NEVER`] while it waits only for puts.
+    due_ns: AtomicU64,
+    /// The executor thread, valid while `state` is `ALIVE` or `SIGNALLING`.
+    thread: AtomicU64,
+    state: AtomicU8,
+    epoch: Instant,
+}
+
+impl Default for Pulse {
+    fn default() -> Self {
+        Pulse {
+            turns: AtomicU64::new(0),
+            due_ns: AtomicU64::new(NEVER),
+            thread: AtomicU64::new(0),
+            state: AtomicU8::new(UNREGISTERED),
+            epoch: Instant::now(),
+        }
+    }
+}
+
+impl Pulse {
+    fn now_ns(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(NEVER - 1)
+    }
+
+    /// The shard's loop turned: it is busy until it says what it waits for.
+    pub fn turn(&self) {
+        self.turns.fetch_add(1, Ordering::Relaxed);
+        self.due_ns.store(self.now_ns(), Ordering::Relaxed);
+    }
+
+    /// The shard is about to wait: for I/O it submitted (`io_pending`), for
+    /// a timer running out after `timer`, or (neither) for puts only.
+    pub fn waiting(&self, io_pending: bool, timer: Option<Duration>) {
+        let due = match (io_pending, timer) {
+            (true, _) => self.now_ns(),
+            (false, Some(t)) => self
+                .now_ns()
+                .saturating_add(u64::try_from(t.as_nanos()).unwrap_or(NEVER)),
+            (false, None) => NEVER,
+        };
+        self.due_ns.store(due, Ordering::Relaxed);
+    }
+
+    /// Called on the executor thread before the shard runs: the watchdog
+    /// may signal this thread until the returned guard is dropped.
+    pub fn attach_current_thread(self: &Arc<Self>) -> Attached {
+        self.thread.store(pthread_self(), Ordering::Relaxed);
+        self.state.store(ALIVE, Ordering::Release);
+        Attached(Arc::clone(self))
+    }
+
+    /// Signals the executor thread if it is still attached.
+    fn signal(&self) -> bool {
+        if self
+            .state
+            .compare_exchange(ALIVE, SIGNALLING, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return false;
+        }
+        let thread: Pthread = self.thread.load(Ordering::Relaxed);
+        let sent = pthread_kill(thread, WAKE_SIGNAL);
+        self.state.store(ALIVE, Ordering::Release);
+        if let Err(e) = &sent {
+            log::warn!("watchdog: could not signal a shard executor: {e}");
+        }
+        sent.is_ok()
+    }
+}
+
+/// While alive, the executor thread may be signalled. Dropped on the
+/// executor thread before it exits (also when it unwinds): it waits out a
+/// signal being sent, so no signal targets a thread that has gone.
+pub(crate) struct Attached(Arc<Pulse>);
+
+impl Drop for Attached {
+    fn drop(&mut self) {
+        // Bounded: the watchdog holds SIGNALLING for one `pthread_kill`.
+        while self
+            .0
+            .state
+            .compare_exchange(ALIVE, EXITED, Ordering::AcqRel, Ordering::Acquire)
+            .is_err_and(|s| s == SIGNALLING)
+        {
+            std::hint::spin_loop();
+        }
+    }
+}
+
+/// The watchdog's view of one shard between samples.
+#[derive(Debug, Default)]
+struct Watch {
+    turns: u64,
+    /// First sample of the current overdue stretch without a turn.
+    stuck_since_ns: Option<u64>,
+}
+
+impl Watch {
+    /// One sample: `turns` and whether the shard is overdue at `now_ns`.
+    /// True when the shard has been overdue without turning for `after_ns`
+    /// since the first sample that saw it so (then again every `after_ns`).
+    fn stalled(&mut self, now_ns: u64, turns: u64, overdue: bool, after_ns: u64) -> bool {
+        if turns != self.turns {
+            self.turns = turns;
+            self.stuck_since_ns = None;
+        }
+        if !overdue {
+            self.stuck_since_ns = None;
+            return false;
+        }
+        let since = *self.stuck_since_ns.get_or_insert(now_ns);
+        if now_ns.saturating_sub(since) >= after_ns {
+            self.stuck_since_ns = Some(now_ns);
+            return true;
+        }
+        false
+    }
+}
+
+/// Whether a shard is overdue: past the time it expected to turn by, or
+/// waiting only for puts while puts are queued for it.
+fn overdue(now_ns: u64, due_ns: u64, queued: bool) -> bool {
+    if due_ns == NEVER {
+        queued
+    } else {
+        now_ns >= due_ns
+    }
+}
+
+/// The running watchdog thread of one store.
+pub(crate) struct Watchdog {
+    stop: Arc<AtomicBool>,
+    handle: JoinHandle<()>,
+}
+
+impl Watchdog {
+    /// Starts watching `shards`; a shard overdue without turning for
+    /// `after` is signalled. `None` (with a warning logged) if the signal
+    /// handler or the thread could not be set up: the store then runs
+    /// without a watchdog.
+    pub fn start(shards: Vec<Arc<ShardShared>>, after: Duration) -> Option<Watchdog> {
+        if let Err(e) = install_handler() {
+            log::warn!("no shard watchdog: could not install the SIGURG handler: {e}");
+            return None;
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = Arc::clone(&stop);
+        let after_ns = u64::try_from(after.as_nanos()).unwrap_or(u64::MAX).max(1);
+        // Four samples per `after`: a stall is signalled within 1.25 × after.
+        let period = (after / 4).max(Duration::from_micros(100));
+        let spawned = std::thread::Builder::new()
+            .name("ringstore-watchdog".into())
+            .spawn(move || {
+                let mut watches: Vec<Watch> = shards.iter().map(|_| Watch::default()).collect();
+                while !stopped.load(Ordering::Acquire) {
+                    std::thread::park_timeout(period);
+                    for (shard, watch) in shards.iter().zip(watches.iter_mut()) {
+                        let pulse = &shard.pulse;
+                        let now = pulse.now_ns();
+                        let turns = pulse.turns.load(Ordering::Relaxed);
+                        let due = pulse.due_ns.load(Ordering::Relaxed);
+                        let late = overdue(now, due, shard.queue.has_queued());
+                        if watch.stalled(now, turns, late, after_ns) && pulse.signal() {
+                            shard.stats.watchdog_woke();
+                        }
+                    }
+                }
+            });
+        match spawned {
+            Ok(handle) => Some(Watchdog { stop, handle }),
+            Err(e) => {
+                log::warn!("no shard watchdog: could not start its thread: {e}");
+                None
+            }
+        }
+    }
+
+    /// Stops and joins the watchdog thread.
+    pub fn stop(self) {
+        self.stop.store(true, Ordering::Release);
+        self.handle.thread().unpark();
+        let _ = self.handle.join();
+    }
+}
+
+/// Installs the process's `SIGURG` handler once (it only chains to the
+/// previous handler, if any).
+fn install_handler() -> Result<(), String> {
+    static INSTALLED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    INSTALLED
+        .get_or_init(|| {
+            let flag = Arc::new(AtomicBool::new(false));
+            signal_hook::flag::register(WAKE_SIGNAL as i32, flag)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })
+        .clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: u64 = 1_000_000;
+
+    #[test]
+    fn a_shard_that_keeps_turning_is_never_signalled() {
+        let mut w = Watch::default();
+        for i in 0..100 {
+            assert!(!w.stalled(i * 30 * MS, i, true, 100 * MS), "sample {i}");
+        }
+    }
+
+    #[test]
+    fn an_overdue_shard_is_signalled_after_the_delay_and_then_once_per_delay() {
+        let mut w = Watch::default();
+        let signalled: Vec<u64> = (0..20)
+            .map(|i| i * 25 * MS)
+            .filter(|&now| w.stalled(now, 7, true, 100 * MS))
+            .collect();
+        assert_eq!(signalled, [100 * MS, 200 * MS, 300 * MS, 400 * MS]);
+    }
+
+    #[test]
+    fn a_turn_or_an_idle_sample_restarts_the_count() {
+        let mut w = Watch::default();
+        assert!(!w.stalled(0, 1, true, 100 * MS));
+        assert!(!w.stalled(90 * MS, 2, true, 100 * MS));
+        assert!(!w.stalled(180 * MS, 2, true, 100 * MS));
+        assert!(!w.stalled(200 * MS, 2, false, 100 * MS));
+        assert!(!w.stalled(290 * MS, 2, true, 100 * MS));
+        assert!(w.stalled(390 * MS, 2, true, 100 * MS));
+    }
+
+    #[test]
+    fn overdue_means_past_the_deadline_or_idle_with_puts_queued() {
+        assert!(!overdue(5, NEVER, false));
+        assert!(overdue(5, NEVER, true));
+        assert!(!overdue(5, 6, true));
+        assert!(overdue(6, 6, false));
+    }
+
+    #[test]
+    fn a_detached_thread_is_never_signalled() {
+        let pulse = Arc::new(Pulse::default());
+        assert!(!pulse.signal(), "never attached");
+        let attached = pulse.attach_current_thread();
+        drop(attached);
+        assert!(!pulse.signal(), "detached");
+        assert_eq!(pulse.state.load(Ordering::Acquire), EXITED);
+    }
+
+    #[test]
+    fn an_attached_thread_receives_the_signal_and_carries_on() {
+        assert_eq!(install_handler(), Ok(()));
+        let pulse = Arc::new(Pulse::default());
+        let attached = pulse.attach_current_thread();
+        assert!(pulse.signal());
+        assert!(pulse.signal());
+        drop(attached);
+        assert!(!pulse.signal());
+    }
+}

@@ -51,6 +51,13 @@ pub struct ShardStats {
     /// these too; an executor that slept through its completions would
     /// otherwise have stayed asleep.
     pub watchdog_wakes: u64,
+    /// Of those, signals sent while the shard waited for events in its
+    /// loop. There its 2 ms re-check timer (glommio backend) turns it even
+    /// while a write is slow, so each of these is an executor that slept
+    /// through its timers (or got no CPU for that long). The others came
+    /// while the shard waited for I/O within a turn (a rotation waiting
+    /// for its writes, on a slow disk).
+    pub watchdog_wakes_in_wait: u64,
     /// `Async` mode: the longest time records waited to be written because
     /// an earlier LSN had not arrived yet (its caller took it and had not
     /// sent its frame: preempted between the two). Zero in `Sync` mode.
@@ -240,6 +247,7 @@ pub(crate) struct ShardCounters {
     recheck_pickups: AtomicU64,
     recheck_completions: AtomicU64,
     watchdog_wakes: AtomicU64,
+    watchdog_wakes_in_wait: AtomicU64,
     lsn_wait_max_ns: AtomicU64,
     write_max_ns: AtomicU64,
     write_times: AtomicHistogram,
@@ -305,9 +313,12 @@ impl ShardCounters {
         self.recheck_completions.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The watchdog signalled the executor.
-    pub fn watchdog_woke(&self) {
+    /// The watchdog signalled the executor; `in_wait`: while it waited
+    /// for events in its loop.
+    pub fn watchdog_woke(&self, in_wait: bool) {
         self.watchdog_wakes.fetch_add(1, Ordering::Relaxed);
+        self.watchdog_wakes_in_wait
+            .fetch_add(u64::from(in_wait), Ordering::Relaxed);
     }
 
     /// A rotation held up writes for `took`; `into_spare`: the new segment
@@ -358,6 +369,7 @@ impl ShardCounters {
             recheck_pickups: self.recheck_pickups.load(Ordering::Relaxed),
             recheck_completions: self.recheck_completions.load(Ordering::Relaxed),
             watchdog_wakes: self.watchdog_wakes.load(Ordering::Relaxed),
+            watchdog_wakes_in_wait: self.watchdog_wakes_in_wait.load(Ordering::Relaxed),
             lsn_wait_max: ns(&self.lsn_wait_max_ns),
             write_max: ns(&self.write_max_ns),
             write_times: self.write_times.snapshot(),

@@ -56,6 +56,9 @@ pub(crate) struct Pulse {
     /// When the shard expects to turn next at the latest, in ns since
     /// `epoch`; [`NEVER`] while it waits only for puts.
     due_ns: AtomicU64,
+    /// Whether the shard waits for events in its loop (with its periodic
+    /// re-check armed on glommio), rather than for I/O inside a turn.
+    in_wait: AtomicBool,
     /// The executor thread, valid while `state` is `ALIVE` or `SIGNALLING`.
     thread: AtomicU64,
     state: AtomicU8,
@@ -67,6 +70,7 @@ impl Default for Pulse {
         Pulse {
             turns: AtomicU64::new(0),
             due_ns: AtomicU64::new(NEVER),
+            in_wait: AtomicBool::new(false),
             thread: AtomicU64::new(0),
             state: AtomicU8::new(UNREGISTERED),
             epoch: Instant::now(),
@@ -83,6 +87,7 @@ impl Pulse {
     pub fn turn(&self) {
         self.turns.fetch_add(1, Ordering::Relaxed);
         self.due_ns.store(self.now_ns(), Ordering::Relaxed);
+        self.in_wait.store(false, Ordering::Relaxed);
     }
 
     /// The shard is about to wait: for I/O it submitted (`io_pending`), for
@@ -96,6 +101,7 @@ impl Pulse {
             (false, None) => NEVER,
         };
         self.due_ns.store(due, Ordering::Relaxed);
+        self.in_wait.store(true, Ordering::Relaxed);
     }
 
     /// Called on the executor thread before the shard runs: the watchdog
@@ -217,8 +223,9 @@ impl Watchdog {
                         let turns = pulse.turns.load(Ordering::Relaxed);
                         let due = pulse.due_ns.load(Ordering::Relaxed);
                         let late = overdue(now, due, shard.queue.has_queued());
+                        let in_wait = pulse.in_wait.load(Ordering::Relaxed);
                         if watch.stalled(now, turns, late, after_ns) && pulse.signal() {
-                            shard.stats.watchdog_woke();
+                            shard.stats.watchdog_woke(in_wait);
                         }
                     }
                 }

@@ -52,12 +52,15 @@ pub struct ShardStats {
     /// otherwise have stayed asleep.
     pub watchdog_wakes: u64,
     /// Of those, signals sent while the shard waited for events in its
-    /// loop. There its 2 ms re-check timer (glommio backend) turns it even
-    /// while a write is slow, so each of these is an executor that slept
-    /// through its timers (or got no CPU for that long). The others came
-    /// while the shard waited for I/O within a turn (a rotation waiting
-    /// for its writes, on a slow disk).
-    pub watchdog_wakes_in_wait: u64,
+    /// loop with its thread in an interruptible sleep (`S` in `/proc`: not
+    /// waiting for a CPU, not blocked on I/O in the kernel). There its 2 ms
+    /// re-check timer (glommio backend) turns it even while a write is
+    /// slow, so each of these is an executor that slept through its own
+    /// timers: the stall the watchdog exists for, ended by the signal (a
+    /// warning is logged). The other signals came while the shard waited
+    /// for I/O within a turn (a rotation waiting for a slow write) or got
+    /// no CPU for that long.
+    pub watchdog_wakes_asleep: u64,
     /// `Async` mode: the longest time records waited to be written because
     /// an earlier LSN had not arrived yet (its caller took it and had not
     /// sent its frame: preempted between the two). Zero in `Sync` mode.
@@ -247,7 +250,7 @@ pub(crate) struct ShardCounters {
     recheck_pickups: AtomicU64,
     recheck_completions: AtomicU64,
     watchdog_wakes: AtomicU64,
-    watchdog_wakes_in_wait: AtomicU64,
+    watchdog_wakes_asleep: AtomicU64,
     lsn_wait_max_ns: AtomicU64,
     write_max_ns: AtomicU64,
     write_times: AtomicHistogram,
@@ -313,12 +316,11 @@ impl ShardCounters {
         self.recheck_completions.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The watchdog signalled the executor; `in_wait`: while it waited
-    /// for events in its loop.
-    pub fn watchdog_woke(&self, in_wait: bool) {
+    /// The watchdog signalled the executor; `asleep`: asleep in its loop.
+    pub fn watchdog_woke(&self, asleep: bool) {
         self.watchdog_wakes.fetch_add(1, Ordering::Relaxed);
-        self.watchdog_wakes_in_wait
-            .fetch_add(u64::from(in_wait), Ordering::Relaxed);
+        self.watchdog_wakes_asleep
+            .fetch_add(u64::from(asleep), Ordering::Relaxed);
     }
 
     /// A rotation held up writes for `took`; `into_spare`: the new segment
@@ -369,7 +371,7 @@ impl ShardCounters {
             recheck_pickups: self.recheck_pickups.load(Ordering::Relaxed),
             recheck_completions: self.recheck_completions.load(Ordering::Relaxed),
             watchdog_wakes: self.watchdog_wakes.load(Ordering::Relaxed),
-            watchdog_wakes_in_wait: self.watchdog_wakes_in_wait.load(Ordering::Relaxed),
+            watchdog_wakes_asleep: self.watchdog_wakes_asleep.load(Ordering::Relaxed),
             lsn_wait_max: ns(&self.lsn_wait_max_ns),
             write_max: ns(&self.write_max_ns),
             write_times: self.write_times.snapshot(),

@@ -26,7 +26,7 @@
 //! signals: they cost a system call each and change nothing.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -51,7 +51,8 @@ const EXITED: u8 = 3;
 /// What a shard executor shares with the watchdog.
 #[derive(Debug)]
 pub(crate) struct Pulse {
-    /// Turns of the shard's loop so far.
+    /// Turns of the shard's loop so far (each event handled and each wait
+    /// begun).
     turns: AtomicU64,
     /// When the shard expects to turn next at the latest, in ns since
     /// `epoch`; [`NEVER`] while it waits only for puts.
@@ -61,6 +62,8 @@ pub(crate) struct Pulse {
     in_wait: AtomicBool,
     /// The executor thread, valid while `state` is `ALIVE` or `SIGNALLING`.
     thread: AtomicU64,
+    /// Its kernel thread id, to read its scheduler state.
+    tid: AtomicI32,
     state: AtomicU8,
     epoch: Instant,
 }
@@ -72,6 +75,7 @@ impl Default for Pulse {
             due_ns: AtomicU64::new(NEVER),
             in_wait: AtomicBool::new(false),
             thread: AtomicU64::new(0),
+            tid: AtomicI32::new(0),
             state: AtomicU8::new(UNREGISTERED),
             epoch: Instant::now(),
         }
@@ -92,7 +96,10 @@ impl Pulse {
 
     /// The shard is about to wait: for I/O it submitted (`io_pending`), for
     /// a timer running out after `timer`, or (neither) for puts only.
+    /// Starting to wait counts as a turn: the watchdog times each wait from
+    /// its start.
     pub fn waiting(&self, io_pending: bool, timer: Option<Duration>) {
+        self.turns.fetch_add(1, Ordering::Relaxed);
         let due = match (io_pending, timer) {
             (true, _) => self.now_ns(),
             (false, Some(t)) => self
@@ -108,8 +115,22 @@ impl Pulse {
     /// may signal this thread until the returned guard is dropped.
     pub fn attach_current_thread(self: &Arc<Self>) -> Attached {
         self.thread.store(pthread_self(), Ordering::Relaxed);
+        self.tid
+            .store(rustix::thread::gettid().as_raw_pid(), Ordering::Relaxed);
         self.state.store(ALIVE, Ordering::Release);
         Attached(Arc::clone(self))
+    }
+
+    /// Whether the executor thread is in an interruptible sleep (`S` in
+    /// `/proc`: not running, not waiting for a CPU, and not blocked in the
+    /// kernel on I/O, `D`, which no signal interrupts); false when that
+    /// cannot be read.
+    fn thread_asleep(&self) -> bool {
+        let tid = self.tid.load(Ordering::Relaxed);
+        std::fs::read_to_string(format!("/proc/self/task/{tid}/stat"))
+            .ok()
+            .and_then(|stat| thread_state(&stat))
+            .is_some_and(|state| state == 'S')
     }
 
     /// Signals the executor thread if it is still attached.
@@ -223,9 +244,21 @@ impl Watchdog {
                         let turns = pulse.turns.load(Ordering::Relaxed);
                         let due = pulse.due_ns.load(Ordering::Relaxed);
                         let late = overdue(now, due, shard.queue.has_queued());
-                        let in_wait = pulse.in_wait.load(Ordering::Relaxed);
-                        if watch.stalled(now, turns, late, after_ns) && pulse.signal() {
-                            shard.stats.watchdog_woke(in_wait);
+                        if !watch.stalled(now, turns, late, after_ns) {
+                            continue;
+                        }
+                        // Asleep in its loop, where its own re-check timer
+                        // should have woken it: the stall this is for.
+                        let asleep = pulse.in_wait.load(Ordering::Relaxed) && pulse.thread_asleep();
+                        if pulse.signal() {
+                            shard.stats.watchdog_woke(asleep);
+                            if asleep {
+                                log::warn!(
+                                    "shard {}: its executor slept through its timers with I/O \
+                                     due or puts queued; woken with a signal",
+                                    shard.id
+                                );
+                            }
                         }
                     }
                 }
@@ -245,6 +278,13 @@ impl Watchdog {
         self.handle.thread().unpark();
         let _ = self.handle.join();
     }
+}
+
+/// The state letter of a `/proc/<pid>/task/<tid>/stat` line (after the
+/// command name, which may itself hold spaces and parentheses).
+fn thread_state(stat: &str) -> Option<char> {
+    let (_, after_name) = stat.rsplit_once(')')?;
+    after_name.trim_start().chars().next()
 }
 
 /// Installs the process's `SIGURG` handler once (it only chains to the
@@ -302,6 +342,36 @@ mod tests {
         assert!(overdue(5, NEVER, true));
         assert!(!overdue(5, 6, true));
         assert!(overdue(6, 6, false));
+    }
+
+    #[test]
+    fn the_state_letter_follows_the_last_parenthesis() {
+        assert_eq!(thread_state("123 (ringstore-0) S 1 2 3"), Some('S'));
+        assert_eq!(thread_state("9 (a) b) (c) R 0"), Some('R'));
+        assert_eq!(thread_state("garbage"), None);
+        let own = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
+        assert_eq!(thread_state(&own), Some('R'), "{own}");
+    }
+
+    #[test]
+    fn a_sleeping_executor_thread_reads_as_asleep_a_running_one_not() {
+        let pulse = Arc::new(Pulse::default());
+        let attached = pulse.attach_current_thread();
+        assert!(!pulse.thread_asleep(), "this thread is running");
+        drop(attached);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sleeper = {
+            let pulse = Arc::clone(&pulse);
+            std::thread::spawn(move || {
+                let _attached = pulse.attach_current_thread();
+                let _ = tx.send(());
+                std::thread::sleep(Duration::from_millis(300));
+            })
+        };
+        assert_eq!(rx.recv(), Ok(()));
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(pulse.thread_asleep());
+        assert!(sleeper.join().is_ok());
     }
 
     #[test]

@@ -139,9 +139,9 @@ pub struct ShardFigures {
     pub recheck_completions: u64,
     /// Signals from the shard watchdog (`ShardStats::watchdog_wakes`).
     pub watchdog_wakes: u64,
-    /// Of those, signals while the shard waited in its loop
-    /// (`ShardStats::watchdog_wakes_in_wait`).
-    pub watchdog_wakes_in_wait: u64,
+    /// Of those, signals to an executor asleep in its loop
+    /// (`ShardStats::watchdog_wakes_asleep`).
+    pub watchdog_wakes_asleep: u64,
     /// Async: the longest wait of records for an earlier LSN, ms.
     pub lsn_wait_max_ms: f64,
     /// The longest single write, ms.
@@ -182,7 +182,7 @@ impl ShardFigures {
             recheck_pickups: s.recheck_pickups,
             recheck_completions: s.recheck_completions,
             watchdog_wakes: s.watchdog_wakes,
-            watchdog_wakes_in_wait: s.watchdog_wakes_in_wait,
+            watchdog_wakes_asleep: s.watchdog_wakes_asleep,
             lsn_wait_max_ms: s.lsn_wait_max.as_secs_f64() * 1e3,
             write_max_ms: s.write_max.as_secs_f64() * 1e3,
             rotations: s.rotations,
@@ -513,7 +513,7 @@ pub fn render(r: &Report) -> String {
             out,
             "  shard {:<4}  {} batches of {:.2} MB ({:.1} frames); per batch: stage {:.3} ms, write {:.3} ms (max {:.1}); \
              {} fdatasyncs of {:.3} ms; {} rotations of {:.1} ms ({} into spare files); {} checkpoints (longest {:.1} ms); {} puts and {} write completions found by the queue re-check; \
-             {} watchdog signals ({} while waiting in its loop); no write in flight {:.1} % of the time; \
+             {} watchdog signals ({} to an executor asleep in its loop); no write in flight {:.1} % of the time; \
              longest wait for an earlier LSN {:.1} ms",
             s.shard,
             s.batches,
@@ -532,7 +532,7 @@ pub fn render(r: &Report) -> String {
             s.recheck_pickups,
             s.recheck_completions,
             s.watchdog_wakes,
-            s.watchdog_wakes_in_wait,
+            s.watchdog_wakes_asleep,
             s.idle_fraction * 100.0,
             s.lsn_wait_max_ms
         );

@@ -51,15 +51,20 @@ pub struct DiskFrame {
 
 /// Every frame of every segment under `dir`, decoded with the store's decoder.
 /// Segment files of `dir` written over spare files by the newest store
-/// generation (the last run to open it).
+/// generation (the last run to open it). A segment whose header a kill
+/// left unreadable (created or being reused when the process died) is not
+/// counted (the next open repairs it).
 pub fn reused_segments_of_last_run(dir: &Path) -> usize {
     let headers: Vec<(bool, u64)> = ringstore::inspect::shard_dirs(dir)
         .unwrap()
         .into_iter()
         .flat_map(|(_, shard)| ringstore::inspect::segments(&shard).unwrap())
-        .map(|(_, path)| {
-            let reader = SegmentReader::open(&path).unwrap();
-            (reader.header().reused, reader.header().generation)
+        .filter_map(|(_, path)| match SegmentReader::open(&path) {
+            Ok(reader) => Some((reader.header().reused, reader.header().generation)),
+            Err(e) => {
+                eprintln!("not counted: {}: {e}", path.display());
+                None
+            }
         })
         .collect();
     let last = headers.iter().map(|&(_, g)| g).max().unwrap_or(0);

@@ -31,7 +31,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use nix::sys::pthread::{Pthread, pthread_kill, pthread_self};
-use nix::sys::signal::Signal;
+use nix::sys::signal::{SigSet, Signal};
 
 use crate::shard::ShardShared;
 
@@ -112,8 +112,14 @@ impl Pulse {
     }
 
     /// Called on the executor thread before the shard runs: the watchdog
-    /// may signal this thread until the returned guard is dropped.
+    /// may signal this thread until the returned guard is dropped. The
+    /// thread inherits its signal mask from the thread that opened the
+    /// store; the wake signal is unblocked here, or it would stay pending
+    /// and wake nothing.
     pub fn attach_current_thread(self: &Arc<Self>) -> Attached {
+        if let Err(e) = wake_set().thread_unblock() {
+            log::warn!("watchdog: could not unblock SIGURG on a shard executor: {e}");
+        }
         self.thread.store(pthread_self(), Ordering::Relaxed);
         self.tid
             .store(rustix::thread::gettid().as_raw_pid(), Ordering::Relaxed);
@@ -280,6 +286,13 @@ impl Watchdog {
     }
 }
 
+/// A signal set holding the wake signal only.
+fn wake_set() -> SigSet {
+    let mut set = SigSet::empty();
+    set.add(WAKE_SIGNAL);
+    set
+}
+
 /// The state letter of a `/proc/<pid>/task/<tid>/stat` line (after the
 /// command name, which may itself hold spaces and parentheses).
 fn thread_state(stat: &str) -> Option<char> {
@@ -372,6 +385,19 @@ mod tests {
         std::thread::sleep(Duration::from_millis(50));
         assert!(pulse.thread_asleep());
         assert!(sleeper.join().is_ok());
+    }
+
+    #[test]
+    fn attaching_unblocks_the_wake_signal_a_caller_had_blocked() {
+        let pulse = Arc::new(Pulse::default());
+        let handle = std::thread::spawn(move || {
+            let blocked = wake_set().thread_block().is_ok();
+            let before = SigSet::thread_get_mask().is_ok_and(|m| m.contains(WAKE_SIGNAL));
+            let _attached = pulse.attach_current_thread();
+            let after = SigSet::thread_get_mask().is_ok_and(|m| m.contains(WAKE_SIGNAL));
+            (blocked, before, after)
+        });
+        assert_eq!(handle.join().ok(), Some((true, true, false)));
     }
 
     #[test]

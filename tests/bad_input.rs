@@ -177,6 +177,10 @@ fn invalid_config_is_refused() {
             common::config(dir.path()).flush_interval_ms(0),
             "flush_interval_ms",
         ),
+        (
+            common::config(dir.path()).wake_stalled_shard_after_ms(60_001),
+            "wake_stalled_shard_after_ms",
+        ),
     ];
     for (config, field) in cases {
         match Store::open(config) {

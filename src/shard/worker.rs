@@ -197,10 +197,13 @@ pub(crate) async fn run<Fs: LogFs>(
         max_batch_bytes,
         pipeline_depth,
     } = setup;
-    let writer = match SegmentWriter::create(fs.clone(), spec, first_seq, true).await {
+    // The shard is idle from the moment it reports ready (not from when its
+    // thread gets to run again after that: `idle` would come out short).
+    let (writer, ready_at) = match SegmentWriter::create(fs.clone(), spec, first_seq, true).await {
         Ok(w) => {
+            let ready_at = Instant::now();
             let _ = ready.send(Ok(()));
-            w
+            (w, ready_at)
         }
         Err(e) => {
             let _ = ready.send(Err(e));
@@ -232,7 +235,7 @@ pub(crate) async fn run<Fs: LogFs>(
         gathering: Vec::new(),
         gathering_bytes: 0,
         dirty_since: None,
-        idle_since: Some(Instant::now()),
+        idle_since: Some(ready_at),
         checkpoint: None,
     };
     worker.serve().await;

@@ -46,29 +46,11 @@ fn sigkill_in_async_mode_recovers_cleanly() {
 /// after the new ones. Nothing acknowledged may be lost.
 #[test]
 fn sigkill_while_segments_reuse_spare_files_loses_nothing() {
-    let config = |dir: &std::path::Path| {
-        common::config(dir)
-            .durability(Durability::Sync)
-            .max_segment_records(20)
-            .spare_segments(2)
-    };
-    if common::kill::run_child_if_asked_compacting(
-        config,
-        Some(std::time::Duration::from_millis(20)),
-    ) {
-        return;
-    }
-    let rounds = common::env_or("RINGSTORE_KILL_ROUNDS", 20);
-    let into_spares = common::kill::rounds(
+    kill_while_reusing_spares(
         "sigkill_while_segments_reuse_spare_files_loses_nothing",
-        config,
-        rounds,
-        true,
-    );
-    eprintln!("{into_spares} segments in spare files found after the kills of {rounds} rounds");
-    assert!(
-        into_spares > 0,
-        "no child wrote a segment into a spare file: the test did not test reuse"
+        Durability::Sync,
+        20,
+        20,
     );
 }
 
@@ -79,10 +61,27 @@ fn sigkill_while_segments_reuse_spare_files_loses_nothing() {
 /// at most what was not yet written).
 #[test]
 fn sigkill_in_async_mode_while_segments_reuse_spare_files() {
-    let config = |dir: &std::path::Path| {
+    kill_while_reusing_spares(
+        "sigkill_in_async_mode_while_segments_reuse_spare_files",
+        Durability::Async,
+        5,
+        10,
+    );
+}
+
+/// Kill rounds of children that compact every 20 ms with 2 spares kept and
+/// rotate every `segment_records`; `RINGSTORE_KILL_ROUNDS` overrides
+/// `default_rounds`. Fails unless some kill left a segment in a spare file.
+fn kill_while_reusing_spares(
+    name: &str,
+    durability: Durability,
+    segment_records: u64,
+    default_rounds: u64,
+) {
+    let config = move |dir: &std::path::Path| {
         common::config(dir)
-            .durability(Durability::Async)
-            .max_segment_records(5)
+            .durability(durability)
+            .max_segment_records(segment_records)
             .spare_segments(2)
     };
     if common::kill::run_child_if_asked_compacting(
@@ -91,13 +90,8 @@ fn sigkill_in_async_mode_while_segments_reuse_spare_files() {
     ) {
         return;
     }
-    let rounds = common::env_or("RINGSTORE_KILL_ROUNDS", 10);
-    let into_spares = common::kill::rounds(
-        "sigkill_in_async_mode_while_segments_reuse_spare_files",
-        config,
-        rounds,
-        false,
-    );
+    let rounds = common::env_or("RINGSTORE_KILL_ROUNDS", default_rounds);
+    let into_spares = common::kill::rounds(name, config, rounds, durability == Durability::Sync);
     eprintln!("{into_spares} segments in spare files found after the kills of {rounds} rounds");
     assert!(
         into_spares > 0,

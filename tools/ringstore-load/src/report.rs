@@ -60,17 +60,13 @@ impl LatencySummary {
             return LatencySummary::default();
         }
         let us = |ns: u64| ns as f64 / 1000.0;
-        LatencySummary {
-            count: h.len(),
-            min: Some(us(h.min())),
-            p50: us(h.value_at_quantile(0.5)),
-            p90: us(h.value_at_quantile(0.9)),
-            p99: us(h.value_at_quantile(0.99)),
-            p999: us(h.value_at_quantile(0.999)),
-            p9999: us(h.value_at_quantile(0.9999)),
-            max: us(h.max()),
-            mean: Some(h.mean() / 1000.0),
-        }
+        LatencySummary::from_quantiles(
+            h.len(),
+            Some(us(h.min())),
+            us(h.max()),
+            Some(h.mean() / 1000.0),
+            |q| us(h.value_at_quantile(q)),
+        )
     }
 
     /// Summarizes every shard's histogram `of` together.
@@ -83,16 +79,28 @@ impl LatencySummary {
             h.merge(of(s));
         }
         let us = |d: std::time::Duration| d.as_secs_f64() * 1e6;
+        LatencySummary::from_quantiles(h.count(), None, us(h.max()), None, |q| us(h.quantile(q)))
+    }
+
+    /// A summary from a histogram's count, extremes, mean and quantile
+    /// function (all in µs).
+    fn from_quantiles(
+        count: u64,
+        min: Option<f64>,
+        max: f64,
+        mean: Option<f64>,
+        quantile: impl Fn(f64) -> f64,
+    ) -> LatencySummary {
         LatencySummary {
-            count: h.count(),
-            min: None,
-            p50: us(h.quantile(0.5)),
-            p90: us(h.quantile(0.9)),
-            p99: us(h.quantile(0.99)),
-            p999: us(h.quantile(0.999)),
-            p9999: us(h.quantile(0.9999)),
-            max: us(h.max()),
-            mean: None,
+            count,
+            min,
+            p50: quantile(0.5),
+            p90: quantile(0.9),
+            p99: quantile(0.99),
+            p999: quantile(0.999),
+            p9999: quantile(0.9999),
+            max,
+            mean,
         }
     }
 }

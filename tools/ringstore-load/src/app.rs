@@ -79,9 +79,9 @@ fn plot_svg(outcome: &Outcome) -> String {
     let title = format!(
         "ringstore latency: {} writers {}, {} readers {}, {}",
         c.writers,
-        crate::report::pace(c.write_interval_ms),
+        crate::report::pace(c.write_interval()),
         c.readers,
-        crate::report::pace(c.read_interval_ms),
+        crate::report::pace(std::time::Duration::from_millis(c.read_interval_ms)),
         c.durability.name()
     );
     let subtitle = format!(

@@ -1,6 +1,7 @@
 //! Command-line flags: every knob of the workload, with its default.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use serde::Serialize;
@@ -122,6 +123,20 @@ pub struct Args {
     /// skipped, never bunched). 0 = closed loop, as fast as possible.
     #[arg(long, default_value_t = 1)]
     pub write_interval_ms: u64,
+
+    /// Pace the writers together at this fraction of the raw direct-write
+    /// bandwidth the baseline measures just before the workload, instead of
+    /// `--write-interval-ms` (needs `--baseline`). 0.5 is issue 7's "half of
+    /// the device's bandwidth" on any disk. A put counts as its payload
+    /// (doubles and strings); field names and framing add ~4 % to the seed's
+    /// records. Bound: above 0, at most 10.
+    #[arg(long, conflicts_with = "write_interval_ms")]
+    pub offer_fraction: Option<f64>,
+
+    /// The writers' pause that `--offer-fraction` came to, µs (set by the
+    /// run once the baseline is measured; in the JSON's config).
+    #[arg(skip)]
+    pub paced_write_interval_us: Option<u64>,
 
     /// Reader threads; they read until the writers finish.
     #[arg(long, default_value_t = 40)]
@@ -259,6 +274,25 @@ pub struct Args {
 }
 
 impl Args {
+    /// Pause between a writer's puts: the one `--offer-fraction` came to,
+    /// else `--write-interval-ms`. Zero is a closed loop.
+    pub fn write_interval(&self) -> Duration {
+        self.paced_write_interval_us.map_or_else(
+            || Duration::from_millis(self.write_interval_ms),
+            Duration::from_micros,
+        )
+    }
+
+    /// Sets the writers' pause so that together they offer `fraction` of
+    /// `raw_mb_per_s` (1 MB/s is one byte per µs), with each put counted as
+    /// [`Args::record_bytes_estimate`] bytes.
+    pub fn pace_at(&mut self, fraction: f64, raw_mb_per_s: f64) {
+        let offered_bytes_per_us = (fraction * raw_mb_per_s).max(f64::MIN_POSITIVE);
+        let interval_us =
+            self.writers as f64 * self.record_bytes_estimate() as f64 / offered_bytes_per_us;
+        self.paced_write_interval_us = Some((interval_us.round() as u64).max(1));
+    }
+
     /// Payload bytes of one record (doubles and strings, without field
     /// names and framing): what each writer holds in flight.
     pub fn record_bytes_estimate(&self) -> usize {
@@ -293,6 +327,17 @@ impl Args {
         }
         if self.compact_above_bytes.is_some_and(|b| b < 1 << 20) {
             return bad("compact-above-bytes", "must be at least 1048576 (1 MiB)");
+        }
+        if let Some(fraction) = self.offer_fraction {
+            if !(fraction > 0.0 && fraction <= 10.0) {
+                return bad("offer-fraction", "must be above 0 and at most 10");
+            }
+            if !self.baseline {
+                return bad(
+                    "offer-fraction",
+                    "needs --baseline: it paces the writers at a fraction of the bandwidth the baseline measures",
+                );
+            }
         }
         if self.baseline && (self.baseline_depth == 0 || self.baseline_mib == 0) {
             return bad(
@@ -340,6 +385,58 @@ mod tests {
         assert_eq!(parse_duration_s("2m").unwrap(), 120.0);
         assert!(parse_duration_s("0").is_err());
         assert!(parse_duration_s("soon").is_err());
+    }
+
+    #[test]
+    fn offer_fraction_paces_the_writers_at_that_share_of_the_raw_bandwidth() {
+        let mut args =
+            Args::try_parse_from(["ringstore-load", "--baseline", "--offer-fraction", "0.5"])
+                .unwrap();
+        args.validate().unwrap();
+        assert_eq!(args.write_interval(), Duration::from_millis(1));
+        // 40 writers x 102,800 payload bytes at half of 1,600 MB/s (800
+        // bytes per µs): one put per writer every 5,140 µs.
+        args.pace_at(0.5, 1600.0);
+        assert_eq!(args.paced_write_interval_us, Some(5140));
+        assert_eq!(args.write_interval(), Duration::from_micros(5140));
+        // A disk too fast to pace still gets a pause of at least 1 µs.
+        args.pace_at(10.0, 1e12);
+        assert_eq!(args.write_interval(), Duration::from_micros(1));
+    }
+
+    #[test]
+    fn offer_fraction_needs_the_baseline_and_a_sane_share() {
+        let refused = |argv: &[&str]| {
+            let args = Args::try_parse_from(argv).unwrap();
+            match args.validate() {
+                Err(LoadError::Usage { flag, .. }) => flag,
+                other => panic!("{argv:?} gave {other:?}"),
+            }
+        };
+        assert_eq!(
+            refused(&["ringstore-load", "--offer-fraction", "0.5"]),
+            "offer-fraction"
+        );
+        for bad in ["0", "-1", "10.5", "NaN"] {
+            let flag = format!("--offer-fraction={bad}");
+            assert_eq!(
+                refused(&["ringstore-load", "--baseline", &flag]),
+                "offer-fraction",
+                "{bad}"
+            );
+        }
+        assert!(
+            Args::try_parse_from([
+                "ringstore-load",
+                "--baseline",
+                "--offer-fraction",
+                "0.5",
+                "--write-interval-ms",
+                "3"
+            ])
+            .is_err(),
+            "a fraction and an interval conflict"
+        );
     }
 
     #[test]

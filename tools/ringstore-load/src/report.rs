@@ -2,6 +2,7 @@
 //! renders as a table for the terminal.
 
 use std::fmt::Write as _;
+use std::time::Duration;
 
 use crate::workload::LatencyHistogram;
 use serde::Serialize;
@@ -276,7 +277,7 @@ pub struct Report {
     /// Put latency, call to acknowledgement, µs.
     pub put_latency_us: LatencySummary,
     /// Put latency corrected for coordinated omission (each put that took
-    /// longer than `write_interval_ms` also counts for the puts its writer
+    /// longer than the write interval also counts for the puts its writer
     /// could not start on time), µs. Same as `put_latency_us` in a closed loop.
     pub put_latency_corrected_us: LatencySummary,
     /// Sync: the part of each put spent in the store, from reaching its
@@ -390,11 +391,13 @@ fn latency_row(out: &mut String, name: &str, l: &LatencySummary) {
 }
 
 /// `every N ms`, or `closed loop` for 0.
-pub fn pace(interval_ms: u64) -> String {
-    if interval_ms == 0 {
+pub fn pace(interval: Duration) -> String {
+    if interval.is_zero() {
         "closed loop".to_owned()
+    } else if interval.subsec_micros() % 1000 == 0 {
+        format!("every {} ms", interval.as_millis())
     } else {
-        format!("every {interval_ms} ms")
+        format!("every {:.3} ms", interval.as_secs_f64() * 1e3)
     }
 }
 
@@ -423,9 +426,9 @@ pub fn render(r: &Report) -> String {
         out,
         "\nringstore-load: {load} {}, {} readers {}, {} keys, \
          records of {} doubles + {} strings x {} chars",
-        pace(c.write_interval_ms),
+        pace(c.write_interval()),
         c.readers,
-        pace(c.read_interval_ms),
+        pace(Duration::from_millis(c.read_interval_ms)),
         c.keys,
         c.doubles,
         c.strings,
@@ -462,7 +465,7 @@ pub fn render(r: &Report) -> String {
         "\n  latency µs      count      min      p50      p90      p99    p99.9   p99.99       max     mean"
     );
     latency_row(&mut out, "put", &r.put_latency_us);
-    if c.write_interval_ms > 0 {
+    if !c.write_interval().is_zero() {
         latency_row(&mut out, "put (CO)", &r.put_latency_corrected_us);
     }
     latency_row(&mut out, "  in store", &r.put_in_store_us);

@@ -72,6 +72,14 @@ pub fn run(mut args: Args) -> Result<Outcome, LoadError> {
         None
     };
 
+    if let (Some(fraction), Some(before)) = (args.offer_fraction, &before) {
+        args.pace_at(fraction, before.seq_write_mb_per_s);
+        note(&format!(
+            "pacing the writers {} for {fraction} of {:.0} MB/s",
+            crate::report::pace(args.write_interval()),
+            before.seq_write_mb_per_s
+        ));
+    }
     let payload = Payload::prepare(
         PayloadSpec {
             doubles: args.doubles,
@@ -116,7 +124,7 @@ pub fn run(mut args: Args) -> Result<Outcome, LoadError> {
     let spec = WorkloadSpec {
         writers: args.writers,
         writes_per_writer: args.writes_per_writer,
-        write_interval: Duration::from_millis(args.write_interval_ms),
+        write_interval: args.write_interval(),
         readers: args.readers,
         read_interval: Duration::from_millis(args.read_interval_ms),
         duration: args.duration.map(Duration::from_secs_f64),

@@ -12,6 +12,7 @@ fn help_lists_every_flag_and_default() {
         "--writers",
         "--writes-per-writer",
         "--write-interval-ms",
+        "--offer-fraction",
         "--readers",
         "--read-interval-ms",
         "--keys",

@@ -2,8 +2,6 @@
 //! baseline measured before the workload, so "half of the device" means the
 //! same on any disk; without `--baseline` it is refused.
 
-#![expect(clippy::unwrap_used, reason = "test: a failure here is a test failure")]
-
 mod common;
 
 #[test]

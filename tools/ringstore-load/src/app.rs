@@ -81,7 +81,7 @@ fn plot_svg(outcome: &Outcome) -> String {
         c.writers,
         crate::report::pace(c.write_interval()),
         c.readers,
-        crate::report::pace(std::time::Duration::from_millis(c.read_interval_ms)),
+        crate::report::pace(c.read_interval()),
         c.durability.name()
     );
     let subtitle = format!(

@@ -283,6 +283,11 @@ impl Args {
         )
     }
 
+    /// Pause between a reader's gets (`--read-interval-ms`).
+    pub fn read_interval(&self) -> Duration {
+        Duration::from_millis(self.read_interval_ms)
+    }
+
     /// Sets the writers' pause so that together they offer `fraction` of
     /// `raw_mb_per_s` (1 MB/s is one byte per µs), with each put counted as
     /// [`Args::record_bytes_estimate`] bytes.

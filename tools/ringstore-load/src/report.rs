@@ -428,7 +428,7 @@ pub fn render(r: &Report) -> String {
          records of {} doubles + {} strings x {} chars",
         pace(c.write_interval()),
         c.readers,
-        pace(Duration::from_millis(c.read_interval_ms)),
+        pace(c.read_interval()),
         c.keys,
         c.doubles,
         c.strings,

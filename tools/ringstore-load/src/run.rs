@@ -126,7 +126,7 @@ pub fn run(mut args: Args) -> Result<Outcome, LoadError> {
         writes_per_writer: args.writes_per_writer,
         write_interval: args.write_interval(),
         readers: args.readers,
-        read_interval: Duration::from_millis(args.read_interval_ms),
+        read_interval: args.read_interval(),
         duration: args.duration.map(Duration::from_secs_f64),
         seed: args.seed,
         sample_interval: (args.sample_interval_ms > 0)

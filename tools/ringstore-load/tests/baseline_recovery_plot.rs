@@ -9,12 +9,8 @@ fn baseline_recovery_plot_and_keep() {
     let out = tempfile::tempdir().unwrap();
     let plot = out.path().join("latency.svg");
     let mut args = common::TINY.to_vec();
+    args.extend(common::QUICK_BASELINE);
     args.extend([
-        "--baseline",
-        "--baseline-mib",
-        "8",
-        "--baseline-depth",
-        "2",
         "--recovery",
         "--keep",
         "--durability",

@@ -10,15 +10,8 @@ fn writers_are_paced_at_the_share_of_the_measured_bandwidth() {
     let mut args = common::TINY.to_vec();
     // A tiny share, so that the pause is long enough to see in the run's
     // wall time (TINY's records are ~0.5 KB).
-    args.extend([
-        "--baseline",
-        "--baseline-mib",
-        "8",
-        "--baseline-depth",
-        "2",
-        "--offer-fraction",
-        "0.0002",
-    ]);
+    args.extend(common::QUICK_BASELINE);
+    args.extend(["--offer-fraction", "0.0002"]);
     let j = common::run_json(&args, out.path());
     assert_eq!(j["lost"], 0);
 

@@ -30,6 +30,10 @@ pub const TINY: &[&str] = &[
     "2",
 ];
 
+/// `--baseline` small enough for a test: 8 MiB per bandwidth test, 2
+/// writes in flight.
+pub const QUICK_BASELINE: &[&str] = &["--baseline", "--baseline-mib", "8", "--baseline-depth", "2"];
+
 /// Runs the binary with `args`.
 pub fn run(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_ringstore-load"))

@@ -292,6 +292,7 @@ pub fn run(mut args: Args) -> Result<Outcome, LoadError> {
             record_build_ms_total: ms(result.build_time),
             record_build_us_mean: ms(result.build_time) * 1000.0 / result.puts.max(1) as f64,
             writer_cpu_outside_puts_seconds: result.generation_cpu.as_secs_f64(),
+            reader_cpu_seconds: result.reader_cpu.as_secs_f64(),
         },
         shards,
         verification,

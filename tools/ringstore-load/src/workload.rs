@@ -141,6 +141,9 @@ pub struct WorkloadResult {
     /// records, pacing, bookkeeping): the load generator's own cost, to be
     /// subtracted from the process CPU when judging the store.
     pub generation_cpu: Duration,
+    /// CPU time of the reader threads from the start signal to their end
+    /// (their gets, timing, control busy-waits and sleeps' wake-ups).
+    pub reader_cpu: Duration,
     /// The control for get latency: right after each get, the reader
     /// busy-waits for as long as a typical get of its own (a running mean of
     /// its get latencies, outliers clipped) and times that the same way,
@@ -210,6 +213,7 @@ struct ReaderOut {
     gets: u64,
     hits: u64,
     missed: u64,
+    cpu: Duration,
 }
 
 /// Shared read-only inputs of the workers.
@@ -359,6 +363,7 @@ fn merge(
         wall,
         build_time: Duration::ZERO,
         generation_cpu: Duration::ZERO,
+        reader_cpu: Duration::ZERO,
         timer_control_ns: Histogram::new_from(empty),
         write_ticks_missed: 0,
         read_ticks_missed: 0,
@@ -396,6 +401,7 @@ fn merge(
         result.gets += out.gets;
         result.get_hits += out.hits;
         result.read_ticks_missed += out.missed;
+        result.reader_cpu += out.cpu;
     }
     Ok(result)
 }
@@ -521,10 +527,12 @@ fn reader(shared: &Shared<'_>, id: usize) -> ReaderOut {
         gets: 0,
         hits: 0,
         missed: 0,
+        cpu: Duration::ZERO,
     };
     if !shared.gate.wait() {
         return out;
     }
+    let cpu_at_start = thread_cpu();
     let origin = Instant::now() + phase(spec.read_interval, id, spec.readers);
     let mut ticker = Ticker::new(origin, spec.read_interval);
     // Running mean of this reader's get latency: the control's window.
@@ -565,6 +573,7 @@ fn reader(shared: &Shared<'_>, id: usize) -> ReaderOut {
         shared.live.gets.fetch_add(1, Ordering::Relaxed);
     }
     out.missed = ticker.missed();
+    out.cpu = thread_cpu().saturating_sub(cpu_at_start);
     out
 }
 

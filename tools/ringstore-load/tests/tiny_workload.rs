@@ -54,6 +54,17 @@ fn tiny_run_reports_every_put_and_loses_none() {
         assert!(j[field].as_f64().unwrap() > 0.0, "{field}: {}", j[field]);
     }
     assert!(j["peak_rss_bytes"].as_u64().unwrap() > 0);
+    // The readers' CPU and the writers' own work are parts of the
+    // process's CPU (which /proc counts in 10 ms ticks).
+    let g = &j["generation"];
+    let readers = g["reader_cpu_seconds"].as_f64().unwrap();
+    let writers = g["writer_cpu_outside_puts_seconds"].as_f64().unwrap();
+    assert!(readers > 0.0, "{g}");
+    assert!(
+        readers + writers <= j["cpu_seconds"].as_f64().unwrap() + 0.05,
+        "{g} vs cpu_seconds {}",
+        j["cpu_seconds"]
+    );
     assert!(j["baseline"].is_null());
     assert!(j["efficiency"].is_null());
     assert!(j["recovery"].is_null());

@@ -20,12 +20,10 @@ fn samples_cover_the_run_in_order() {
     let j = common::run_json(&args, out.path());
     assert_eq!(j["lost"], 0);
     let samples = j["samples"].as_array().unwrap();
-    // 2 s in 200 ms steps: about 10, fewer on a loaded machine.
-    assert!(
-        (5..=12).contains(&samples.len()),
-        "{} samples",
-        samples.len()
-    );
+    // 2 s in 200 ms steps: about 10, fewer on a loaded machine. More only
+    // if the writers ran late (CI once saw 13 in a run that lasted 2.6 s), so
+    // the upper bound is checked against the times below, not a count.
+    assert!(samples.len() >= 5, "{} samples", samples.len());
 
     let f = |s: &serde_json::Value, name: &str| {
         s[name]
@@ -38,6 +36,14 @@ fn samples_cover_the_run_in_order() {
         "{times:?}"
     );
     assert!(times[0] > 0.0 && *times.last().unwrap() < 10.0, "{times:?}");
+    // No sample before its due time: the k-th full interval ends at or after
+    // k × 200 ms (only the last, shorter one may end early).
+    for (k, t) in times.iter().enumerate().take(times.len() - 1) {
+        assert!(
+            *t >= 0.2 * (k + 1) as f64 - 1e-6,
+            "sample {k} at {t} s: {times:?}"
+        );
+    }
     for s in samples {
         assert!(s["rss_bytes"].as_u64().unwrap() > 0, "{s}");
         assert!(s["dir_bytes"].as_u64().unwrap() > 0, "{s}");

@@ -32,6 +32,7 @@
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
+mod buffer_pool;
 mod config;
 mod error;
 mod io;

@@ -13,6 +13,7 @@ use rkyv::validation::Validator;
 use rkyv::validation::archive::ArchiveValidator;
 use rkyv::validation::shared::SharedValidator;
 
+use crate::buffer_pool::BufferPool;
 use crate::record::{ArchivedRecord, ArchivedValue, Record};
 
 /// Deepest nesting of archived subtrees that validation follows. A stored
@@ -43,6 +44,17 @@ struct Stored {
     key: Box<str>,
     version: i64,
     bytes: AlignedVec<16>,
+    /// Where `bytes` go when the last handle drops (records serialized by
+    /// `put`; records read from disk are freed).
+    pool: Option<Arc<BufferPool>>,
+}
+
+impl Drop for Stored {
+    fn drop(&mut self) {
+        if let Some(pool) = self.pool.take() {
+            pool.give(std::mem::take(&mut self.bytes));
+        }
+    }
 }
 
 /// A shared handle to one stored record (the newest version of its key at the
@@ -55,13 +67,20 @@ pub struct RecordRef(Arc<Stored>);
 pub struct InvalidPayload(pub String);
 
 impl RecordRef {
-    /// Wraps bytes this process just serialized from a `Record`.
-    pub(crate) fn from_serialized(key: Box<str>, version: i64, bytes: AlignedVec<16>) -> Self {
+    /// Wraps bytes this process just serialized from a `Record`; they go
+    /// back to `pool` when the last handle drops.
+    pub(crate) fn from_serialized(
+        key: Box<str>,
+        version: i64,
+        bytes: AlignedVec<16>,
+        pool: &Arc<BufferPool>,
+    ) -> Self {
         debug_assert!(rkyv::access::<ArchivedRecord, rancor::Error>(&bytes).is_ok());
         RecordRef(Arc::new(Stored {
             key,
             version,
             bytes,
+            pool: Some(Arc::clone(pool)),
         }))
     }
 
@@ -99,6 +118,7 @@ impl RecordRef {
             key: key.into(),
             version,
             bytes,
+            pool: None,
         })))
     }
 

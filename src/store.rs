@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use futures::channel::oneshot;
 use glommio::{LocalExecutorBuilder, Placement};
 
+use crate::buffer_pool::BufferPool;
 use crate::config::{Config, Durability, IoBackend};
 use crate::error::Error;
 use crate::io::LogFs;
@@ -80,6 +81,8 @@ struct Inner {
     lock: scc::Bag<DirLock>,
     /// The shard watchdog, if on (the bag holds at most one).
     watchdog: scc::Bag<Watchdog>,
+    /// Buffers of superseded records, reused by `put` to serialize into.
+    buffers: Arc<BufferPool>,
 }
 
 impl std::fmt::Debug for Store {
@@ -162,6 +165,7 @@ impl Store {
                 bag
             },
             watchdog: scc::Bag::new(),
+            buffers: Arc::new(BufferPool::new(config.record_buffer_pool_bytes)),
         };
         let cpus = allowed_cpus();
         let mut readiness = Vec::with_capacity(n);
@@ -372,7 +376,7 @@ impl Store {
                 max_depth: crate::record::MAX_VALUE_DEPTH,
             });
         }
-        let buffer = rkyv::util::AlignedVec::<16>::with_capacity(record.archived_size_hint());
+        let buffer = inner.buffers.take(record.archived_size_hint());
         let bytes = rkyv::api::high::to_bytes_in::<_, rkyv::rancor::Error>(record, buffer)
             .map_err(|e| Error::Serialize {
                 key: key.to_owned(),
@@ -394,7 +398,7 @@ impl Store {
             .ok_or(Error::Closed)?;
         Ok((
             shard,
-            RecordRef::from_serialized(key.into(), version, bytes),
+            RecordRef::from_serialized(key.into(), version, bytes, &inner.buffers),
             payload_crc,
         ))
     }

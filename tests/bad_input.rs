@@ -181,6 +181,10 @@ fn invalid_config_is_refused() {
             common::config(dir.path()).wake_stalled_shard_after_ms(60_001),
             "wake_stalled_shard_after_ms",
         ),
+        (
+            common::config(dir.path()).record_buffer_pool_bytes((1 << 30) + 1),
+            "record_buffer_pool_bytes",
+        ),
     ];
     for (config, field) in cases {
         match Store::open(config) {

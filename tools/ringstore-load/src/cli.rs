@@ -194,6 +194,11 @@ pub struct Args {
     #[arg(long)]
     pub max_batch_bytes: Option<usize>,
 
+    /// Most bytes the store keeps in superseded records' buffers for reuse
+    /// (0 = free them all) [default: the store's, 8 MiB].
+    #[arg(long)]
+    pub record_buffer_pool_bytes: Option<usize>,
+
     /// I/O backend of the store; the one `auto` resolved to is reported.
     #[arg(long, value_enum, default_value_t = IoBackendArg::Auto)]
     pub io_backend: IoBackendArg,

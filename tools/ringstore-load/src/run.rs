@@ -116,6 +116,9 @@ pub fn run(mut args: Args) -> Result<Outcome, LoadError> {
     if let Some(bytes) = args.max_batch_bytes {
         config = config.max_batch_bytes(bytes);
     }
+    if let Some(bytes) = args.record_buffer_pool_bytes {
+        config = config.record_buffer_pool_bytes(bytes);
+    }
     let store = Store::open(config.clone())?;
     args.shards = Some(store.shard_count());
     let io_backend = cli::backend_name(store.io_backend());

@@ -6,10 +6,10 @@
 //! usually freed on another thread (the shard executor that advanced the
 //! epoch). glibc hands such frees back to the allocating thread's arena and
 //! trims the arenas' tops with `MADV_DONTNEED`, so a fresh buffer was mostly
-//! new pages: the seed workload took ~1.2 page faults per KB written (about
-//! 146,000 in one run, 86 % of them in serialization), and the arenas of 40
-//! writer threads held ~14 MB of free chunks at the peak. A buffer taken
-//! from here is already resident.
+//! new pages: the seed workload took about 1.5 page faults per put (146,000
+//! in a run of 96,000 puts, 86 % of them in serialization), and its peak
+//! RSS was 14 MB above a run limited to 2 arenas. A buffer taken from here
+//! is already resident.
 //!
 //! Bounded twice, so it never holds more than a small, fixed amount: at most
 //! [`SLOTS`] buffers (a lock-free bag with no overflow storage) and at most

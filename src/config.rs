@@ -325,10 +325,11 @@ impl Config {
     /// records for `put` to serialize the next records into, instead of
     /// freeing them (at most 32 buffers; none larger than a quarter of
     /// this). A buffer comes back when the last [`RecordRef`](crate::RecordRef)
-    /// to its record drops. Reused buffers are already resident: in the
-    /// seed workload this took page faults from ~150,000 to ~16,000 and
-    /// peak RSS down by 5–8 MB (docs/BENCHMARKS.md section 6). Default
-    /// 8 MiB; 0 frees every buffer. Bound: 0..=1 GiB.
+    /// to its record drops. Reused buffers are already resident and leave
+    /// no free chunks in the allocator's per-thread arenas: in the seed
+    /// workload, 8 × fewer page faults and a peak RSS of 81 instead of
+    /// 97 MB (docs/BENCHMARKS.md section 13). Default 8 MiB; 0 frees every
+    /// buffer. Bound: 0..=1 GiB.
     pub fn record_buffer_pool_bytes(mut self, bytes: usize) -> Self {
         self.record_buffer_pool_bytes = bytes;
         self

@@ -24,6 +24,10 @@ use rkyv::util::AlignedVec;
 /// largest `scc::Bag` allows.
 pub(crate) const SLOTS: usize = 32;
 
+/// A pooled buffer is handed out only for records needing at least
+/// 1 / `MAX_SLACK` of its capacity.
+pub(crate) const MAX_SLACK: usize = 2;
+
 /// A bounded, lock-free pool of serialization buffers.
 #[derive(Debug)]
 pub(crate) struct BufferPool {
@@ -43,13 +47,19 @@ impl BufferPool {
         }
     }
 
-    /// An empty buffer of at least `capacity` bytes: a pooled one if the
-    /// first one popped is big enough, else a new allocation.
+    /// An empty buffer of at least `capacity` bytes: the first one popped
+    /// if it fits, else a new allocation (the misfit is freed).
+    ///
+    /// A buffer fits if it is at most [`MAX_SLACK`] times `capacity`: the
+    /// record keeps its buffer for as long as it lives, so a small record
+    /// must not pin a big one (a mix of 2 MiB and 1 KiB records could
+    /// otherwise hold 2 MiB per small live record).
     pub(crate) fn take(&self, capacity: usize) -> AlignedVec<16> {
         if let Some(mut buffer) = self.free.pop() {
             self.pooled_bytes
                 .fetch_sub(buffer.capacity(), Ordering::Relaxed);
-            if buffer.capacity() >= capacity {
+            let fits = capacity..=capacity.saturating_mul(MAX_SLACK);
+            if fits.contains(&buffer.capacity()) {
                 buffer.clear();
                 return buffer;
             }
@@ -113,6 +123,19 @@ mod tests {
         let b = pool.take(8192);
         assert!(b.capacity() >= 8192);
         assert_eq!(pool.pooled_bytes(), 0, "the small one was dropped");
+    }
+
+    #[test]
+    fn a_buffer_far_too_big_is_not_handed_out() {
+        let pool = BufferPool::new(1 << 20);
+        pool.give(filled(4096 * MAX_SLACK + 16));
+        let b = pool.take(4096);
+        assert!(b.capacity() < 4096 * MAX_SLACK, "{}", b.capacity());
+        assert_eq!(pool.pooled_bytes(), 0, "the big one was freed");
+
+        pool.give(filled(4096 * MAX_SLACK));
+        let b = pool.take(4096);
+        assert_eq!(b.capacity(), 4096 * MAX_SLACK, "just within the slack");
     }
 
     #[test]

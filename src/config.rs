@@ -113,6 +113,7 @@ pub struct Config {
     pub(crate) max_record_bytes: usize,
     pub(crate) max_batch_bytes: usize,
     pub(crate) queue_depth: usize,
+    pub(crate) max_queued_bytes: usize,
     pub(crate) pipeline_depth: usize,
     pub(crate) recovery_mode: RecoveryMode,
     pub(crate) pin_cpus: bool,
@@ -135,6 +136,8 @@ pub const DEFAULT_MAX_RECORD_BYTES: usize = 16 << 20;
 pub const DEFAULT_MAX_BATCH_BYTES: usize = 8 << 20;
 /// Default `queue_depth`: 4096 puts per shard.
 pub const DEFAULT_QUEUE_DEPTH: usize = 4096;
+/// Default `max_queued_bytes`: 64 MiB per shard.
+pub const DEFAULT_MAX_QUEUED_BYTES: usize = 64 << 20;
 /// Default `pipeline_depth`: up to 2 batches in flight per shard.
 pub const DEFAULT_PIPELINE_DEPTH: usize = 2;
 /// Default `flush_interval_ms` (Async only): 10 ms.
@@ -165,6 +168,7 @@ impl Config {
             max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
             max_batch_bytes: DEFAULT_MAX_BATCH_BYTES,
             queue_depth: DEFAULT_QUEUE_DEPTH,
+            max_queued_bytes: DEFAULT_MAX_QUEUED_BYTES,
             pipeline_depth: DEFAULT_PIPELINE_DEPTH,
             recovery_mode: RecoveryMode::TolerateTornTail,
             pin_cpus: true,
@@ -248,9 +252,21 @@ impl Config {
 
     /// `Sync` puts a shard may hold queued before new puts wait
     /// (back-pressure; `Async` puts are bounded by `max_batch_bytes`).
-    /// Default 4096. Bound: 1..=1_048_576.
+    /// Default 4096. Bound: 1..=1_048_576. Together with
+    /// [`Config::max_queued_bytes`]: each queued put holds its frame bytes,
+    /// but at least `max_queued_bytes / queue_depth`.
     pub fn queue_depth(mut self, depth: usize) -> Self {
         self.queue_depth = depth;
+        self
+    }
+
+    /// Frame bytes of `Sync` puts a shard may hold queued before new puts
+    /// wait, first come first served (back-pressure that bounds memory
+    /// whatever the record size). A record larger than this waits until
+    /// the queue is empty, then goes alone. Default 64 MiB. Bound:
+    /// 64 KiB..=1 GiB.
+    pub fn max_queued_bytes(mut self, bytes: usize) -> Self {
+        self.max_queued_bytes = bytes;
         self
     }
 
@@ -491,6 +507,12 @@ impl Config {
                     "is {}, must be 0..=1073741824",
                     self.record_buffer_pool_bytes
                 ),
+            );
+        }
+        if !((64 << 10)..=(1 << 30)).contains(&self.max_queued_bytes) {
+            return bad(
+                "max_queued_bytes",
+                format!("is {}, must be 65536..=1073741824", self.max_queued_bytes),
             );
         }
         if !(1..=1 << 20).contains(&self.queue_depth) {

@@ -35,6 +35,8 @@ pub struct ReadmeDoctests;
 mod buffer_pool;
 mod config;
 mod error;
+#[cfg(feature = "failpoints")]
+mod hooks;
 mod io;
 mod lock;
 mod preflight;
@@ -59,6 +61,7 @@ pub use store::{CompactReport, PutOutcome, Store};
 /// fail the I/O of every shard on demand and record what reached the disk.
 #[cfg(feature = "failpoints")]
 pub mod failpoints {
+    pub use crate::hooks::{Pause, PausePoint};
     pub use crate::io::faulty::{EIO, ENOSPC, EROFS, FaultOp, FaultPlan, IoEvent};
 }
 

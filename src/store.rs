@@ -72,7 +72,14 @@ struct Inner {
     executors: scc::Bag<(usize, ShardThread)>,
     /// The backend the shards run on (`Auto` resolved).
     backend: IoBackend,
+    /// Set by the first `close`: puts and compactions fail `Closed` from then.
     closed: AtomicBool,
+    /// Held by `compact` for its whole run and by `close` from the shards'
+    /// shutdown to the lock's release: compactions never overlap each other
+    /// or a close, a second `close` waits for the first, and the data-dir
+    /// lock is dropped only after every shard has been joined and no
+    /// compaction can touch a file.
+    lifecycle: std::sync::Mutex<()>,
     report: RecoveryReport,
     /// The retention thread, if `compact_above_sealed_bytes` is set.
     retention: scc::Bag<std::thread::JoinHandle<()>>,
@@ -121,11 +128,13 @@ impl Store {
         let mut shards = Vec::with_capacity(n);
         let mut receivers = Vec::with_capacity(n);
         for i in 0..n {
-            let budget = match config.durability {
-                Durability::Sync => config.queue_depth,
-                Durability::Async => config.max_batch_bytes,
+            let (q, r) = match config.durability {
+                Durability::Sync => queue(
+                    config.max_queued_bytes,
+                    config.max_queued_bytes / config.queue_depth.max(1),
+                ),
+                Durability::Async => queue(config.max_batch_bytes, 0),
             };
-            let (q, r) = queue(budget, config.durability == Durability::Async);
             shards.push(Arc::new(ShardShared::new(
                 i,
                 new_index(),
@@ -156,6 +165,7 @@ impl Store {
             executors: scc::Bag::new(),
             backend,
             closed: AtomicBool::new(false),
+            lifecycle: std::sync::Mutex::new(()),
             report: recovered.report,
             retention: scc::Bag::new(),
             retention_stop: Arc::new(AtomicBool::new(false)),
@@ -487,6 +497,10 @@ impl Store {
     /// never wait for the shard. Blocks the calling thread.
     pub fn compact(&self) -> Result<CompactReport, Error> {
         let inner = &self.inner;
+        let _lifecycle = inner
+            .lifecycle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if inner.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
@@ -503,6 +517,8 @@ impl Store {
             let seq = futures::executor::block_on(done).unwrap_or(Err(Error::Closed))?;
             keep_from.push((id, seq));
         }
+        #[cfg(feature = "failpoints")]
+        crate::hooks::reached(crate::hooks::PausePoint::CompactFileWork);
         let mut report = CompactReport {
             records: self.len(),
             ..CompactReport::default()
@@ -581,12 +597,25 @@ impl Store {
     /// Drains every queue, makes everything durable, closes the files and
     /// joins the executors. Puts issued afterwards fail with `Error::Closed`;
     /// gets keep working on the last state. Blocks the calling thread.
+    ///
+    /// Idempotent and safe from several threads at once: a later call
+    /// waits for the first to finish and returns the same answer. A
+    /// `compact` in progress finishes first; one that starts after
+    /// `close` fails `Closed`. The data-dir lock is released only once
+    /// every shard has stopped.
     pub fn close(&self) -> Result<(), Error> {
         self.inner.closed.store(true, Ordering::Release);
         self.inner.retention_stop.store(true, Ordering::Release);
+        // Before taking `lifecycle`: the retention thread may be waiting
+        // for it inside `compact` (it then sees `closed` and ends).
         while let Some(handle) = self.inner.retention.pop() {
             let _ = handle.join();
         }
+        let _lifecycle = self
+            .inner
+            .lifecycle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         self.inner.shutdown_and_join();
         // Everything is durable and every shard has exited: another store
         // may take the dir now, even while this handle lives on for gets.

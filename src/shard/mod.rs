@@ -108,7 +108,14 @@ impl ShardShared {
         let cost = self.queue.cost(&record);
         let (reply, outcome) = oneshot::channel();
         self.queue.reserve(cost).await?;
-        self.queue.send(
+        let sending = match self.queue.enter() {
+            Ok(sending) => sending,
+            Err(e) => {
+                self.queue.unreserve(cost);
+                return Err(e);
+            }
+        };
+        sending.send(
             Submission {
                 record,
                 payload_crc,
@@ -117,6 +124,7 @@ impl ShardShared {
             },
             cost,
         )?;
+        drop(sending);
         // No reply: the shard ended without answering (closed, or stopped).
         match outcome.await {
             Ok(result) => result,
@@ -133,6 +141,18 @@ impl ShardShared {
         self.refuse_if_failed()?;
         let cost = self.queue.cost(&record);
         self.queue.reserve(cost).await?;
+        // From here to the push, the shard's close waits for us: a put that
+        // is published and acknowledged is also drained and written, and
+        // one that finds the queue closed publishes nothing.
+        let sending = match self.queue.enter() {
+            Ok(sending) => sending,
+            Err(e) => {
+                self.queue.unreserve(cost);
+                return Err(e);
+            }
+        };
+        #[cfg(feature = "failpoints")]
+        crate::hooks::reached(crate::hooks::PausePoint::AsyncPutEntered);
         // Nothing below awaits, and nothing between taking the LSN and
         // sending the frame waits (`index::publish` creates a new key's slot
         // before it calls us for the rank): the shard, which writes frames
@@ -140,7 +160,7 @@ impl ShardShared {
         // dropped by its caller either took no LSN or has sent it.
         let (outcome, rank) =
             index::publish(&self.index, record.clone(), || self.rank(self.take_lsns(1)));
-        self.queue.append(
+        sending.append(
             Unwritten {
                 record,
                 payload_crc,
@@ -148,6 +168,7 @@ impl ShardShared {
             },
             cost,
         )?;
+        drop(sending);
         Ok(outcome)
     }
 

@@ -1,20 +1,26 @@
 //! A shard's submission queue: many producer threads, one consumer (the
-//! shard's executor). Lock-free on both sides (an intrusive MPSC queue plus an
-//! atomic waker), bounded by an atomic budget that producers reserve before
-//! sending: a producer that finds it used up parks its waker and is woken
-//! when the shard gives some back. `Sync` puts cost 1 each (the budget is
-//! `queue_depth` puts, given back when the shard takes them); `Async` puts
-//! cost their frame bytes (the budget is `max_batch_bytes`, given back when
-//! the shard hands them to a write), which bounds what is acknowledged but
-//! not yet written.
+//! shard's executor). Lock-free on the way in (an intrusive MPSC queue), and
+//! bounded in bytes by a fair semaphore (tokio's, which needs no runtime)
+//! that producers acquire before sending: a put costs its frame bytes,
+//! clamped to the whole budget so an oversize record waits its turn instead
+//! of starving. `Sync` puts give their cost back when the shard takes them
+//! (budget `max_queued_bytes`, and each put costs at least
+//! `max_queued_bytes / queue_depth`, so at most `queue_depth` wait);
+//! `Async` puts give it back when the shard hands them to a write (budget
+//! `max_batch_bytes`), which bounds what is acknowledged but not written.
+//!
+//! Closing races senders: a sender checks `closed` and pushes its message
+//! inside a [`Sending`] section, and the receiver's `close` waits for every
+//! such section to end before its final drain, so a message is either
+//! drained or its sender learned `Closed` — never pushed unseen after the
+//! drain (an `Async` put would then be acknowledged and never written).
 
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
-use std::task::{Context, Poll, Waker};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use futures::channel::{mpsc, oneshot};
+use tokio::sync::Semaphore;
 
 use crate::error::Error;
 use crate::record_ref::RecordRef;
@@ -62,146 +68,180 @@ pub(crate) enum Msg {
     Checkpoint(oneshot::Sender<Result<u64, Error>>),
 }
 
+/// What the producers and the consumer of one queue share.
+struct Gate {
+    /// The byte budget (see the module doc).
+    budget: Semaphore,
+    /// Permits of `budget` when nothing is queued.
+    capacity: usize,
+    /// The least a put costs.
+    min_cost: usize,
+    closed: AtomicBool,
+    /// Senders inside a [`Sending`] section.
+    senders: AtomicUsize,
+}
+
 /// The producer side, shared by every `Store` clone.
 pub(crate) struct Queue {
     tx: mpsc::UnboundedSender<Msg>,
-    waiters_tx: mpsc::UnboundedSender<Waker>,
-    queued: AtomicUsize,
-    capacity: usize,
-    /// Whether a put costs its frame bytes (`Async`) rather than 1.
-    costs_bytes: bool,
-    closed: AtomicBool,
+    gate: Arc<Gate>,
 }
 
 /// The consumer side, owned by the shard's executor.
 pub(crate) struct QueueReceiver {
     pub rx: mpsc::UnboundedReceiver<Msg>,
-    waiters_rx: mpsc::UnboundedReceiver<Waker>,
+    gate: Arc<Gate>,
 }
 
-/// A queue whose budget is `capacity`: frame bytes if `costs_bytes`, else
-/// puts (see the module doc).
-pub(crate) fn queue(capacity: usize, costs_bytes: bool) -> (Queue, QueueReceiver) {
+/// A queue whose budget is `capacity_bytes` of frames, each put costing at
+/// least `min_cost_bytes` (see the module doc).
+pub(crate) fn queue(capacity_bytes: usize, min_cost_bytes: usize) -> (Queue, QueueReceiver) {
     let (tx, rx) = mpsc::unbounded();
-    let (waiters_tx, waiters_rx) = mpsc::unbounded();
+    // The semaphore counts at most `Semaphore::MAX_PERMITS` and acquires at
+    // most `u32::MAX` at once; `Config::validate` keeps budgets far below.
+    let capacity = capacity_bytes.clamp(1, u32::MAX as usize);
+    let gate = Arc::new(Gate {
+        budget: Semaphore::new(capacity),
+        capacity,
+        min_cost: min_cost_bytes.min(capacity),
+        closed: AtomicBool::new(false),
+        senders: AtomicUsize::new(0),
+    });
     (
         Queue {
             tx,
-            waiters_tx,
-            queued: AtomicUsize::new(0),
-            capacity,
-            costs_bytes,
-            closed: AtomicBool::new(false),
+            gate: Arc::clone(&gate),
         },
-        QueueReceiver { rx, waiters_rx },
+        QueueReceiver { rx, gate },
     )
 }
 
-impl Queue {
-    /// What a put of `record` holds of the budget.
-    pub fn cost(&self, record: &RecordRef) -> usize {
-        if self.costs_bytes {
-            frame_footprint(record.key().len(), record.as_bytes().len())
-        } else {
-            1
-        }
-    }
+/// A sender between its check of `closed` and the end of its push: the
+/// receiver's final drain waits for it (see the module doc).
+pub(crate) struct Sending<'a> {
+    queue: &'a Queue,
+}
 
-    /// Waits until `cost` fits the budget and takes it. A cost larger than
-    /// the whole budget is let through when nothing else is queued.
-    pub async fn reserve(&self, cost: usize) -> Result<(), Error> {
-        Reserve { queue: self, cost }.await
+impl Drop for Sending<'_> {
+    fn drop(&mut self) {
+        self.queue.gate.senders.fetch_sub(1, Ordering::SeqCst);
     }
+}
 
-    /// Gives back a reservation that was not used.
-    pub fn unreserve(&self, cost: usize) {
-        self.queued.fetch_sub(cost, Ordering::SeqCst);
-    }
-
+impl Sending<'_> {
     /// Sends `sub`, which holds a reservation of `cost`.
     pub fn send(&self, sub: Submission, cost: usize) -> Result<(), Error> {
-        if self.tx.unbounded_send(Msg::Put(sub)).is_err() {
-            self.unreserve(cost);
-            return Err(Error::Closed);
-        }
-        Ok(())
+        self.push(Msg::Put(sub), cost)
     }
 
     /// Sends `record`, which holds a reservation of `cost`.
     pub fn append(&self, record: Unwritten, cost: usize) -> Result<(), Error> {
-        if self.tx.unbounded_send(Msg::Append(record)).is_err() {
-            self.unreserve(cost);
+        self.push(Msg::Append(record), cost)
+    }
+
+    fn push(&self, msg: Msg, cost: usize) -> Result<(), Error> {
+        // The receiver is open while any `Sending` lives (its `close` waits
+        // for us), so this fails only if the shard's executor is gone.
+        if self.queue.tx.unbounded_send(msg).is_err() {
+            self.queue.unreserve(cost);
             return Err(Error::Closed);
         }
         Ok(())
     }
+}
 
-    /// Sends a control message, outside the put bound.
-    pub fn control(&self, msg: Msg) -> Result<(), Error> {
+impl Queue {
+    /// What a put of `record` holds of the budget: its frame bytes, at
+    /// least the minimum cost, at most the whole budget.
+    pub fn cost(&self, record: &RecordRef) -> usize {
+        frame_footprint(record.key().len(), record.as_bytes().len())
+            .clamp(self.gate.min_cost, self.gate.capacity)
+    }
+
+    /// Waits (first come, first served) until `cost` fits the budget and
+    /// takes it.
+    pub async fn reserve(&self, cost: usize) -> Result<(), Error> {
+        let permits = u32::try_from(cost.min(self.gate.capacity)).unwrap_or(u32::MAX);
+        let permit = self
+            .gate
+            .budget
+            .acquire_many(permits)
+            .await
+            .map_err(|_| Error::Closed)?;
+        // Given back by the shard (`QueueReceiver::release`), not on drop.
+        permit.forget();
+        Ok(())
+    }
+
+    /// Gives back a reservation that was not used.
+    pub fn unreserve(&self, cost: usize) {
+        self.gate.budget.add_permits(cost.min(self.gate.capacity));
+    }
+
+    /// Starts a send: `Closed` once the queue is closed; otherwise the
+    /// returned section must push its message before it drops.
+    pub fn enter(&self) -> Result<Sending<'_>, Error> {
+        self.gate.senders.fetch_add(1, Ordering::SeqCst);
+        let sending = Sending { queue: self };
         if self.is_closed() {
             return Err(Error::Closed);
         }
-        self.tx.unbounded_send(msg).map_err(|_| Error::Closed)
+        Ok(sending)
+    }
+
+    /// Sends a control message, outside the put bound.
+    pub fn control(&self, msg: Msg) -> Result<(), Error> {
+        let sending = self.enter()?;
+        sending.push(msg, 0)
     }
 
     /// Asks the shard to stop after draining; later submits fail `Closed`.
     pub fn shutdown(&self) {
-        self.closed.store(true, Ordering::SeqCst);
+        self.gate.closed.store(true, Ordering::SeqCst);
         let _ = self.tx.unbounded_send(Msg::Shutdown);
     }
 
     /// Whether some put holds budget: queued for the shard or (`Async`)
     /// not yet handed to a write.
     pub fn has_queued(&self) -> bool {
-        self.queued.load(Ordering::Relaxed) > 0
+        self.gate.budget.available_permits() < self.gate.capacity
     }
 
     /// Whether `shutdown` was called.
     pub fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::SeqCst)
+        self.gate.closed.load(Ordering::SeqCst)
     }
 }
 
 impl QueueReceiver {
-    /// Gives back `cost` of the budget and wakes producers waiting for it.
-    /// Gives back `cost` of the budget, held by `puts` puts, and wakes as
-    /// many waiting producers (waking every waiter on each release made
-    /// the executor spend most of its time in futex wakes once the `Async`
-    /// byte budget was full: a thundering herd). When the budget is back
-    /// to zero every waiter is woken, so none sleeps with room free.
-    pub fn release(&mut self, queue: &Queue, cost: usize, puts: usize) {
-        let left = if cost > 0 {
-            queue.queued.fetch_sub(cost, Ordering::SeqCst) - cost
-        } else {
-            queue.queued.load(Ordering::SeqCst)
-        };
-        fence(Ordering::SeqCst);
-        let mut woken = 0;
-        while left == 0 || woken < puts {
-            let Ok(w) = self.waiters_rx.try_recv() else {
-                break;
-            };
-            w.wake();
-            woken += 1;
+    /// Gives back `cost` of the budget; the semaphore wakes the waiters
+    /// that now fit, in arrival order.
+    pub fn release(&self, cost: usize) {
+        if cost > 0 {
+            self.gate.budget.add_permits(cost.min(self.gate.capacity));
         }
     }
 
-    /// The shard is exiting: refuse new puts, wake every waiting producer
-    /// (they see `closed`), and fail what is still queued with `Closed` —
-    /// except `Async` puts, already acknowledged: they are returned (still
-    /// holding their budget) for the shard to write.
+    /// The shard is exiting: refuse new puts (waiting producers fail
+    /// `Closed`), wait for every sender already past its check to push,
+    /// then fail what is still queued with `Closed` — except `Async` puts,
+    /// already acknowledged: they are returned (still holding their
+    /// budget) for the shard to write.
     #[must_use = "acknowledged Async puts must be written"]
     pub fn close(&mut self, queue: &Queue) -> Vec<Unwritten> {
-        queue.closed.store(true, Ordering::SeqCst);
+        self.gate.closed.store(true, Ordering::SeqCst);
+        self.gate.budget.close();
+        // A section lasts one push (no await inside), so this wait is as
+        // short as the sender's time slice.
+        while self.gate.senders.load(Ordering::SeqCst) > 0 {
+            std::thread::yield_now();
+        }
         self.rx.close();
-        let mut failed = 0;
-        let mut cost = 0;
         let mut appends = Vec::new();
         while let Ok(msg) = self.rx.try_recv() {
             match msg {
                 Msg::Put(sub) => {
-                    failed += 1;
-                    cost += queue.cost(&sub.record);
+                    self.release(queue.cost(&sub.record));
                     sub.reply(Err(Error::Closed));
                 }
                 Msg::Append(u) => appends.push(u),
@@ -211,66 +251,132 @@ impl QueueReceiver {
                 Msg::Shutdown => {}
             }
         }
-        self.release(queue, cost, failed);
-        // Every producer still waiting for budget must learn about the
-        // close (they see `closed` when polled); a waker left in the
-        // channel would be dropped unwoken and its put would hang.
-        while let Ok(w) = self.waiters_rx.try_recv() {
-            w.wake();
-        }
-        self.waiters_rx.close();
         appends
     }
 }
 
 impl Drop for QueueReceiver {
     /// However the shard ends (closed, or its executor unwound), no producer
-    /// is left waiting for budget that nobody will release: each is woken
-    /// and, finding the receiver gone, fails `Closed`.
+    /// is left waiting for budget that nobody will release: each fails
+    /// `Closed`.
     fn drop(&mut self) {
-        while let Ok(w) = self.waiters_rx.try_recv() {
-            w.wake();
-        }
+        self.gate.closed.store(true, Ordering::SeqCst);
+        self.gate.budget.close();
     }
 }
 
-/// Waits for room in the budget and takes it.
-struct Reserve<'a> {
-    queue: &'a Queue,
-    cost: usize,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::FutureExt;
+    use std::pin::pin;
+    use std::task::{Context, Poll};
 
-impl Future for Reserve<'_> {
-    type Output = Result<(), Error>;
+    fn record(payload_len: usize) -> RecordRef {
+        let r = crate::Record::new()
+            .with("collection_time", 1i64)
+            .with("pad", "x".repeat(payload_len));
+        let bytes = rkyv::to_bytes::<rkyv::rancor::Error>(&r).expect("serialize");
+        RecordRef::from_untrusted("k", 1, &bytes).expect("a valid record")
+    }
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let q = self.queue;
-        let mut registered = false;
-        loop {
-            if q.is_closed() {
-                return Poll::Ready(Err(Error::Closed));
-            }
-            let n = q.queued.load(Ordering::SeqCst);
-            let cost = self.cost;
-            if n == 0 || n.saturating_add(cost) <= q.capacity {
-                if q.queued
-                    .compare_exchange_weak(n, n + cost, Ordering::SeqCst, Ordering::SeqCst)
-                    .is_ok()
-                {
-                    return Poll::Ready(Ok(()));
-                }
-                continue;
-            }
-            if registered {
-                return Poll::Pending;
-            }
-            // Register, then re-check: a slot freed between the check and the
-            // registration is seen by the re-check; one freed after it wakes us.
-            if q.waiters_tx.unbounded_send(cx.waker().clone()).is_err() {
-                return Poll::Ready(Err(Error::Closed));
-            }
-            fence(Ordering::SeqCst);
-            registered = true;
+    fn poll_once<F: std::future::Future>(f: std::pin::Pin<&mut F>) -> Poll<F::Output> {
+        let waker = futures::task::noop_waker();
+        f.poll(&mut Context::from_waker(&waker))
+    }
+
+    #[test]
+    fn costs_are_frame_bytes_between_the_minimum_and_the_budget() {
+        let (q, _r) = queue(64 << 10, 1000);
+        assert_eq!(q.cost(&record(10)), 1000, "small puts cost the minimum");
+        let mid = record(20 << 10);
+        assert_eq!(
+            q.cost(&mid),
+            frame_footprint(mid.key().len(), mid.as_bytes().len())
+        );
+        assert_eq!(q.cost(&record(1 << 20)), 64 << 10, "clamped to the budget");
+    }
+
+    /// Regression: the hand-written budget let an oversize record wait
+    /// forever behind a stream of small ones, and queued a new waker on
+    /// every poll. The semaphore serves waiters in arrival order.
+    #[test]
+    fn an_oversize_put_is_served_in_turn_not_starved() {
+        let (q, r) = queue(1000, 0);
+        q.reserve(600).now_or_never().expect("room").expect("open");
+        let mut big = pin!(q.reserve(5000));
+        let mut small = pin!(q.reserve(100));
+        for _ in 0..1000 {
+            assert!(poll_once(big.as_mut()).is_pending(), "600 of 1000 held");
         }
+        assert!(
+            poll_once(small.as_mut()).is_pending(),
+            "fits, but queues behind the big one"
+        );
+        r.release(600);
+        assert!(matches!(poll_once(big.as_mut()), Poll::Ready(Ok(()))));
+        assert!(
+            poll_once(small.as_mut()).is_pending(),
+            "the big one holds it all"
+        );
+        r.release(1000);
+        assert!(matches!(poll_once(small.as_mut()), Poll::Ready(Ok(()))));
+    }
+
+    #[test]
+    fn close_fails_waiters_and_later_sends() {
+        let (q, mut r) = queue(100, 0);
+        q.reserve(100).now_or_never().expect("room").expect("open");
+        let mut waiting = pin!(q.reserve(10));
+        assert!(poll_once(waiting.as_mut()).is_pending());
+        let appends = r.close(&q);
+        assert!(appends.is_empty());
+        assert!(matches!(
+            poll_once(waiting.as_mut()),
+            Poll::Ready(Err(Error::Closed))
+        ));
+        assert!(matches!(q.enter(), Err(Error::Closed)));
+    }
+
+    /// Regression: `close` drained with `try_recv` while a sender was
+    /// between its check and its push; the message landed after the drain
+    /// and its `Async` put was acknowledged but never written. A sender in
+    /// its section now holds `close` until it has pushed.
+    #[test]
+    fn close_waits_for_a_sender_in_its_section() {
+        let (q, mut r) = queue(1 << 20, 0);
+        let q = Arc::new(q);
+        let (entered_tx, entered_rx) = std::sync::mpsc::channel();
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        let sender = {
+            let q = Arc::clone(&q);
+            std::thread::spawn(move || {
+                let sending = q.enter().expect("open");
+                entered_tx.send(()).expect("test alive");
+                go_rx.recv().expect("test alive");
+                let u = Unwritten {
+                    record: record(10),
+                    payload_crc: 0,
+                    lsn: 1,
+                };
+                sending.append(u, 0)
+            })
+        };
+        entered_rx.recv().expect("sender alive");
+        let closer = std::thread::spawn(move || {
+            let appends = r.close(&q);
+            appends.len()
+        });
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        go_tx.send(()).expect("sender alive");
+        sender
+            .join()
+            .expect("no panic")
+            .expect("pushed before the drain");
+        assert_eq!(
+            closer.join().expect("no panic"),
+            1,
+            "drained, to be written"
+        );
     }
 }

@@ -164,9 +164,8 @@ struct Worker<Fs: LogFs> {
     /// Async mode: records acknowledged but not yet handed to a write, in
     /// LSN order.
     unwritten: VecDeque<Unwritten>,
-    /// Frame bytes of `unwritten` and `reorder`, still held in the queue's
-    /// budget.
-    unwritten_bytes: usize,
+    /// Budget held in the queue by `unwritten` and `reorder`.
+    unwritten_cost: usize,
     /// Sync mode: puts taken off the queue for the next batch, held while
     /// a batch is in flight until they are worth a write of their own.
     gathering: Vec<Submission>,
@@ -231,7 +230,7 @@ pub(crate) async fn run<Fs: LogFs>(
         decided: HashMap::new(),
         reorder: Reorder::default(),
         unwritten: VecDeque::new(),
-        unwritten_bytes: 0,
+        unwritten_cost: 0,
         gathering: Vec::new(),
         gathering_bytes: 0,
         dirty_since: None,
@@ -290,11 +289,13 @@ impl<Fs: LogFs> Worker<Fs> {
             // control message arrives (handled after the batch, in order).
             let mut control = None;
             let mut bytes = 0usize;
+            let mut taken_cost = 0usize;
             let mut next = Some(first);
             while let Some(msg) = next.take() {
                 match msg {
                     Msg::Put(s) => {
                         bytes += s.record.as_bytes().len();
+                        taken_cost += self.shared.queue.cost(&s.record);
                         batch.push(s);
                     }
                     Msg::Append(u) => {
@@ -310,11 +311,9 @@ impl<Fs: LogFs> Worker<Fs> {
                     next = self.receiver.rx.try_recv().ok();
                 }
             }
-            if self.durability == Durability::Sync {
-                // Async puts keep their budget until handed to a write.
-                self.receiver
-                    .release(&self.shared.queue, batch.len(), batch.len());
-            }
+            // Sync puts give their budget back once taken; Async puts keep
+            // theirs until handed to a write.
+            self.receiver.release(taken_cost);
             if !batch.is_empty() {
                 self.gathering_bytes += bytes;
                 self.gathering.append(&mut batch);
@@ -525,7 +524,7 @@ impl<Fs: LogFs> Worker<Fs> {
     /// Async mode: takes in a record sent by its caller; it waits for a
     /// write once every LSN before it has arrived.
     fn arrive(&mut self, u: Unwritten) {
-        self.unwritten_bytes += frame_footprint(u.record.key().len(), u.record.as_bytes().len());
+        self.unwritten_cost += self.shared.queue.cost(&u.record);
         if let Some(waited) = self.reorder.arrive(u.lsn, Some(u), &mut self.unwritten) {
             self.shared.stats.lsn_waited(waited);
         }
@@ -538,10 +537,9 @@ impl<Fs: LogFs> Worker<Fs> {
             if self.shared.failure().is_some() {
                 // Already logged as a loss of acknowledged Async puts.
                 self.reorder.drain_all(&mut self.unwritten);
-                let held = std::mem::take(&mut self.unwritten_bytes);
-                let puts = self.unwritten.len();
+                let held = std::mem::take(&mut self.unwritten_cost);
                 self.unwritten.clear();
-                self.receiver.release(&self.shared.queue, held, puts);
+                self.receiver.release(held);
                 return;
             }
             let mut count = 0usize;
@@ -565,7 +563,11 @@ impl<Fs: LogFs> Worker<Fs> {
                 }
             }
             let chunk: Vec<Unwritten> = self.unwritten.drain(..count).collect();
-            self.unwritten_bytes = self.unwritten_bytes.saturating_sub(footprint);
+            let cost: usize = chunk
+                .iter()
+                .map(|u| self.shared.queue.cost(&u.record))
+                .sum();
+            self.unwritten_cost = self.unwritten_cost.saturating_sub(cost);
             let generation = self.writer.generation();
             let frames = frames_of(
                 chunk.iter().map(|u| (&u.record, u.payload_crc, u.lsn)),
@@ -574,7 +576,7 @@ impl<Fs: LogFs> Worker<Fs> {
             let staged = self.stage(&frames, footprint);
             drop(frames);
             // Handed to a write (or lost with the shard): room for callers.
-            self.receiver.release(&self.shared.queue, footprint, count);
+            self.receiver.release(cost);
             match staged {
                 Ok(job) => self.launch(job, false, InFlight::no_puts(false)),
                 Err(e) => {

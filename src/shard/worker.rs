@@ -387,7 +387,19 @@ impl<Fs: LogFs> Worker<Fs> {
         }
         let fs = self.fs.clone();
         let mut timer = due.map(|d| Box::pin(fs.sleep(d)));
-        let mut recheck = fs.queue_recheck().map(|d| Box::pin(fs.sleep(d)));
+        // The re-check is armed only while the shard has work under way: an
+        // idle shard sleeps until a put wakes it, and costs no CPU. A wake
+        // lost while idle leaves a put queued, which the watchdog notices.
+        let busy = !self.inflight.is_empty()
+            || self.flushing.is_some()
+            || !self.gathering.is_empty()
+            || !self.unwritten.is_empty()
+            || self.checkpoint.is_some()
+            || self.shared.queue.has_queued();
+        let mut recheck = fs
+            .queue_recheck()
+            .filter(|_| busy)
+            .map(|d| Box::pin(fs.sleep(d)));
         let room = match self.durability {
             Durability::Sync => {
                 self.inflight.len() < self.pipeline_depth

@@ -513,14 +513,16 @@ impl Store {
             waits.push((shard.id, done));
         }
         let mut keep_from = Vec::with_capacity(waits.len());
+        let mut records = 0;
         for (id, done) in waits {
-            let seq = futures::executor::block_on(done).unwrap_or(Err(Error::Closed))?;
-            keep_from.push((id, seq));
+            let done = futures::executor::block_on(done).unwrap_or(Err(Error::Closed))?;
+            keep_from.push((id, done.keep_from));
+            records += done.records;
         }
         #[cfg(feature = "failpoints")]
         crate::hooks::reached(crate::hooks::PausePoint::CompactFileWork);
         let mut report = CompactReport {
-            records: self.len(),
+            records,
             ..CompactReport::default()
         };
         let dir = &inner.config.dir;

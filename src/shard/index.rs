@@ -18,7 +18,7 @@
 //! Superseded records are freed on the thread that advances the epoch:
 //! usually a writer at its next publish, sometimes a reader.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use scc::hash_index::Entry;
 use scc::{AtomicShared, Guard, Shared, Tag};
@@ -71,7 +71,8 @@ impl Slot {
     /// records are freed within a few puts instead of piling up for the
     /// collector's default cadence (128 guards: about 20 MB per shard of
     /// 100 KB records).
-    fn offer(&self, record: RecordRef, rank: LogRank, guard: &Guard) -> PutOutcome {
+    /// The `bool` says whether the slot held no record before.
+    fn offer(&self, record: RecordRef, rank: LogRank, guard: &Guard) -> (PutOutcome, bool) {
         let version = record.version();
         let mut new = Some(Shared::new(Ranked { record, rank }));
         let mut current = self.current.load(Ordering::Acquire, guard);
@@ -80,9 +81,10 @@ impl Slot {
         loop {
             if let Some(c) = current.as_ref() {
                 if c.beats(version, rank) {
-                    return PutOutcome::Stale {
+                    let stale = PutOutcome::Stale {
                         current_version: c.record.version(),
                     };
+                    return (stale, false);
                 }
             }
             match self.current.compare_exchange(
@@ -92,9 +94,9 @@ impl Slot {
                 Ordering::Acquire,
                 guard,
             ) {
-                Ok(_) => {
+                Ok((previous, _)) => {
                     guard.accelerate();
-                    return PutOutcome::Applied;
+                    return (PutOutcome::Applied, previous.is_none());
                 }
                 Err((ours, actual)) => {
                     new = ours;
@@ -136,12 +138,27 @@ impl Slot {
     }
 }
 
-/// The map type.
-pub(crate) type Index = scc::HashIndex<Box<str>, Slot, Xxh3Builder>;
+/// A shard's map, with its count of keys holding a record.
+pub(crate) struct Index {
+    map: scc::HashIndex<Box<str>, Slot, Xxh3Builder>,
+    /// Slots holding a record: kept here because `HashIndex::len` scans
+    /// every bucket (and may start the map's maintenance on the caller).
+    live: AtomicUsize,
+}
+
+impl Index {
+    /// Keys holding a record (O(1)).
+    pub(crate) fn len(&self) -> usize {
+        self.live.load(Ordering::Relaxed)
+    }
+}
 
 /// An empty map.
 pub(crate) fn new_index() -> Index {
-    scc::HashIndex::with_hasher(Xxh3Builder::new())
+    Index {
+        map: scc::HashIndex::with_hasher(Xxh3Builder::new()),
+        live: AtomicUsize::new(0),
+    }
 }
 
 /// The record of `key`, if any: a lock-free read (one atomic increment for
@@ -149,6 +166,7 @@ pub(crate) fn new_index() -> Index {
 pub(crate) fn get(index: &Index, key: &str) -> Option<RecordRef> {
     let guard = Guard::new();
     index
+        .map
         .peek(key, &guard)
         .and_then(|slot| slot.load(&guard))
         .map(|r| r.record.clone())
@@ -158,6 +176,7 @@ pub(crate) fn get(index: &Index, key: &str) -> Option<RecordRef> {
 pub(crate) fn version_of(index: &Index, key: &str) -> Option<i64> {
     let guard = Guard::new();
     index
+        .map
         .peek(key, &guard)
         .and_then(|slot| slot.load(&guard))
         .map(|r| r.record.version())
@@ -177,18 +196,22 @@ pub(crate) fn publish(
     let guard = Guard::new();
     let slot = slot(index, record.key(), &guard);
     let rank = take_rank();
-    (slot.offer(record, rank, &guard), rank)
+    let (outcome, first) = slot.offer(record, rank, &guard);
+    if first {
+        index.live.fetch_add(1, Ordering::Relaxed);
+    }
+    (outcome, rank)
 }
 
 /// The slot of `key`, created empty if there is none.
 fn slot<'g>(index: &'g Index, key: &str, guard: &'g Guard) -> &'g Slot {
     loop {
-        if let Some(slot) = index.peek(key, guard) {
+        if let Some(slot) = index.map.peek(key, guard) {
             return slot;
         }
         // Inserted (by us or a concurrent put) and never removed: the next
         // peek finds it.
-        if let Entry::Vacant(v) = index.entry_sync(key.into()) {
+        if let Entry::Vacant(v) = index.map.entry_sync(key.into()) {
             v.insert_entry(Slot::empty());
         }
     }
@@ -217,7 +240,7 @@ pub(crate) fn rerank_all(
 ) -> Vec<(RecordRef, u64)> {
     let guard = Guard::new();
     let mut out = Vec::with_capacity(index.len());
-    for (_, slot) in index.iter(&guard) {
+    for (_, slot) in index.map.iter(&guard) {
         let Some(seen) = slot.load(&guard) else {
             continue;
         };
@@ -234,7 +257,7 @@ pub(crate) fn rerank_all(
 pub(crate) fn live_ranks(index: &Index) -> Vec<(Box<str>, LogRank)> {
     let guard = Guard::new();
     let mut out = Vec::with_capacity(index.len());
-    for (key, slot) in index.iter(&guard) {
+    for (key, slot) in index.map.iter(&guard) {
         if let Some(current) = slot.load(&guard) {
             out.push((key.clone(), current.rank));
         }
@@ -252,7 +275,7 @@ pub(crate) fn rerank_key(
     rank: LogRank,
 ) -> Option<RecordRef> {
     let guard = Guard::new();
-    index.peek(key, &guard)?.rerank(seen, rank, &guard)
+    index.map.peek(key, &guard)?.rerank(seen, rank, &guard)
 }
 
 #[cfg(test)]
@@ -267,6 +290,22 @@ mod tests {
 
     fn rank(lsn: u64) -> LogRank {
         LogRank { generation: 2, lsn }
+    }
+
+    /// `len` is a counter kept by `publish` (it once scanned every bucket):
+    /// a key counts once, from its first record on, whatever replaces it.
+    #[test]
+    fn len_counts_keys_holding_a_record() {
+        let index = new_index();
+        assert_eq!(index.len(), 0);
+        let _ = publish(&index, record("a", 1), || rank(1));
+        let _ = publish(&index, record("a", 2), || rank(2));
+        let _ = publish(&index, record("a", 1), || rank(3));
+        assert_eq!(index.len(), 1, "replaced and stale puts add nothing");
+        let _ = publish(&index, record("b", 1), || rank(4));
+        assert_eq!(index.len(), 2);
+        let _ = rerank_all(&index, || rank(9));
+        assert_eq!(index.len(), 2, "a checkpoint's re-rank adds nothing");
     }
 
     #[test]
@@ -314,6 +353,7 @@ mod tests {
         });
         let guard = Guard::new();
         let top = index
+            .map
             .peek("k", &guard)
             .and_then(|s| s.load(&guard))
             .map(|r| r.rank);

@@ -65,7 +65,7 @@ pub(crate) enum Msg {
     Shutdown,
     /// Write the shard's live set into a fresh segment (see
     /// `Store::compact`); replies with the first segment seq to keep.
-    Checkpoint(oneshot::Sender<Result<u64, Error>>),
+    Checkpoint(oneshot::Sender<Result<Checkpointed, Error>>),
 }
 
 /// What the producers and the consumer of one queue share.
@@ -79,6 +79,16 @@ struct Gate {
     closed: AtomicBool,
     /// Senders inside a [`Sending`] section.
     senders: AtomicUsize,
+}
+
+/// What a shard's checkpoint did (see `Store::compact`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Checkpointed {
+    /// Seq of the first segment to keep: every older one of the shard's
+    /// folder holds only superseded frames.
+    pub keep_from: u64,
+    /// Live records copied into the checkpoint.
+    pub records: usize,
 }
 
 /// The producer side, shared by every `Store` clone.

@@ -45,7 +45,7 @@ use crate::segment::writer::{PendingFrame, SegmentWriter, WriteJob, WriterSpec};
 use crate::shard::ShardShared;
 use crate::shard::index;
 use crate::shard::stats::IoTimes;
-use crate::shard::submission::{Msg, QueueReceiver, Submission, Unwritten};
+use crate::shard::submission::{Checkpointed, Msg, QueueReceiver, Submission, Unwritten};
 use crate::store::PutOutcome;
 
 /// Sync mode: with a batch in flight, the next one starts only once this
@@ -135,11 +135,13 @@ struct CheckpointJob {
     /// Seq of the segment the checkpoint began in: every older one holds
     /// only superseded frames once the checkpoint is durable.
     keep_from: u64,
+    /// Records copied so far.
+    copied: usize,
     /// Every `Store::compact` waiting for this checkpoint.
     replies: Vec<CheckpointReply>,
 }
 
-type CheckpointReply = futures::channel::oneshot::Sender<Result<u64, Error>>;
+type CheckpointReply = futures::channel::oneshot::Sender<Result<Checkpointed, Error>>;
 
 struct Worker<Fs: LogFs> {
     fs: Fs,
@@ -739,6 +741,7 @@ impl<Fs: LogFs> Worker<Fs> {
             next: 0,
             chunks_in_flight: 0,
             keep_from: self.writer.seq(),
+            copied: 0,
             replies: vec![reply],
         });
         // Puts waited only for this much.
@@ -792,6 +795,7 @@ impl<Fs: LogFs> Worker<Fs> {
                 records.push((r, lsn));
             }
         }
+        job.copied += records.len();
         if records.is_empty() {
             // Every remaining record was replaced meanwhile: done.
             self.finish_checkpoint(None);
@@ -837,7 +841,10 @@ impl<Fs: LogFs> Worker<Fs> {
         };
         for reply in job.replies {
             let _ = reply.send(match &failed {
-                None => Ok(job.keep_from),
+                None => Ok(Checkpointed {
+                    keep_from: job.keep_from,
+                    records: job.copied,
+                }),
                 Some(e) => Err(e.clone()),
             });
         }
@@ -847,7 +854,7 @@ impl<Fs: LogFs> Worker<Fs> {
     /// segment and seals it; returns the seq of the first segment that must
     /// be kept (every older segment of this folder then holds only
     /// superseded frames).
-    async fn checkpoint(&mut self) -> Result<u64, Error> {
+    async fn checkpoint(&mut self) -> Result<Checkpointed, Error> {
         if let Some(cause) = self.shared.failure() {
             return Err(Error::ShardFailed {
                 shard: self.shared.id,
@@ -861,7 +868,7 @@ impl<Fs: LogFs> Worker<Fs> {
         result
     }
 
-    async fn write_checkpoint(&mut self) -> Result<u64, Error> {
+    async fn write_checkpoint(&mut self) -> Result<Checkpointed, Error> {
         // The live set is usually far smaller than a segment: a new file,
         // so the checkpoint's size is its data (see `rotate_into_new_file`).
         self.writer.rotate_into_new_file().await?;
@@ -904,7 +911,10 @@ impl<Fs: LogFs> Worker<Fs> {
         self.dirty_since = None;
         // Seal the checkpoint so it gets its hint; puts go to the next one.
         self.writer.rotate().await?;
-        Ok(keep_from)
+        Ok(Checkpointed {
+            keep_from,
+            records: live.len(),
+        })
     }
 
     /// Decides one batch and starts its write (and, in Sync mode, its

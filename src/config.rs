@@ -354,11 +354,20 @@ impl Config {
 
     /// Calls `callback` with every segment a shard seals (by rotation or at
     /// `close`), once it is durable and its hint is written: the hook for
-    /// shipping segments to an analytics store. It runs on the shard's
-    /// thread, so it must return quickly (hand the work to another thread).
-    /// A copy must be finished before `Store::compact` retires the segment
-    /// when `spare_segments` is above 0: the file may then be reused.
-    /// Default: none.
+    /// shipping segments to an analytics store. Default: none.
+    ///
+    /// It runs on one notifier thread of the store, never on a shard
+    /// executor, one segment at a time in the order the shards sealed them
+    /// (a slow callback delays later calls, not puts). It may use the store
+    /// (`put`, `compact`, `close` — a `compact` or `put` during `close`
+    /// fails `Closed`); a panic in it is logged and the next segment is
+    /// still delivered. `close` returns after every segment sealed before
+    /// it (its own last seals included) was delivered. To reach the store
+    /// from the callback, capture a [`WeakStore`](crate::WeakStore)
+    /// (`Store::downgrade`): a `Store` captured by its own callback would
+    /// keep it open until `close`. A copy must be finished before
+    /// `Store::compact` retires the segment when `spare_segments` is above
+    /// 0: the file may then be reused.
     pub fn on_sealed(mut self, callback: impl Fn(&SealedSegment) + Send + Sync + 'static) -> Self {
         self.on_sealed = Some(OnSealed(std::sync::Arc::new(callback)));
         self

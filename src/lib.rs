@@ -43,6 +43,7 @@ mod preflight;
 mod record;
 mod record_ref;
 mod recovery;
+mod sealed;
 mod segment;
 mod shard;
 mod store;
@@ -54,7 +55,7 @@ pub use record_ref::RecordRef;
 pub use recovery::{DamageReport, RecoveryReport};
 pub use segment::writer::SealedSegment;
 pub use shard::stats::{LatencyHistogram, ShardStats};
-pub use store::{CompactReport, PutOutcome, Store};
+pub use store::{CompactReport, PutOutcome, Store, WeakStore};
 
 /// Fault injection for tests (cargo feature `failpoints`, never in release
 /// builds): install a [`failpoints::FaultPlan`] with `Config::fault_plan` to

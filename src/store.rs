@@ -19,6 +19,7 @@ use crate::lock::DirLock;
 use crate::record::{Record, Value};
 use crate::record_ref::RecordRef;
 use crate::recovery::{self, RecoveryReport};
+use crate::sealed::{Notifier, SealedLog};
 use crate::segment::format::MAX_KEY_BYTES;
 use crate::segment::writer::{SPARE_EXTENSION, retired, retired_file_name, spares};
 use crate::segment::writer::{SealedSegment, WriterSpec};
@@ -90,6 +91,25 @@ struct Inner {
     watchdog: scc::Bag<Watchdog>,
     /// Buffers of superseded records, reused by `put` to serialize into.
     buffers: Arc<BufferPool>,
+    /// The sealed segments, as the shards publish them.
+    sealed: Arc<SealedLog>,
+    /// The thread running `Config::on_sealed`, if set.
+    notifier: std::sync::Mutex<Option<Notifier>>,
+}
+
+/// A handle that does not keep the store open: [`WeakStore::upgrade`] gives a
+/// [`Store`] while any other `Store` handle lives. For callbacks the store
+/// owns (`Config::on_sealed`), which must not keep it alive themselves.
+#[derive(Clone, Debug)]
+pub struct WeakStore {
+    inner: std::sync::Weak<Inner>,
+}
+
+impl WeakStore {
+    /// The store, if some `Store` handle still holds it.
+    pub fn upgrade(&self) -> Option<Store> {
+        self.inner.upgrade().map(|inner| Store { inner })
+    }
 }
 
 impl std::fmt::Debug for Store {
@@ -158,9 +178,19 @@ impl Store {
             std::fs::create_dir_all(&d).map_err(|e| Error::io("creating shard dir", &d, e))?;
         }
         recovery::sync_dir(&dir)?;
+        let sealed = Arc::new(SealedLog::at_open(&dir)?);
+        let notifier = match &config.on_sealed {
+            Some(callback) => Some(sealed.start_notifier(callback.0.clone())?),
+            None => None,
+        };
 
         let inner = Inner {
-            config: config.clone(),
+            // The callback lives on the notifier thread only: a `Store` it
+            // captured must not keep itself alive through its own config.
+            config: Config {
+                on_sealed: None,
+                ..config.clone()
+            },
             shards,
             executors: scc::Bag::new(),
             backend,
@@ -176,6 +206,8 @@ impl Store {
             },
             watchdog: scc::Bag::new(),
             buffers: Arc::new(BufferPool::new(config.record_buffer_pool_bytes)),
+            sealed: Arc::clone(&sealed),
+            notifier: std::sync::Mutex::new(notifier),
         };
         let cpus = allowed_cpus();
         let mut readiness = Vec::with_capacity(n);
@@ -183,7 +215,6 @@ impl Store {
             let Some(shared) = inner.shards.get(i).cloned() else {
                 continue;
             };
-            let active_seq = shared.active_seq.clone();
             let setup = WorkerSetup {
                 shared,
                 receiver,
@@ -196,9 +227,8 @@ impl Store {
                     generation,
                     max_segment_bytes: config.max_segment_bytes,
                     max_segment_records: config.max_segment_records,
-                    on_sealed: config.on_sealed.as_ref().map(|c| c.0.clone()),
+                    sealed: Arc::clone(&sealed),
                     recycle: config.spares_kept() > 0,
-                    active_seq,
                 },
                 first_seq: recovered.max_seq.get(&i).map_or(1, |s| s + 1),
                 durability: config.durability,
@@ -296,29 +326,7 @@ impl Store {
 
     /// Total bytes of sealed segments (file sizes only, no reads).
     fn sealed_bytes(&self) -> Result<u64, Error> {
-        Ok(self
-            .sealed_paths()?
-            .iter()
-            .map(|(_, _, seg)| std::fs::metadata(seg).map_or(0, |m| m.len()))
-            .sum())
-    }
-
-    /// (shard folder, seq, path) of every segment no shard is writing.
-    fn sealed_paths(&self) -> Result<Vec<(usize, u64, std::path::PathBuf)>, Error> {
-        let mut out = Vec::new();
-        for (shard, path) in recovery::shard_dirs(&self.inner.config.dir)? {
-            let active = self
-                .inner
-                .shards
-                .get(shard)
-                .map(|s| s.active_seq.load(Ordering::Acquire));
-            for (seq, seg) in recovery::segments(&path)? {
-                if Some(seq) != active {
-                    out.push((shard, seq, seg));
-                }
-            }
-        }
-        Ok(out)
+        Ok(self.inner.sealed.bytes())
     }
 
     /// Stores `record` under `key`. The record is validated and serialized on
@@ -431,6 +439,13 @@ impl Store {
         self.len() == 0
     }
 
+    /// A handle that does not keep the store open (see [`WeakStore`]).
+    pub fn downgrade(&self) -> WeakStore {
+        WeakStore {
+            inner: Arc::downgrade(&self.inner),
+        }
+    }
+
     /// Number of shards.
     pub fn shard_count(&self) -> usize {
         self.inner.shards.len()
@@ -475,10 +490,7 @@ impl Store {
     /// hand — a key's only newest copy may live in one; [`Store::compact`]
     /// deletes every superseded segment safely.
     pub fn sealed_segments(&self) -> Result<Vec<SealedSegment>, Error> {
-        self.sealed_paths()?
-            .into_iter()
-            .map(|(shard, seq, seg)| recovery::describe_sealed(shard, seq, &seg))
-            .collect()
+        self.inner.sealed.list()
     }
 
     /// Checkpoint and retention: every shard rewrites its live set (the
@@ -576,6 +588,7 @@ impl Store {
                 report.segments_removed += 1;
             }
             changes.sync_dir(&path)?;
+            inner.sealed.retired(shard, first_kept);
             // Only now may the shard take them: had it written a new header
             // into one still named `.seg` and durably so, a crash could
             // leave that name on it, and recovery would read a segment
@@ -613,7 +626,7 @@ impl Store {
         while let Some(handle) = self.inner.retention.pop() {
             let _ = handle.join();
         }
-        let _lifecycle = self
+        let lifecycle = self
             .inner
             .lifecycle
             .lock()
@@ -624,6 +637,10 @@ impl Store {
         while let Some(lock) = self.inner.lock.pop() {
             drop(lock);
         }
+        drop(lifecycle);
+        // Outside `lifecycle`: the callback may be waiting for it in
+        // `compact` (which then fails `Closed`).
+        self.inner.finish_notifying();
         match self
             .inner
             .shards
@@ -883,6 +900,20 @@ enum DirChange {
 }
 
 impl Inner {
+    /// Delivers the sealed-segment events still queued (the last seals of
+    /// `close` among them) and ends the notifier thread.
+    fn finish_notifying(&self) {
+        self.sealed.stop_notifying();
+        let notifier = self
+            .notifier
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(n) = notifier {
+            n.join();
+        }
+    }
+
     fn shutdown_and_join(&self) {
         for shard in &self.shards {
             shard.queue.shutdown();
@@ -926,5 +957,6 @@ impl Drop for Inner {
         // retention thread is only told to stop: this drop may run on it.
         self.retention_stop.store(true, Ordering::Release);
         self.shutdown_and_join();
+        self.finish_notifying();
     }
 }

@@ -45,8 +45,8 @@ pub struct SealedSegment {
     pub last_version: Option<i64>,
 }
 
-/// Called with every segment a shard seals, on the shard's thread: keep it
-/// short (queue the work elsewhere).
+/// Called with every segment a shard seals, on the store's notifier thread
+/// (see `Config::on_sealed`).
 pub type SealedCallback = std::sync::Arc<dyn Fn(&SealedSegment) + Send + Sync>;
 
 /// File name of segment `seq`: 20 zero-padded digits, so names sort by seq.
@@ -101,11 +101,11 @@ pub(crate) struct WriterSpec {
     pub generation: u64,
     pub max_segment_bytes: u64,
     pub max_segment_records: u64,
-    pub on_sealed: Option<SealedCallback>,
+    /// Where sealed segments are published (`Store::sealed_segments`,
+    /// `Config::on_sealed`).
+    pub sealed: std::sync::Arc<crate::sealed::SealedLog>,
     /// Reuse spare files of the shard folder for new segments.
     pub recycle: bool,
-    /// Published seq of the active segment (read by `Store::sealed_segments`).
-    pub active_seq: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// One frame to append.
@@ -218,10 +218,6 @@ impl<Fs: LogFs> SegmentWriter<Fs> {
             }
             writer.path = path;
         }
-        writer
-            .spec
-            .active_seq
-            .store(seq, std::sync::atomic::Ordering::Release);
         writer.sync_shard_dir().await?;
         Ok(writer)
     }
@@ -497,9 +493,7 @@ impl<Fs: LogFs> SegmentWriter<Fs> {
                 self.path.display()
             );
         }
-        if let Some(cb) = &self.spec.on_sealed {
-            cb(&sealed);
-        }
+        self.spec.sealed.sealed(sealed);
         Ok(())
     }
 }

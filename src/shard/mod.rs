@@ -36,8 +36,6 @@ pub(crate) struct ShardShared {
     pub id: usize,
     pub index: Index,
     pub queue: Queue,
-    /// Seq of the segment the shard is writing (0 before the first).
-    pub active_seq: Arc<AtomicU64>,
     /// What the executor has done, for `Store::shard_stats`.
     pub stats: ShardCounters,
     /// Whether the executor turns, for the watchdog.
@@ -69,7 +67,6 @@ impl ShardShared {
             index,
             queue,
             failure: OnceLock::new(),
-            active_seq: Arc::new(AtomicU64::new(0)),
             stats: ShardCounters::default(),
             pulse: Arc::new(Pulse::default()),
             durability,

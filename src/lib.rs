@@ -33,16 +33,19 @@
 pub struct ReadmeDoctests;
 
 mod buffer_pool;
+mod compaction;
 mod config;
 mod error;
 #[cfg(feature = "failpoints")]
 mod hooks;
 mod io;
 mod lock;
+mod outcome;
 mod preflight;
 mod record;
 mod record_ref;
 mod recovery;
+mod retention;
 mod sealed;
 mod segment;
 mod shard;
@@ -50,12 +53,13 @@ mod store;
 
 pub use config::{Config, Durability, IoBackend, RecoveryMode, SyncMethod};
 pub use error::Error;
+pub use outcome::{CompactReport, PutOutcome};
 pub use record::{ArchivedRecord, ArchivedValue, MAX_VALUE_DEPTH, Record, Value};
 pub use record_ref::RecordRef;
 pub use recovery::{DamageReport, RecoveryReport};
 pub use segment::writer::SealedSegment;
 pub use shard::stats::{LatencyHistogram, ShardStats};
-pub use store::{CompactReport, PutOutcome, Store, WeakStore};
+pub use store::{Store, WeakStore};
 
 /// Fault injection for tests (cargo feature `failpoints`, never in release
 /// builds): install a [`failpoints::FaultPlan`] with `Config::fault_plan` to

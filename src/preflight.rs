@@ -12,6 +12,7 @@ use std::path::Path;
 use rustix::fs::OFlags;
 use rustix::process::{Resource, getrlimit};
 
+use crate::config::{Config, IoBackend};
 use crate::error::Error;
 
 /// glommio refuses to start below this RLIMIT_MEMLOCK.
@@ -163,4 +164,28 @@ fn try_ring() -> io::Result<()> {
     let fd = unsafe { rustix::io_uring::io_uring_setup(4, &mut params) }?;
     drop(fd);
     Ok(())
+}
+
+/// Checks the data dir and picks the backend: the preflight's typed error
+/// when io_uring is required and refused; the portable backend (with a
+/// warning) when `Auto` finds io_uring refused.
+pub(crate) fn resolve_backend(config: &Config) -> Result<IoBackend, Error> {
+    check_filesystem(&config.dir, config.allow_non_durable_dir)?;
+    match config.io_backend {
+        IoBackend::Portable => Ok(IoBackend::Portable),
+        IoBackend::IoUring => {
+            check_io_uring_usable()?;
+            Ok(IoBackend::IoUring)
+        }
+        IoBackend::Auto => match check_io_uring_usable() {
+            Ok(()) => Ok(IoBackend::IoUring),
+            Err(e) => {
+                log::warn!(
+                    "{e}; falling back to the portable backend (one thread per shard, blocking \
+                     O_DIRECT writes): same files and guarantees, lower throughput"
+                );
+                Ok(IoBackend::Portable)
+            }
+        },
+    }
 }

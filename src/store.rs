@@ -1,65 +1,37 @@
-//! The public `Store`: open (preflight, lock, recovery, executors), put, get,
-//! close.
+//! The public `Store`: the facade over the shards. `open` reads as
+//! recover → build shards → start executors → start background work; `put`
+//! serializes on the caller's thread and hands the record to its shard;
+//! `get` reads the shard's map; `compact` asks every shard for a checkpoint
+//! and then retires what they superseded (`compaction`); `close` stops it
+//! all in order.
 
+use std::collections::BTreeMap;
 use std::future::Future;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use futures::channel::oneshot;
-use glommio::{LocalExecutorBuilder, Placement};
 
 use crate::buffer_pool::BufferPool;
 use crate::config::{Config, Durability, IoBackend};
 use crate::error::Error;
-use crate::io::LogFs;
-use crate::io::dma::DmaFs;
-use crate::io::portable::PortableFs;
 use crate::lock::DirLock;
+use crate::outcome::{CompactReport, PutOutcome};
 use crate::record::{Record, Value};
 use crate::record_ref::RecordRef;
-use crate::recovery::{self, RecoveryReport};
+use crate::recovery::{self, LatestRecord, RecoveryReport};
+use crate::retention::Retention;
 use crate::sealed::{Notifier, SealedLog};
 use crate::segment::format::MAX_KEY_BYTES;
-use crate::segment::writer::{SPARE_EXTENSION, retired, retired_file_name, spares};
 use crate::segment::writer::{SealedSegment, WriterSpec};
 use crate::shard::index::{self, LogRank, new_index};
+use crate::shard::spawn::{ShardThread, allowed_cpus, spawn_shard};
 use crate::shard::stats::ShardStats;
-use crate::shard::submission::queue;
+use crate::shard::submission::{QueueReceiver, queue};
 use crate::shard::watchdog::Watchdog;
-use crate::shard::worker::{self, WorkerSetup};
+use crate::shard::worker::WorkerSetup;
 use crate::shard::{ShardShared, shard_for};
-
-/// What a put did to the in-memory map. Both outcomes are persisted: the log
-/// keeps the full history.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PutOutcome {
-    /// The record is now the readable one for its key.
-    Applied,
-    /// A record with a higher version was already stored; it stays readable.
-    /// (`Async` mode: or a concurrent put of the same version, later in the
-    /// log, won the tie; `current_version` then equals the put's own.)
-    Stale {
-        /// The version that stays readable.
-        current_version: i64,
-    },
-}
-
-/// What `Store::compact` did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CompactReport {
-    /// Live records rewritten into the checkpoint segments.
-    pub records: usize,
-    /// Segment files deleted (superseded history).
-    pub segments_removed: usize,
-    /// Bytes freed.
-    pub bytes_removed: u64,
-    /// Superseded segment files kept as spares for later segments to
-    /// overwrite (`Config::spare_segments`); their bytes are not freed.
-    pub segments_recycled: usize,
-    /// Shard folders of earlier runs with more shards, retired.
-    pub folders_removed: usize,
-}
 
 /// An open store. Cheap to clone; every clone is the same store.
 #[derive(Clone)]
@@ -80,21 +52,18 @@ struct Inner {
     /// or a close, a second `close` waits for the first, and the data-dir
     /// lock is dropped only after every shard has been joined and no
     /// compaction can touch a file.
-    lifecycle: std::sync::Mutex<()>,
+    lifecycle: Mutex<()>,
     report: RecoveryReport,
-    /// The retention thread, if `compact_above_sealed_bytes` is set.
-    retention: scc::Bag<std::thread::JoinHandle<()>>,
-    retention_stop: Arc<AtomicBool>,
-    /// The data-dir lock; `close` releases it (the bag holds at most one).
-    lock: scc::Bag<DirLock>,
-    /// The shard watchdog, if on (the bag holds at most one).
-    watchdog: scc::Bag<Watchdog>,
+    /// The data-dir lock; `close` releases it.
+    lock: Mutex<Option<DirLock>>,
+    /// Background work, each present when configured.
+    retention: Mutex<Option<Retention>>,
+    watchdog: Mutex<Option<Watchdog>>,
+    notifier: Mutex<Option<Notifier>>,
     /// Buffers of superseded records, reused by `put` to serialize into.
     buffers: Arc<BufferPool>,
     /// The sealed segments, as the shards publish them.
     sealed: Arc<SealedLog>,
-    /// The thread running `Config::on_sealed`, if set.
-    notifier: std::sync::Mutex<Option<Notifier>>,
 }
 
 /// A handle that does not keep the store open: [`WeakStore::upgrade`] gives a
@@ -121,14 +90,9 @@ impl std::fmt::Debug for Store {
     }
 }
 
-/// The CPUs this process may run on.
-fn allowed_cpus() -> Vec<usize> {
-    match rustix::thread::sched_getaffinity(None) {
-        Ok(set) => (0..rustix::thread::CpuSet::MAX_CPU)
-            .filter(|&c| set.is_set(c))
-            .collect(),
-        Err(_) => Vec::new(),
-    }
+/// Takes `m`'s value, whatever a panicking holder left.
+fn take<T>(m: &Mutex<Option<T>>) -> Option<T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner).take()
 }
 
 impl Store {
@@ -139,50 +103,19 @@ impl Store {
         config.validate()?;
         let dir = config.dir.clone();
         std::fs::create_dir_all(&dir).map_err(|e| Error::io("creating data dir", &dir, e))?;
-        let backend = resolve_backend(&config)?;
+        let backend = crate::preflight::resolve_backend(&config)?;
         let lock = DirLock::acquire(&dir)?;
+
         let recovered = recovery::recover(&dir, config.recovery_mode, recovery::Repair::Allowed)?;
         let generation = recovered.report.previous_generation + 1;
-        let n = config.shards;
-
-        let mut shards = Vec::with_capacity(n);
-        let mut receivers = Vec::with_capacity(n);
-        for i in 0..n {
-            let (q, r) = match config.durability {
-                Durability::Sync => queue(
-                    config.max_queued_bytes,
-                    config.max_queued_bytes / config.queue_depth.max(1),
-                ),
-                Durability::Async => queue(config.max_batch_bytes, 0),
-            };
-            shards.push(Arc::new(ShardShared::new(
-                i,
-                new_index(),
-                q,
-                config.durability,
-                generation,
-            )));
-            receivers.push(r);
-        }
-        for latest in recovered.records {
-            if let Some(shard) = shards.get(shard_for(latest.record.key(), n)) {
-                let rank = LogRank {
-                    generation: latest.generation,
-                    lsn: latest.lsn,
-                };
-                let _ = index::publish(&shard.index, latest.record, || rank);
-            }
-        }
-        for i in 0..n {
+        for i in 0..config.shards {
             let d = dir.join(format!("shard-{i}"));
             std::fs::create_dir_all(&d).map_err(|e| Error::io("creating shard dir", &d, e))?;
         }
         recovery::sync_dir(&dir)?;
         let sealed = Arc::new(SealedLog::at_open(&dir)?);
-        let notifier = match &config.on_sealed {
-            Some(callback) => Some(sealed.start_notifier(callback.0.clone())?),
-            None => None,
-        };
+
+        let (shards, receivers) = build_shards(&config, generation, recovered.records);
 
         let inner = Inner {
             // The callback lives on the notifier thread only: a `Store` it
@@ -195,138 +128,59 @@ impl Store {
             executors: scc::Bag::new(),
             backend,
             closed: AtomicBool::new(false),
-            lifecycle: std::sync::Mutex::new(()),
+            lifecycle: Mutex::new(()),
             report: recovered.report,
-            retention: scc::Bag::new(),
-            retention_stop: Arc::new(AtomicBool::new(false)),
-            lock: {
-                let bag = scc::Bag::new();
-                bag.push(lock);
-                bag
-            },
-            watchdog: scc::Bag::new(),
+            lock: Mutex::new(Some(lock)),
+            retention: Mutex::new(None),
+            watchdog: Mutex::new(None),
+            notifier: Mutex::new(None),
             buffers: Arc::new(BufferPool::new(config.record_buffer_pool_bytes)),
-            sealed: Arc::clone(&sealed),
-            notifier: std::sync::Mutex::new(notifier),
+            sealed,
         };
-        let cpus = allowed_cpus();
-        let mut readiness = Vec::with_capacity(n);
-        for (i, receiver) in receivers.into_iter().enumerate() {
-            let Some(shared) = inner.shards.get(i).cloned() else {
-                continue;
-            };
-            let setup = WorkerSetup {
-                shared,
-                receiver,
-                spec: WriterSpec {
-                    shard_dir: dir.join(format!("shard-{i}")),
-                    shard: i as u32,
-                    shard_count: n as u32,
-                    pipeline_depth: config.pipeline_depth as u32,
-                    write_through: config.write_through(),
-                    generation,
-                    max_segment_bytes: config.max_segment_bytes,
-                    max_segment_records: config.max_segment_records,
-                    sealed: Arc::clone(&sealed),
-                    recycle: config.spares_kept() > 0,
-                },
-                first_seq: recovered.max_seq.get(&i).map_or(1, |s| s + 1),
-                durability: config.durability,
-                flush_interval: config.flush_interval(),
-                max_batch_bytes: config.max_batch_bytes,
-                pipeline_depth: config.pipeline_depth,
-            };
-            let cpu = match (config.pin_cpus, cpus.is_empty()) {
-                (true, false) => Some(cpus.get(i % cpus.len()).copied().unwrap_or(0)),
-                _ => None,
-            };
-            let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
-            match spawn_shard(&config, backend, i, cpu, setup, ready_tx) {
-                Ok(handle) => {
-                    inner.executors.push((i, handle));
-                    readiness.push((i, ready_rx));
-                }
-                Err(e) => {
-                    inner.shutdown_and_join();
-                    return Err(e);
-                }
-            }
+        if let Some(callback) = &config.on_sealed {
+            let notifier = inner.sealed.start_notifier(callback.0.clone())?;
+            *inner
+                .notifier
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(notifier);
         }
-        for (i, ready) in readiness {
-            let failure = match ready.recv() {
-                Ok(Ok(())) => continue,
-                Ok(Err(e)) => e,
-                // The executor thread ended before running the shard: glommio
-                // could not build its reactor.
-                Err(_) => Error::ExecutorStart {
-                    shard: i,
-                    reason: inner
-                        .join_failure(i)
-                        .unwrap_or_else(|| "the executor thread exited during start-up".to_owned()),
-                },
-            };
+        if let Err(e) = inner.start_executors(receivers, &recovered.max_seq, generation) {
             inner.shutdown_and_join();
-            return Err(failure);
-        }
-        if backend == IoBackend::IoUring && config.wake_stalled_shard_after_ms > 0 {
-            let after = std::time::Duration::from_millis(config.wake_stalled_shard_after_ms);
-            if let Some(w) = Watchdog::start(inner.shards.clone(), after) {
-                inner.watchdog.push(w);
-            }
+            return Err(e);
         }
         let store = Store {
             inner: Arc::new(inner),
         };
-        if let Some(limit) = config.compact_above_sealed_bytes {
-            store.start_retention(limit)?;
-        }
+        store.start_background()?;
         Ok(store)
     }
 
-    /// Starts the thread that compacts when sealed segments exceed `limit`
-    /// bytes. It holds only a weak reference: dropping the last `Store`
-    /// ends it.
-    fn start_retention(&self, limit: u64) -> Result<(), Error> {
-        let weak = Arc::downgrade(&self.inner);
-        let stop = self.inner.retention_stop.clone();
-        let handle = std::thread::Builder::new()
-            .name("ringstore-retention".into())
-            .spawn(move || {
-                let mut left_by_last = 0u64;
-                loop {
-                    for _ in 0..10 {
-                        if stop.load(Ordering::Acquire) {
-                            return;
-                        }
-                        std::thread::sleep(std::time::Duration::from_millis(100));
-                    }
-                    let Some(inner) = weak.upgrade() else {
-                        return;
-                    };
-                    let store = Store { inner };
-                    match store.sealed_bytes() {
-                        Ok(bytes) if bytes > limit && bytes > 2 * left_by_last => {
-                            match store.compact() {
-                                Ok(report) => {
-                                    log::info!("retention: compacted, {report:?}");
-                                    left_by_last = store.sealed_bytes().unwrap_or(0);
-                                }
-                                Err(e) => log::warn!("retention: compaction failed: {e}"),
-                            }
-                        }
-                        Ok(_) => {}
-                        Err(e) => log::warn!("retention: listing sealed segments failed: {e}"),
-                    }
-                }
-            })
-            .map_err(|e| Error::io("starting the retention thread", &self.inner.config.dir, e))?;
-        self.inner.retention.push(handle);
+    /// The watchdog and the retention thread, as configured.
+    fn start_background(&self) -> Result<(), Error> {
+        let inner = &self.inner;
+        let config = &inner.config;
+        if inner.backend == IoBackend::IoUring && config.wake_stalled_shard_after_ms > 0 {
+            let after = std::time::Duration::from_millis(config.wake_stalled_shard_after_ms);
+            *inner
+                .watchdog
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) =
+                Watchdog::start(inner.shards.clone(), after);
+        }
+        if let Some(limit) = config.compact_above_sealed_bytes {
+            let retention = Retention::start(self.downgrade(), limit)
+                .map_err(|e| Error::io("starting the retention thread", &config.dir, e))?;
+            *inner
+                .retention
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(retention);
+        }
         Ok(())
     }
 
     /// Total bytes of sealed segments (file sizes only, no reads).
-    fn sealed_bytes(&self) -> Result<u64, Error> {
-        Ok(self.inner.sealed.bytes())
+    pub(crate) fn sealed_bytes(&self) -> u64 {
+        self.inner.sealed.bytes()
     }
 
     /// Stores `record` under `key`. The record is validated and serialized on
@@ -512,7 +366,7 @@ impl Store {
         let _lifecycle = inner
             .lifecycle
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+            .unwrap_or_else(PoisonError::into_inner);
         if inner.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
@@ -533,80 +387,7 @@ impl Store {
         }
         #[cfg(feature = "failpoints")]
         crate::hooks::reached(crate::hooks::PausePoint::CompactFileWork);
-        let mut report = CompactReport {
-            records,
-            ..CompactReport::default()
-        };
-        let dir = &inner.config.dir;
-        let changes = DirChanges(&inner.config);
-        for (shard, path) in recovery::shard_dirs(dir)? {
-            let first_kept = keep_from.iter().find(|(i, _)| *i == shard).map(|(_, s)| *s);
-            // Spares are taken only by this folder's shard, and only when
-            // spares are kept: a retired folder's, or any when none are kept,
-            // go now. Otherwise this only adds spares, never removes one a
-            // shard may be opening.
-            let spares_kept = match first_kept {
-                Some(_) => inner.config.spares_kept(),
-                None => 0,
-            };
-            let existing = spares(&path).map_err(|e| Error::io("listing spares", &path, e))?;
-            let left_over = retired(&path).map_err(|e| Error::io("listing spares", &path, e))?;
-            // Retired files become spares only below, after the folder
-            // sync that makes their retirement durable.
-            let mut to_spares = Vec::new();
-            if spares_kept == 0 {
-                for spare in existing.iter().chain(&left_over) {
-                    report.bytes_removed += std::fs::metadata(spare).map_or(0, |m| m.len());
-                    changes.remove_if_exists(spare)?;
-                }
-            } else {
-                to_spares = left_over;
-            }
-            let mut spare_count = existing.len() + to_spares.len();
-            // The largest retired files make the best spares (a checkpoint's
-            // is small: a segment reusing it soon extends the file again).
-            let mut retired: Vec<(u64, u64, PathBuf)> = recovery::segments(&path)?
-                .into_iter()
-                .filter(|(seq, _)| first_kept.is_none_or(|keep| *seq < keep))
-                .map(|(seq, seg)| (std::fs::metadata(&seg).map_or(0, |m| m.len()), seq, seg))
-                .collect();
-            retired.sort_by_key(|(len, seq, _)| (std::cmp::Reverse(*len), *seq));
-            for (len, seq, seg) in retired {
-                changes.remove_if_exists(&crate::segment::hint::hint_path(&seg))?;
-                if spare_count < spares_kept {
-                    let retiring = path.join(retired_file_name(seq));
-                    changes.rename(&seg, &retiring).map_err(|e| {
-                        Error::io("keeping a superseded segment as a spare", &seg, e)
-                    })?;
-                    to_spares.push(retiring);
-                    spare_count += 1;
-                    report.segments_recycled += 1;
-                    continue;
-                }
-                report.bytes_removed += len;
-                changes.remove_if_exists(&seg)?;
-                report.segments_removed += 1;
-            }
-            changes.sync_dir(&path)?;
-            inner.sealed.retired(shard, first_kept);
-            // Only now may the shard take them: had it written a new header
-            // into one still named `.seg` and durably so, a crash could
-            // leave that name on it, and recovery would read a segment
-            // whose frames all fail under the new header's seq.
-            for retiring in to_spares {
-                let spare = retiring.with_extension(SPARE_EXTENSION);
-                changes.rename(&retiring, &spare).map_err(|e| {
-                    Error::io("keeping a superseded segment as a spare", &retiring, e)
-                })?;
-            }
-            if first_kept.is_none() {
-                std::fs::remove_dir(&path)
-                    .map_err(|e| Error::io("removing retired shard dir", &path, e))?;
-                report.folders_removed += 1;
-            }
-        }
-        changes.sync_dir(dir)?;
-        Ok(report)
+        crate::compaction::retire_superseded(&inner.config, &inner.sealed, &keep_from, records)
     }
 
     /// Drains every queue, makes everything durable, closes the files and
@@ -619,30 +400,26 @@ impl Store {
     /// `close` fails `Closed`. The data-dir lock is released only once
     /// every shard has stopped.
     pub fn close(&self) -> Result<(), Error> {
-        self.inner.closed.store(true, Ordering::Release);
-        self.inner.retention_stop.store(true, Ordering::Release);
+        let inner = &self.inner;
+        inner.closed.store(true, Ordering::Release);
         // Before taking `lifecycle`: the retention thread may be waiting
         // for it inside `compact` (it then sees `closed` and ends).
-        while let Some(handle) = self.inner.retention.pop() {
-            let _ = handle.join();
+        if let Some(retention) = take(&inner.retention) {
+            retention.stop();
         }
-        let lifecycle = self
-            .inner
+        let lifecycle = inner
             .lifecycle
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        self.inner.shutdown_and_join();
+            .unwrap_or_else(PoisonError::into_inner);
+        inner.shutdown_and_join();
         // Everything is durable and every shard has exited: another store
         // may take the dir now, even while this handle lives on for gets.
-        while let Some(lock) = self.inner.lock.pop() {
-            drop(lock);
-        }
+        drop(take(&inner.lock));
         drop(lifecycle);
         // Outside `lifecycle`: the callback may be waiting for it in
         // `compact` (which then fails `Closed`).
-        self.inner.finish_notifying();
-        match self
-            .inner
+        inner.finish_notifying();
+        match inner
             .shards
             .iter()
             .find_map(|s| s.failure().map(|c| (s.id, c)))
@@ -653,263 +430,116 @@ impl Store {
     }
 }
 
-/// A running shard: a glommio executor or a portable std thread.
-enum ShardThread {
-    Glommio(glommio::ExecutorJoinHandle<()>),
-    Portable(std::thread::JoinHandle<()>),
-}
-
-impl ShardThread {
-    fn join(self) -> Result<(), String> {
-        match self {
-            ShardThread::Glommio(h) => h.join().map_err(|e| e.to_string()),
-            ShardThread::Portable(h) => {
-                h.join().map_err(|_| "the shard thread panicked".to_owned())
-            }
-        }
-    }
-}
-
-/// Checks the data dir and picks the backend: the preflight's typed error
-/// when io_uring is required and refused; the portable backend (with a
-/// warning) when `Auto` finds io_uring refused.
-fn resolve_backend(config: &Config) -> Result<IoBackend, Error> {
-    crate::preflight::check_filesystem(&config.dir, config.allow_non_durable_dir)?;
-    match config.io_backend {
-        IoBackend::Portable => Ok(IoBackend::Portable),
-        IoBackend::IoUring => {
-            crate::preflight::check_io_uring_usable()?;
-            Ok(IoBackend::IoUring)
-        }
-        IoBackend::Auto => match crate::preflight::check_io_uring_usable() {
-            Ok(()) => Ok(IoBackend::IoUring),
-            Err(e) => {
-                log::warn!(
-                    "{e}; falling back to the portable backend (one thread per shard, blocking \
-                     O_DIRECT writes): same files and guarantees, lower throughput"
-                );
-                Ok(IoBackend::Portable)
-            }
-        },
-    }
-}
-
-/// Starts shard `i` on `backend` (pinned to `cpu` if given), through the
-/// fault plan when the config carries one.
-fn spawn_shard(
+/// One shard per `config.shards`, each with its queue, its map filled with
+/// the recovered records it owns.
+fn build_shards(
     config: &Config,
-    backend: IoBackend,
-    i: usize,
-    cpu: Option<usize>,
-    setup: WorkerSetup,
-    ready: std::sync::mpsc::SyncSender<Result<(), Error>>,
-) -> Result<ShardThread, Error> {
-    let allow_buffered = config.allow_non_durable_dir;
-    #[cfg(feature = "failpoints")]
-    if let Some(plan) = config.fault_plan.clone() {
-        use crate::io::faulty::FaultyFs;
-        return match backend {
-            IoBackend::Portable => spawn_portable(i, cpu, allow_buffered, setup, ready, |fs| {
-                FaultyFs::new(fs, plan)
-            }),
-            IoBackend::IoUring | IoBackend::Auto => {
-                spawn_glommio(i, cpu, FaultyFs::new(DmaFs, plan), setup, ready)
-            }
+    generation: u64,
+    recovered: Vec<LatestRecord>,
+) -> (Vec<Arc<ShardShared>>, Vec<QueueReceiver>) {
+    let n = config.shards;
+    let mut shards = Vec::with_capacity(n);
+    let mut receivers = Vec::with_capacity(n);
+    for i in 0..n {
+        let (q, r) = match config.durability {
+            Durability::Sync => queue(
+                config.max_queued_bytes,
+                config.max_queued_bytes / config.queue_depth.max(1),
+            ),
+            Durability::Async => queue(config.max_batch_bytes, 0),
         };
+        shards.push(Arc::new(ShardShared::new(
+            i,
+            new_index(),
+            q,
+            config.durability,
+            generation,
+        )));
+        receivers.push(r);
     }
-    match backend {
-        IoBackend::Portable => spawn_portable(i, cpu, allow_buffered, setup, ready, |fs| fs),
-        IoBackend::IoUring | IoBackend::Auto => spawn_glommio(i, cpu, DmaFs, setup, ready),
-    }
-}
-
-fn spawn_glommio<Fs: LogFs + Send + 'static>(
-    i: usize,
-    cpu: Option<usize>,
-    fs: Fs,
-    setup: WorkerSetup,
-    ready: std::sync::mpsc::SyncSender<Result<(), Error>>,
-) -> Result<ShardThread, Error> {
-    let placement = cpu.map_or(Placement::Unbound, Placement::Fixed);
-    LocalExecutorBuilder::new(placement)
-        .name(&format!("ringstore-{i}"))
-        .io_memory(io_memory_bytes(setup.max_batch_bytes, setup.pipeline_depth))
-        .spawn(move || async move {
-            let _attached = setup.shared.pulse.attach_current_thread();
-            worker::run(fs, setup, ready).await;
-        })
-        .map(ShardThread::Glommio)
-        .map_err(|e| Error::ExecutorStart {
-            shard: i,
-            reason: e.to_string(),
-        })
-}
-
-/// glommio's preallocated DMA memory per executor: room for the batches in
-/// flight, up to [`IO_MEMORY_PER_BATCH_BYTES`] each (a larger batch takes its
-/// buffer from the heap), plus the segment header blocks. glommio's default,
-/// 10 MiB per executor, was a fifth of the seed workload's peak RSS.
-fn io_memory_bytes(max_batch_bytes: usize, pipeline_depth: usize) -> usize {
-    max_batch_bytes
-        .min(IO_MEMORY_PER_BATCH_BYTES)
-        .saturating_mul(pipeline_depth.max(1))
-        .saturating_add(64 << 10)
-}
-
-/// The part of a batch's buffer that comes from the executor's
-/// preallocated DMA memory: 4 MiB (the closed-loop seed workload's batches
-/// are 1–1.5 MB).
-const IO_MEMORY_PER_BATCH_BYTES: usize = 4 << 20;
-
-/// One std thread running the shard's worker future with a simple local
-/// executor (the portable backend).
-fn spawn_portable<Fs: LogFs>(
-    i: usize,
-    cpu: Option<usize>,
-    allow_buffered: bool,
-    setup: WorkerSetup,
-    ready: std::sync::mpsc::SyncSender<Result<(), Error>>,
-    wrap: impl FnOnce(PortableFs) -> Fs + Send + 'static,
-) -> Result<ShardThread, Error> {
-    std::thread::Builder::new()
-        .name(format!("ringstore-{i}"))
-        .spawn(move || {
-            if let Some(cpu) = cpu {
-                let mut set = rustix::thread::CpuSet::new();
-                set.set(cpu);
-                if let Err(e) = rustix::thread::sched_setaffinity(None, &set) {
-                    log::warn!("shard {i}: could not pin to CPU {cpu}: {e}");
-                }
-            }
-            match PortableFs::new(i, allow_buffered) {
-                Ok(fs) => futures::executor::block_on(worker::run(wrap(fs), setup, ready)),
-                Err(e) => {
-                    // The store did not open: no put was acknowledged.
-                    let mut receiver = setup.receiver;
-                    drop(receiver.close(&setup.shared.queue));
-                    let _ = ready.send(Err(Error::ExecutorStart {
-                        shard: i,
-                        reason: format!("could not start the shard's timer thread: {e}"),
-                    }));
-                }
-            }
-        })
-        .map(ShardThread::Portable)
-        .map_err(|e| Error::ExecutorStart {
-            shard: i,
-            reason: format!("could not start the shard thread: {e}"),
-        })
-}
-
-/// The changes `compact` makes to the data dir itself (outside the shards'
-/// I/O seam). In `failpoints` builds a recording fault plan logs them like
-/// the shards' own, so crash tests see every rename and removal.
-struct DirChanges<'a>(
-    #[cfg_attr(
-        not(feature = "failpoints"),
-        expect(dead_code, reason = "only failpoints builds have a fault plan")
-    )]
-    &'a Config,
-);
-
-impl DirChanges<'_> {
-    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
-        self.logged(
-            || std::fs::rename(from, to),
-            |ok| DirChange::Rename {
-                from: from.to_path_buf(),
-                to: to.to_path_buf(),
-                ok,
-            },
-        )
-    }
-
-    fn remove_if_exists(&self, path: &Path) -> Result<(), Error> {
-        let removed = self.logged(
-            || match std::fs::remove_file(path) {
-                Ok(()) => Ok(true),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-                Err(e) => Err(e),
-            },
-            |ok| DirChange::Remove {
-                path: path.to_path_buf(),
-                ok,
-            },
-        );
-        removed
-            .map(|_| ())
-            .map_err(|e| Error::io("removing superseded segment", path, e))
-    }
-
-    fn sync_dir(&self, dir: &Path) -> Result<(), Error> {
-        self.logged(
-            || recovery::sync_dir(dir),
-            |ok| DirChange::SyncDir {
-                dir: dir.to_path_buf(),
-                ok,
-            },
-        )
-    }
-
-    #[cfg(feature = "failpoints")]
-    fn logged<T, E>(
-        &self,
-        op: impl FnOnce() -> Result<T, E>,
-        change: impl FnOnce(bool) -> DirChange,
-    ) -> Result<T, E> {
-        use crate::io::faulty::IoEvent;
-        match &self.0.fault_plan {
-            Some(plan) => plan.logged(op, |ok| match change(ok) {
-                DirChange::Rename { from, to, ok } => IoEvent::Rename { from, to, ok },
-                DirChange::Remove { path, ok } => IoEvent::Remove { path, ok },
-                DirChange::SyncDir { dir, ok } => IoEvent::SyncDir { dir, ok },
-            }),
-            None => op(),
+    for latest in recovered {
+        if let Some(shard) = shards.get(shard_for(latest.record.key(), n)) {
+            let rank = LogRank {
+                generation: latest.generation,
+                lsn: latest.lsn,
+            };
+            let _ = index::publish(&shard.index, latest.record, || rank);
         }
     }
-
-    #[cfg(not(feature = "failpoints"))]
-    fn logged<T, E>(
-        &self,
-        op: impl FnOnce() -> Result<T, E>,
-        _change: impl FnOnce(bool) -> DirChange,
-    ) -> Result<T, E> {
-        op()
-    }
-}
-
-/// One change made by [`DirChanges`], for the fault plan's log.
-#[cfg_attr(
-    not(feature = "failpoints"),
-    expect(dead_code, reason = "read only by failpoints builds")
-)]
-enum DirChange {
-    Rename {
-        from: PathBuf,
-        to: PathBuf,
-        ok: bool,
-    },
-    Remove {
-        path: PathBuf,
-        ok: bool,
-    },
-    SyncDir {
-        dir: PathBuf,
-        ok: bool,
-    },
+    (shards, receivers)
 }
 
 impl Inner {
+    /// Starts one executor per shard and waits until each has created its
+    /// first segment. On error the caller shuts down what started.
+    fn start_executors(
+        &self,
+        receivers: Vec<QueueReceiver>,
+        max_seq: &std::collections::HashMap<usize, u64>,
+        generation: u64,
+    ) -> Result<(), Error> {
+        let config = &self.config;
+        let n = config.shards;
+        let cpus = allowed_cpus();
+        let mut readiness = BTreeMap::new();
+        for (i, receiver) in receivers.into_iter().enumerate() {
+            let Some(shared) = self.shards.get(i).cloned() else {
+                continue;
+            };
+            let setup = WorkerSetup {
+                shared,
+                receiver,
+                spec: WriterSpec {
+                    shard_dir: config.dir.join(format!("shard-{i}")),
+                    shard: i as u32,
+                    shard_count: n as u32,
+                    pipeline_depth: config.pipeline_depth as u32,
+                    write_through: config.write_through(),
+                    generation,
+                    max_segment_bytes: config.max_segment_bytes,
+                    max_segment_records: config.max_segment_records,
+                    sealed: Arc::clone(&self.sealed),
+                    recycle: config.spares_kept() > 0,
+                },
+                first_seq: max_seq.get(&i).map_or(1, |s| s + 1),
+                durability: config.durability,
+                flush_interval: config.flush_interval(),
+                max_batch_bytes: config.max_batch_bytes,
+                pipeline_depth: config.pipeline_depth,
+            };
+            let cpu = match (config.pin_cpus, cpus.is_empty()) {
+                (true, false) => Some(cpus.get(i % cpus.len()).copied().unwrap_or(0)),
+                _ => None,
+            };
+            let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
+            let handle = spawn_shard(config, self.backend, i, cpu, setup, ready_tx)?;
+            self.executors.push((i, handle));
+            readiness.insert(i, ready_rx);
+        }
+        for (i, ready) in readiness {
+            match ready.recv() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(e),
+                // The executor thread ended before running the shard: glommio
+                // could not build its reactor.
+                Err(_) => {
+                    return Err(Error::ExecutorStart {
+                        shard: i,
+                        reason: self.join_failure(i).unwrap_or_else(|| {
+                            "the executor thread exited during start-up".to_owned()
+                        }),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Delivers the sealed-segment events still queued (the last seals of
     /// `close` among them) and ends the notifier thread.
     fn finish_notifying(&self) {
         self.sealed.stop_notifying();
-        let notifier = self
-            .notifier
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take();
-        if let Some(n) = notifier {
+        if let Some(n) = take(&self.notifier) {
             n.join();
         }
     }
@@ -924,7 +554,7 @@ impl Inner {
             }
         }
         // Only now: a shard draining its last writes may need a wake too.
-        while let Some(w) = self.watchdog.pop() {
+        if let Some(w) = take(&self.watchdog) {
             w.stop();
         }
     }
@@ -953,9 +583,11 @@ impl Inner {
 impl Drop for Inner {
     fn drop(&mut self) {
         // Dropping without `close` is as safe as a crash, but joining here
-        // lets a later `open` of the same dir start from quiet files. The
-        // retention thread is only told to stop: this drop may run on it.
-        self.retention_stop.store(true, Ordering::Release);
+        // lets a later `open` of the same dir start from quiet files. This
+        // drop may run on the retention thread (which then only stops).
+        if let Some(retention) = take(&self.retention) {
+            retention.stop();
+        }
         self.shutdown_and_join();
         self.finish_notifying();
     }

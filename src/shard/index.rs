@@ -24,8 +24,8 @@ use scc::hash_index::Entry;
 use scc::{AtomicShared, Guard, Shared, Tag};
 use xxhash_rust::xxh3::Xxh3Builder;
 
+use crate::outcome::PutOutcome;
 use crate::record_ref::RecordRef;
-use crate::store::PutOutcome;
 
 /// Where a write stands in its key's history, after its version: ties of
 /// version go to the higher rank, in memory exactly as in recovery.

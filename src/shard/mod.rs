@@ -3,6 +3,7 @@
 //! submission queue and its map); `worker` is the executor side.
 
 pub(crate) mod index;
+pub(crate) mod spawn;
 pub(crate) mod stats;
 pub(crate) mod submission;
 pub(crate) mod watchdog;
@@ -16,8 +17,8 @@ use futures::channel::oneshot;
 
 use crate::config::Durability;
 use crate::error::Error;
+use crate::outcome::PutOutcome;
 use crate::record_ref::RecordRef;
-use crate::store::PutOutcome;
 use index::{Index, LogRank};
 use stats::ShardCounters;
 use submission::{Queue, Submission, Unwritten};

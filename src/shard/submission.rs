@@ -23,9 +23,9 @@ use futures::channel::{mpsc, oneshot};
 use tokio::sync::Semaphore;
 
 use crate::error::Error;
+use crate::outcome::PutOutcome;
 use crate::record_ref::RecordRef;
 use crate::segment::format::frame_footprint;
-use crate::store::PutOutcome;
 
 /// One put on its way to the shard.
 pub(crate) struct Submission {

@@ -39,6 +39,7 @@ use futures::stream::FuturesOrdered;
 use crate::config::Durability;
 use crate::error::Error;
 use crate::io::LogFs;
+use crate::outcome::PutOutcome;
 use crate::record_ref::RecordRef;
 use crate::segment::format::{FrameFields, frame_footprint};
 use crate::segment::writer::{PendingFrame, SegmentWriter, WriteJob, WriterSpec};
@@ -46,7 +47,6 @@ use crate::shard::ShardShared;
 use crate::shard::index;
 use crate::shard::stats::IoTimes;
 use crate::shard::submission::{Checkpointed, Msg, QueueReceiver, Submission, Unwritten};
-use crate::store::PutOutcome;
 
 /// Sync mode: with a batch in flight, the next one starts only once this
 /// much has gathered. Every batch pays a flush; starting the second at once

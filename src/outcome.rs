@@ -1,0 +1,33 @@
+//! What the store's operations report: a put's outcome and a compaction's
+//! figures (shared by the store facade and the shard executors).
+
+/// What a put did to the in-memory map. Both outcomes are persisted: the log
+/// keeps the full history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutOutcome {
+    /// The record is now the readable one for its key.
+    Applied,
+    /// A record with a higher version was already stored; it stays readable.
+    /// (`Async` mode: or a concurrent put of the same version, later in the
+    /// log, won the tie; `current_version` then equals the put's own.)
+    Stale {
+        /// The version that stays readable.
+        current_version: i64,
+    },
+}
+
+/// What `Store::compact` did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CompactReport {
+    /// Live records rewritten into the checkpoint segments.
+    pub records: usize,
+    /// Segment files deleted (superseded history).
+    pub segments_removed: usize,
+    /// Bytes freed.
+    pub bytes_removed: u64,
+    /// Superseded segment files kept as spares for later segments to
+    /// overwrite (`Config::spare_segments`); their bytes are not freed.
+    pub segments_recycled: usize,
+    /// Shard folders of earlier runs with more shards, retired.
+    pub folders_removed: usize,
+}

@@ -1,0 +1,258 @@
+//! `Async` mode on the executor: callers have already decided, published
+//! and acknowledged their puts (`ShardShared::put`); the shard only writes
+//! them, in LSN order (`Reorder`), up to `pipeline_depth` writes at once,
+//! and makes them durable with a background `fdatasync` at most
+//! `flush_interval_ms` after the oldest unsynced write completed.
+//!
+//! What waits (in the queue and here) is bounded by the queue's byte
+//! budget, `max_batch_bytes`, given back as records are handed to a write,
+//! so a disk slower than the callers pushes back on them (bounded memory)
+//! instead of growing a backlog.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use futures::future::LocalBoxFuture;
+
+use crate::error::Error;
+use crate::io::LogFs;
+use crate::segment::format::frame_footprint;
+use crate::shard::submission::{QueueReceiver, Unwritten};
+
+use super::frames_of;
+use super::inflight::Then;
+use super::pipeline::Pipeline;
+use super::reorder::Reorder;
+
+/// The most frame bytes one write carries. Encoding a write's buffer blocks
+/// the executor (no put is acknowledged meanwhile): 1 MiB takes 0.2–0.3 ms
+/// here, an 8 MiB batch took 5 ms.
+const ASYNC_WRITE_BYTES: usize = 1 << 20;
+
+/// The `Async` state of a shard.
+pub(super) struct AsyncPath {
+    flush_interval: Duration,
+    /// Records that arrived ahead of an LSN still on its way.
+    pub reorder: Reorder,
+    /// Records acknowledged but not yet handed to a write, in LSN order.
+    pub unwritten: VecDeque<Unwritten>,
+    /// Budget held in the queue by `unwritten` and `reorder`.
+    unwritten_cost: usize,
+    /// When the oldest acknowledged-but-unsynced write completed.
+    dirty_since: Option<Instant>,
+    /// The background fdatasync in flight, if any.
+    pub flushing: Option<LocalBoxFuture<'static, Result<(), Error>>>,
+}
+
+impl AsyncPath {
+    pub fn new(flush_interval: Duration) -> Self {
+        AsyncPath {
+            flush_interval,
+            reorder: Reorder::default(),
+            unwritten: VecDeque::new(),
+            unwritten_cost: 0,
+            dirty_since: None,
+            flushing: None,
+        }
+    }
+
+    /// How long until the background flush is due (`None`: nothing to
+    /// flush, or a flush is running).
+    pub fn flush_due(&self) -> Option<Duration> {
+        match (self.dirty_since, &self.flushing) {
+            (Some(since), None) => Some(self.flush_interval.saturating_sub(since.elapsed())),
+            _ => None,
+        }
+    }
+
+    /// Takes in a record sent by its caller; it waits for a write once
+    /// every LSN before it has arrived.
+    pub fn arrive<Fs: LogFs>(&mut self, p: &Pipeline<Fs>, u: Unwritten) {
+        self.unwritten_cost += p.shared.queue.cost(&u.record);
+        if let Some(waited) = self.reorder.arrive(u.lsn, Some(u), &mut self.unwritten) {
+            p.shared.stats.lsn_waited(waited);
+        }
+    }
+
+    /// Hands acknowledged records to writes (up to `max_batch_bytes`, and
+    /// at most [`ASYNC_WRITE_BYTES`], each) while the pipeline has room.
+    pub async fn write_unwritten<Fs: LogFs>(
+        &mut self,
+        p: &mut Pipeline<Fs>,
+        receiver: &QueueReceiver,
+    ) {
+        while p.has_room() && !self.unwritten.is_empty() {
+            if p.failed().is_some() {
+                // Already logged as a loss of acknowledged Async puts.
+                self.reorder.drain_all(&mut self.unwritten);
+                let held = std::mem::take(&mut self.unwritten_cost);
+                self.unwritten.clear();
+                receiver.release(held);
+                return;
+            }
+            let mut count = 0usize;
+            let mut footprint = 0usize;
+            for Unwritten { record, .. } in &self.unwritten {
+                let bytes = frame_footprint(record.key().len(), record.as_bytes().len());
+                if count > 0 && footprint + bytes > p.max_batch_bytes.min(ASYNC_WRITE_BYTES) {
+                    break;
+                }
+                footprint += bytes;
+                count += 1;
+            }
+            if p.writer.needs_rotation(footprint, count) {
+                if let Err(e) = self.quiesce_and_rotate(p).await {
+                    log::error!(
+                        "shard {}: rotating failed, acknowledged Async puts may be lost: {e}",
+                        p.shared.id
+                    );
+                    p.fail(&e);
+                    continue;
+                }
+            }
+            let chunk: Vec<Unwritten> = self.unwritten.drain(..count).collect();
+            let cost: usize = chunk.iter().map(|u| p.shared.queue.cost(&u.record)).sum();
+            self.unwritten_cost = self.unwritten_cost.saturating_sub(cost);
+            let frames = frames_of(
+                chunk.iter().map(|u| (&u.record, u.payload_crc, u.lsn)),
+                p.writer.generation(),
+            );
+            let staged = p.stage(&frames, footprint);
+            drop(frames);
+            // Handed to a write (or lost with the shard): room for callers.
+            receiver.release(cost);
+            match staged {
+                Ok(job) => p.launch(job, false, Then::AsyncRecords),
+                Err(e) => {
+                    log::error!(
+                        "shard {}: staging a write failed, acknowledged Async puts may be lost: {e}",
+                        p.shared.id
+                    );
+                    p.fail(&e);
+                }
+            }
+        }
+    }
+
+    /// A write of acknowledged records completed (`result`, after the
+    /// pipeline's bookkeeping): it now waits for the background flush.
+    pub fn completed<Fs: LogFs>(
+        &mut self,
+        p: &Pipeline<Fs>,
+        then: Then,
+        result: Result<(), Error>,
+    ) {
+        debug_assert!(
+            matches!(then, Then::AsyncRecords),
+            "a Sync write in Async mode"
+        );
+        match result {
+            Ok(()) => {
+                self.dirty_since.get_or_insert_with(Instant::now);
+            }
+            Err(e) => log::error!(
+                "shard {}: background write failed, acknowledged Async puts may be lost: {e}",
+                p.shared.id
+            ),
+        }
+    }
+
+    /// Starts a background fdatasync covering every write completed so far
+    /// (writes completing later mark the shard dirty again).
+    pub fn start_flush<Fs: LogFs>(&mut self, p: &Pipeline<Fs>) {
+        self.dirty_since = None;
+        if p.shared.failure().is_some() || self.flushing.is_some() {
+            return;
+        }
+        match p.writer.sync_job() {
+            Ok(job) => {
+                let shared = std::sync::Arc::clone(&p.shared);
+                self.flushing = Some(Box::pin(async move {
+                    let started = Instant::now();
+                    let result = job.await;
+                    if result.is_ok() {
+                        shared.stats.synced(started.elapsed());
+                    }
+                    result
+                }));
+            }
+            Err(e) => self.flushed(p, Err(e)),
+        }
+    }
+
+    /// The background flush ended.
+    pub fn flushed<Fs: LogFs>(&mut self, p: &Pipeline<Fs>, result: Result<(), Error>) {
+        if let Err(e) = result {
+            log::error!(
+                "shard {}: background fdatasync failed, acknowledged Async puts may be lost: {e}",
+                p.shared.id
+            );
+            p.fail(&e);
+        }
+    }
+
+    /// Waits for the background flush in progress, if any.
+    async fn finish_flush<Fs: LogFs>(&mut self, p: &Pipeline<Fs>) {
+        if let Some(flush) = self.flushing.take() {
+            let result = flush.await;
+            self.flushed(p, result);
+        }
+    }
+
+    /// Completes every write in flight, in order.
+    async fn complete_all<Fs: LogFs>(&mut self, p: &mut Pipeline<Fs>) {
+        while let Some((then, result)) = p.next_completion().await {
+            self.completed(p, then, result);
+        }
+    }
+
+    /// Seals the active segment and starts the next one, once every write
+    /// in flight and the background flush have completed.
+    async fn quiesce_and_rotate<Fs: LogFs>(&mut self, p: &mut Pipeline<Fs>) -> Result<(), Error> {
+        let started = Instant::now();
+        self.complete_all(p).await;
+        self.finish_flush(p).await;
+        p.rotate(started).await
+    }
+
+    /// Writes out everything acknowledged and completes every write and the
+    /// background flush: afterwards nothing holds the segment file.
+    pub async fn drain<Fs: LogFs>(&mut self, p: &mut Pipeline<Fs>, receiver: &QueueReceiver) {
+        // `write_unwritten` empties the list after a fault, so this ends.
+        while !self.unwritten.is_empty() {
+            self.write_unwritten(p, receiver).await;
+            if !self.unwritten.is_empty() {
+                if let Some((then, result)) = p.next_completion().await {
+                    self.completed(p, then, result);
+                }
+            }
+        }
+        self.complete_all(p).await;
+        self.finish_flush(p).await;
+    }
+
+    /// Shutdown: the puts the closed queue still held (already
+    /// acknowledged) are written in LSN order, past any LSN whose put failed
+    /// `Closed` (never acknowledged, so never coming), then made durable.
+    pub async fn shut_down<Fs: LogFs>(
+        &mut self,
+        p: &mut Pipeline<Fs>,
+        receiver: &QueueReceiver,
+        left_in_queue: Vec<Unwritten>,
+    ) {
+        for u in left_in_queue {
+            self.arrive(p, u);
+        }
+        self.reorder.drain_all(&mut self.unwritten);
+        self.drain(p, receiver).await;
+        if self.dirty_since.is_some() {
+            self.start_flush(p);
+            self.finish_flush(p).await;
+        }
+    }
+
+    /// Marks the shard dirty (a checkpoint synced it itself).
+    pub fn synced_by_checkpoint(&mut self) {
+        self.dirty_since = None;
+    }
+}

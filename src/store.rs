@@ -359,8 +359,13 @@ impl Store {
     /// checkpoint is durable, and recovery ranks the copies by version. Puts
     /// keep flowing: in `Sync` mode a shard's puts wait only for its batches
     /// in flight and a new segment, then the copies are written in 1 MiB
-    /// chunks, one at a time, alternating with put batches; `Async` puts
-    /// never wait for the shard. Blocks the calling thread.
+    /// chunks, one at a time, alternating with put batches. In `Async` mode
+    /// a shard writes its whole live set at once, taking no records
+    /// meanwhile: once `max_batch_bytes` of records wait, `Async` puts to
+    /// that shard wait until its live set is written and synced (about the
+    /// live set's size divided by the disk's write bandwidth). Blocks the
+    /// calling thread; a second call waits for the first, and a call during
+    /// or after `close` fails `Closed`.
     pub fn compact(&self) -> Result<CompactReport, Error> {
         let inner = &self.inner;
         let _lifecycle = inner

@@ -156,8 +156,11 @@ impl ShardShared {
         // before it calls us for the rank): the shard, which writes frames
         // in LSN order, never waits long for an LSN, and a put future
         // dropped by its caller either took no LSN or has sent it.
-        let (outcome, rank) =
-            index::publish(&self.index, record.clone(), || self.rank(self.take_lsns(1)));
+        let (outcome, rank) = index::publish(&self.index, record.clone(), || {
+            let lsn = self.take_lsns(1);
+            sending.took_lsn(lsn);
+            self.rank(lsn)
+        });
         sending.append(
             Unwritten {
                 record,

@@ -61,6 +61,9 @@ pub(crate) enum Msg {
     Put(Submission),
     /// `Async` mode: a published put to write.
     Append(Unwritten),
+    /// `Async` mode: an LSN whose put will never send its record (its
+    /// caller unwound after taking it): the shard's order skips it.
+    Skip(u64),
     /// Drain what is queued, make it durable, close the log and exit.
     Shutdown,
     /// Write the shard's live set into a fresh segment (see
@@ -130,10 +133,19 @@ pub(crate) fn queue(capacity_bytes: usize, min_cost_bytes: usize) -> (Queue, Que
 /// receiver's final drain waits for it (see the module doc).
 pub(crate) struct Sending<'a> {
     queue: &'a Queue,
+    /// `Async`: the LSN taken and not yet sent, if any.
+    unsent_lsn: std::cell::Cell<Option<u64>>,
 }
 
 impl Drop for Sending<'_> {
     fn drop(&mut self) {
+        // A caller that unwound between taking its LSN and sending its
+        // record would leave the shard waiting for that LSN forever (every
+        // later Async record of the shard queued behind it): tell the shard
+        // to skip it. The receiver is still open (its close waits for us).
+        if let Some(lsn) = self.unsent_lsn.take() {
+            let _ = self.queue.tx.unbounded_send(Msg::Skip(lsn));
+        }
         self.queue.gate.senders.fetch_sub(1, Ordering::SeqCst);
     }
 }
@@ -144,8 +156,15 @@ impl Sending<'_> {
         self.push(Msg::Put(sub), cost)
     }
 
+    /// `Async`: `lsn` was taken for this put; until [`Sending::append`]
+    /// sends it, dropping this section tells the shard to skip it.
+    pub fn took_lsn(&self, lsn: u64) {
+        self.unsent_lsn.set(Some(lsn));
+    }
+
     /// Sends `record`, which holds a reservation of `cost`.
     pub fn append(&self, record: Unwritten, cost: usize) -> Result<(), Error> {
+        self.unsent_lsn.set(None);
         self.push(Msg::Append(record), cost)
     }
 
@@ -192,7 +211,10 @@ impl Queue {
     /// returned section must push its message before it drops.
     pub fn enter(&self) -> Result<Sending<'_>, Error> {
         self.gate.senders.fetch_add(1, Ordering::SeqCst);
-        let sending = Sending { queue: self };
+        let sending = Sending {
+            queue: self,
+            unsent_lsn: std::cell::Cell::new(None),
+        };
         if self.is_closed() {
             return Err(Error::Closed);
         }
@@ -255,6 +277,8 @@ impl QueueReceiver {
                     sub.reply(Err(Error::Closed));
                 }
                 Msg::Append(u) => appends.push(u),
+                // Nothing follows a skipped LSN that is not drained here.
+                Msg::Skip(_) => {}
                 Msg::Checkpoint(reply) => {
                     let _ = reply.send(Err(Error::Closed));
                 }
@@ -346,6 +370,39 @@ mod tests {
             Poll::Ready(Err(Error::Closed))
         ));
         assert!(matches!(q.enter(), Err(Error::Closed)));
+    }
+
+    /// Regression: an `Async` caller that unwound between taking its LSN
+    /// and sending its record left the shard waiting for that LSN forever,
+    /// and every later record of the shard behind it. Its section now tells
+    /// the shard to skip the LSN.
+    #[test]
+    fn a_sender_that_unwinds_after_taking_its_lsn_has_it_skipped() {
+        let (q, mut r) = queue(1 << 20, 0);
+        let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let sending = q.enter().expect("open");
+            sending.took_lsn(7);
+            panic!("a bug between taking the LSN and sending");
+        }));
+        assert!(unwound.is_err());
+        match r.rx.try_recv() {
+            Ok(Msg::Skip(7)) => {}
+            Ok(_) => panic!("expected Skip(7), got another message"),
+            Err(e) => panic!("expected Skip(7), got nothing: {e}"),
+        }
+        // A sender that sent its record leaves nothing to skip.
+        let sending = q.enter().expect("open");
+        sending.took_lsn(8);
+        let u = Unwritten {
+            record: record(10),
+            payload_crc: 0,
+            lsn: 8,
+        };
+        sending.append(u, 0).expect("open");
+        drop(sending);
+        assert!(matches!(r.rx.try_recv(), Ok(Msg::Append(_))));
+        assert!(r.rx.try_recv().is_err(), "no Skip after a sent record");
+        drop(r.close(&q));
     }
 
     /// Regression: `close` drained with `try_recv` while a sender was

@@ -74,6 +74,18 @@ impl AsyncPath {
         }
     }
 
+    /// An LSN whose record will never come (its caller unwound): records
+    /// waiting for it go on.
+    pub fn skip<Fs: LogFs>(&mut self, p: &Pipeline<Fs>, lsn: u64) {
+        log::warn!(
+            "shard {}: a put unwound after taking LSN {lsn}; its record is not written",
+            p.shared.id
+        );
+        if let Some(waited) = self.reorder.arrive(lsn, None, &mut self.unwritten) {
+            p.shared.stats.lsn_waited(waited);
+        }
+    }
+
     /// Hands acknowledged records to writes (up to `max_batch_bytes`, and
     /// at most [`ASYNC_WRITE_BYTES`], each) while the pipeline has room.
     pub async fn write_unwritten<Fs: LogFs>(

@@ -203,7 +203,7 @@ impl<Fs: LogFs> Worker<Fs> {
                         Mode::Async(a) => a.checkpoint(p, &self.receiver, reply).await,
                     }
                 }
-                Some(Msg::Put(_) | Msg::Append(_)) | None => {}
+                Some(Msg::Put(_) | Msg::Append(_) | Msg::Skip(_)) | None => {}
             }
         }
         // Refuse further puts; what the queue still holds is failed
@@ -241,11 +241,12 @@ impl<Fs: LogFs> Worker<Fs> {
                     bytes += u.record.as_bytes().len();
                     a.arrive(p, u);
                 }
+                (Msg::Skip(lsn), Mode::Async(a)) => a.skip(p, lsn),
                 (Msg::Put(s), Mode::Async(_)) => {
                     debug_assert!(false, "a Sync put in an Async shard");
                     s.reply(Err(Error::Closed));
                 }
-                (Msg::Append(_), Mode::Sync(_)) => {
+                (Msg::Append(_) | Msg::Skip(_), Mode::Sync(_)) => {
                     debug_assert!(false, "an Async record in a Sync shard");
                 }
                 (other, _) => {

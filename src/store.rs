@@ -288,6 +288,45 @@ impl Store {
         self.inner.shards.iter().map(|s| s.index.len()).sum()
     }
 
+    /// Every stored record with its key, shard by shard, in no particular
+    /// order. Lock-free and weakly consistent, and it never blocks a
+    /// writer: each shard's keys are read when the iteration reaches that
+    /// shard (one handle per record of the shard is held meanwhile, never a
+    /// copy of a record). A key stored for the whole iteration is seen
+    /// exactly once, with the record current when its shard was read; a
+    /// key put or replaced during the iteration may or may not be seen, or
+    /// be seen with its older record.
+    pub fn iter(&self) -> impl Iterator<Item = (String, RecordRef)> + '_ {
+        self.records_where(|_| true)
+            .map(|r| (r.key().to_owned(), r))
+    }
+
+    /// The keys of [`Store::iter`], with the same consistency.
+    pub fn keys(&self) -> impl Iterator<Item = String> + '_ {
+        self.records_where(|_| true).map(|r| r.key().to_owned())
+    }
+
+    /// The records whose key starts with `prefix`, as [`Store::iter`] gives
+    /// them (unordered: the maps are hashed, so this reads every key; its
+    /// cost is that of `iter`, without the handles of other keys).
+    pub fn scan_prefix<'a>(
+        &'a self,
+        prefix: &'a str,
+    ) -> impl Iterator<Item = (String, RecordRef)> + 'a {
+        self.records_where(move |k| k.starts_with(prefix))
+            .map(|r| (r.key().to_owned(), r))
+    }
+
+    fn records_where<'a>(
+        &'a self,
+        keep: impl Fn(&str) -> bool + Copy + 'a,
+    ) -> impl Iterator<Item = RecordRef> + 'a {
+        self.inner
+            .shards
+            .iter()
+            .flat_map(move |shard| index::records(&shard.index, keep))
+    }
+
     /// Whether no key is stored.
     pub fn is_empty(&self) -> bool {
         self.len() == 0

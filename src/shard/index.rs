@@ -217,6 +217,23 @@ fn slot<'g>(index: &'g Index, key: &str, guard: &'g Guard) -> &'g Slot {
     }
 }
 
+/// The current record of every key of `index` whose key passes `keep`, in
+/// no particular order. Lock-free and weakly consistent: each key's record
+/// is the one current when the walk reached it; a key added or replaced
+/// during the walk may or may not be seen, but no key present for the
+/// whole walk is missed.
+pub(crate) fn records(index: &Index, keep: impl Fn(&str) -> bool) -> Vec<RecordRef> {
+    let guard = Guard::new();
+    // scc may visit an entry twice while the map resizes: keep the first.
+    let mut seen = std::collections::HashSet::new();
+    index
+        .map
+        .iter(&guard)
+        .filter(|(key, _)| keep(key) && seen.insert(*key))
+        .filter_map(|(_, slot)| slot.load(&guard).map(|r| r.record.clone()))
+        .collect()
+}
+
 /// Lets this thread's retired records go. A thread frees what it retired
 /// (a superseded record, an entry a checkpoint re-ranked) only while it
 /// enters the epoch collector; a shard executor in `Async` mode publishes

@@ -199,6 +199,47 @@ impl Store {
         }
     }
 
+    /// Resolves once every put acknowledged before this call is durable, in
+    /// every shard: the barrier an `Async` store needs before it tells
+    /// anyone upstream that a write is safe. In `Sync` mode every
+    /// acknowledged put is durable already, so it only checks that no
+    /// shard has failed. An `Async` shard runs its `fdatasync` as soon as
+    /// the records it covers are written, without waiting for
+    /// `flush_interval_ms`; concurrent calls share flushes. Errors:
+    /// `Closed` after `close`, `ShardFailed` if a shard's disk failed (what
+    /// it had acknowledged may be lost). `Send`, runtime-agnostic.
+    pub fn flush(&self) -> impl Future<Output = Result<(), Error>> + Send + 'static + use<> {
+        let sent = self.send_flushes();
+        async move {
+            for reply in sent? {
+                reply.await.unwrap_or(Err(Error::Closed))?;
+            }
+            Ok(())
+        }
+    }
+
+    /// `flush` for plain threads: blocks until it resolves.
+    pub fn flush_blocking(&self) -> Result<(), Error> {
+        futures::executor::block_on(self.flush())
+    }
+
+    /// Sends every shard a flush request now (in queue order after every
+    /// record already sent, so after every acknowledged put).
+    fn send_flushes(&self) -> Result<Vec<oneshot::Receiver<Result<(), Error>>>, Error> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        let mut replies = Vec::with_capacity(self.inner.shards.len());
+        for shard in &self.inner.shards {
+            let (reply, done) = oneshot::channel();
+            shard
+                .queue
+                .control(crate::shard::submission::Msg::Flush(reply))?;
+            replies.push(done);
+        }
+        Ok(replies)
+    }
+
     /// `put` for plain threads: blocks until the outcome is known. Do not
     /// call it from inside an async task (it would block the task's thread).
     pub fn put_blocking(&self, key: &str, record: &Record) -> Result<PutOutcome, Error> {

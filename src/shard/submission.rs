@@ -66,6 +66,9 @@ pub(crate) enum Msg {
     Skip(u64),
     /// Drain what is queued, make it durable, close the log and exit.
     Shutdown,
+    /// Reply once every record sent before this message is durable (see
+    /// `Store::flush`).
+    Flush(oneshot::Sender<Result<(), Error>>),
     /// Write the shard's live set into a fresh segment (see
     /// `Store::compact`); replies with the first segment seq to keep.
     Checkpoint(oneshot::Sender<Result<Checkpointed, Error>>),
@@ -280,6 +283,11 @@ impl QueueReceiver {
                 // Nothing follows a skipped LSN that is not drained here.
                 Msg::Skip(_) => {}
                 Msg::Checkpoint(reply) => {
+                    let _ = reply.send(Err(Error::Closed));
+                }
+                // Everything before it is written and synced by the
+                // shard's shutdown, which the store's close waits for.
+                Msg::Flush(reply) => {
                     let _ = reply.send(Err(Error::Closed));
                 }
                 Msg::Shutdown => {}

@@ -12,6 +12,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use futures::channel::oneshot;
 use futures::future::LocalBoxFuture;
 
 use crate::error::Error;
@@ -42,7 +43,20 @@ pub(super) struct AsyncPath {
     dirty_since: Option<Instant>,
     /// The background fdatasync in flight, if any.
     pub flushing: Option<LocalBoxFuture<'static, Result<(), Error>>>,
+    /// Highest LSN of a record that arrived from a caller.
+    arrived_lsn: u64,
+    /// Every record with an LSN up to this one is written (writes are
+    /// handed out in LSN order and complete in order).
+    written_lsn: u64,
+    /// `written_lsn` when the running flush started: what it makes durable.
+    flushing_lsn: u64,
+    /// Every record with an LSN up to this one is durable.
+    synced_lsn: u64,
+    /// `Store::flush` calls waiting: each for every record up to its LSN.
+    flush_waiters: Vec<(u64, FlushReply)>,
 }
+
+type FlushReply = oneshot::Sender<Result<(), Error>>;
 
 impl AsyncPath {
     pub fn new(flush_interval: Duration) -> Self {
@@ -53,6 +67,57 @@ impl AsyncPath {
             unwritten_cost: 0,
             dirty_since: None,
             flushing: None,
+            arrived_lsn: 0,
+            written_lsn: 0,
+            flushing_lsn: 0,
+            synced_lsn: 0,
+            flush_waiters: Vec::new(),
+        }
+    }
+
+    /// A `Store::flush`: every record that arrived before it (every put
+    /// acknowledged before the call) must be durable before `reply`. Runs
+    /// the flush as soon as those records are written, without waiting
+    /// for `flush_interval_ms`.
+    pub fn flush_requested<Fs: LogFs>(&mut self, p: &Pipeline<Fs>, reply: FlushReply) {
+        if let Some(e) = p.failed() {
+            let _ = reply.send(Err(e));
+            return;
+        }
+        let target = self.arrived_lsn;
+        if target <= self.synced_lsn {
+            let _ = reply.send(Ok(()));
+            return;
+        }
+        self.flush_waiters.push((target, reply));
+        self.flush_if_waited_for(p);
+    }
+
+    /// Starts a flush now if a waiting `Store::flush` needs one that the
+    /// running flush (if any) does not cover.
+    fn flush_if_waited_for<Fs: LogFs>(&mut self, p: &Pipeline<Fs>) {
+        let wanted = self.flush_waiters.iter().any(|(target, _)| {
+            *target <= self.written_lsn && *target > self.flushing_lsn.max(self.synced_lsn)
+        });
+        if wanted && self.flushing.is_none() && self.written_lsn > self.synced_lsn {
+            self.start_flush(p);
+        }
+    }
+
+    /// Answers the `Store::flush` calls now covered (or all of them with
+    /// the shard's fault).
+    fn answer_flushes<Fs: LogFs>(&mut self, p: &Pipeline<Fs>) {
+        if self.flush_waiters.is_empty() {
+            return;
+        }
+        let failed = p.failed();
+        let synced = self.synced_lsn;
+        let (done, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.flush_waiters)
+            .into_iter()
+            .partition(|(target, _)| failed.is_some() || *target <= synced);
+        self.flush_waiters = waiting;
+        for (_, reply) in done {
+            let _ = reply.send(failed.clone().map_or(Ok(()), Err));
         }
     }
 
@@ -69,6 +134,7 @@ impl AsyncPath {
     /// every LSN before it has arrived.
     pub fn arrive<Fs: LogFs>(&mut self, p: &Pipeline<Fs>, u: Unwritten) {
         self.unwritten_cost += p.shared.queue.cost(&u.record);
+        self.arrived_lsn = self.arrived_lsn.max(u.lsn);
         if let Some(waited) = self.reorder.arrive(u.lsn, Some(u), &mut self.unwritten) {
             p.shared.stats.lsn_waited(waited);
         }
@@ -123,6 +189,7 @@ impl AsyncPath {
                 }
             }
             let chunk: Vec<Unwritten> = self.unwritten.drain(..count).collect();
+            let last_lsn = chunk.last().map_or(0, |u| u.lsn);
             let cost: usize = chunk.iter().map(|u| p.shared.queue.cost(&u.record)).sum();
             self.unwritten_cost = self.unwritten_cost.saturating_sub(cost);
             let frames = frames_of(
@@ -134,7 +201,7 @@ impl AsyncPath {
             // Handed to a write (or lost with the shard): room for callers.
             receiver.release(cost);
             match staged {
-                Ok(job) => p.launch(job, false, Then::AsyncRecords),
+                Ok(job) => p.launch(job, false, Then::AsyncRecords { last_lsn }),
                 Err(e) => {
                     log::error!(
                         "shard {}: staging a write failed, acknowledged Async puts may be lost: {e}",
@@ -154,18 +221,23 @@ impl AsyncPath {
         then: Then,
         result: Result<(), Error>,
     ) {
-        debug_assert!(
-            matches!(then, Then::AsyncRecords),
-            "a Sync write in Async mode"
-        );
+        let Then::AsyncRecords { last_lsn } = then else {
+            debug_assert!(false, "a Sync write in Async mode");
+            return;
+        };
         match result {
             Ok(()) => {
                 self.dirty_since.get_or_insert_with(Instant::now);
+                self.written_lsn = self.written_lsn.max(last_lsn);
+                self.flush_if_waited_for(p);
             }
-            Err(e) => log::error!(
-                "shard {}: background write failed, acknowledged Async puts may be lost: {e}",
-                p.shared.id
-            ),
+            Err(e) => {
+                log::error!(
+                    "shard {}: background write failed, acknowledged Async puts may be lost: {e}",
+                    p.shared.id
+                );
+                self.answer_flushes(p);
+            }
         }
     }
 
@@ -176,6 +248,7 @@ impl AsyncPath {
         if p.shared.failure().is_some() || self.flushing.is_some() {
             return;
         }
+        self.flushing_lsn = self.written_lsn;
         match p.writer.sync_job() {
             Ok(job) => {
                 let shared = std::sync::Arc::clone(&p.shared);
@@ -194,13 +267,18 @@ impl AsyncPath {
 
     /// The background flush ended.
     pub fn flushed<Fs: LogFs>(&mut self, p: &Pipeline<Fs>, result: Result<(), Error>) {
-        if let Err(e) = result {
-            log::error!(
-                "shard {}: background fdatasync failed, acknowledged Async puts may be lost: {e}",
-                p.shared.id
-            );
-            p.fail(&e);
+        match result {
+            Ok(()) => self.synced_lsn = self.synced_lsn.max(self.flushing_lsn),
+            Err(e) => {
+                log::error!(
+                    "shard {}: background fdatasync failed, acknowledged Async puts may be lost: {e}",
+                    p.shared.id
+                );
+                p.fail(&e);
+            }
         }
+        self.answer_flushes(p);
+        self.flush_if_waited_for(p);
     }
 
     /// Waits for the background flush in progress, if any.
@@ -261,10 +339,18 @@ impl AsyncPath {
             self.start_flush(p);
             self.finish_flush(p).await;
         }
+        // Covered by the last flush, or failed with the shard's fault.
+        self.answer_flushes(p);
+        for (_, reply) in self.flush_waiters.drain(..) {
+            let _ = reply.send(Err(p.failed().unwrap_or(Error::Closed)));
+        }
     }
 
-    /// Marks the shard dirty (a checkpoint synced it itself).
-    pub fn synced_by_checkpoint(&mut self) {
+    /// A checkpoint drained the shard and synced it itself: everything
+    /// written so far is durable.
+    pub fn synced_by_checkpoint<Fs: LogFs>(&mut self, p: &Pipeline<Fs>) {
         self.dirty_since = None;
+        self.synced_lsn = self.synced_lsn.max(self.written_lsn);
+        self.answer_flushes(p);
     }
 }

@@ -260,7 +260,7 @@ impl AsyncPath {
             start = end;
         }
         p.writer.sync().await?;
-        self.synced_by_checkpoint();
+        self.synced_by_checkpoint(p);
         // Seal the checkpoint so it gets its hint; puts go to the next one.
         p.writer.rotate().await?;
         Ok(Checkpointed {

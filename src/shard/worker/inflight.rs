@@ -21,8 +21,9 @@ use crate::shard::submission::Submission;
 pub(super) enum Then {
     /// `Sync` mode: publish and acknowledge these puts once durable.
     Batch(SyncBatch),
-    /// `Async` mode: records already acknowledged by their callers.
-    AsyncRecords,
+    /// `Async` mode: records already acknowledged by their callers, the
+    /// last with this LSN.
+    AsyncRecords { last_lsn: u64 },
     /// `Sync` mode: a chunk of the checkpoint in progress.
     CheckpointChunk,
 }

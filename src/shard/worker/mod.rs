@@ -203,6 +203,13 @@ impl<Fs: LogFs> Worker<Fs> {
                         Mode::Async(a) => a.checkpoint(p, &self.receiver, reply).await,
                     }
                 }
+                Some(Msg::Flush(reply)) => match &mut self.mode {
+                    // Everything acknowledged is durable already.
+                    Mode::Sync(_) => {
+                        let _ = reply.send(self.pipeline.failed().map_or(Ok(()), Err));
+                    }
+                    Mode::Async(a) => a.flush_requested(&self.pipeline, reply),
+                },
                 Some(Msg::Put(_) | Msg::Append(_) | Msg::Skip(_)) | None => {}
             }
         }

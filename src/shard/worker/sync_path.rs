@@ -177,7 +177,7 @@ impl SyncPath {
         match then {
             Then::Batch(b) => self.batch_completed(p, b, result),
             Then::CheckpointChunk => self.chunk_completed(p, result),
-            Then::AsyncRecords => debug_assert!(false, "an Async write in Sync mode"),
+            Then::AsyncRecords { .. } => debug_assert!(false, "an Async write in Sync mode"),
         }
     }
 

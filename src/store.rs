@@ -475,6 +475,41 @@ impl Store {
         crate::compaction::retire_superseded(&inner.config, &inner.sealed, &keep_from, records)
     }
 
+    /// [`Store::close`] as a future (`Send`, runtime-agnostic), for async
+    /// callers that must not block their thread: the close starts at once
+    /// on a helper thread and the future resolves with its result.
+    pub fn close_async(&self) -> impl Future<Output = Result<(), Error>> + Send + 'static + use<> {
+        self.on_helper_thread("ringstore-close", Store::close)
+    }
+
+    /// [`Store::compact`] as a future (`Send`, runtime-agnostic): the
+    /// compaction starts at once on a helper thread.
+    pub fn compact_async(
+        &self,
+    ) -> impl Future<Output = Result<CompactReport, Error>> + Send + 'static + use<> {
+        self.on_helper_thread("ringstore-compact", Store::compact)
+    }
+
+    /// Runs `work` on a new thread now; the future gives its result.
+    fn on_helper_thread<T: Send + 'static>(
+        &self,
+        name: &str,
+        work: fn(&Store) -> Result<T, Error>,
+    ) -> impl Future<Output = Result<T, Error>> + Send + 'static + use<T> {
+        let store = self.clone();
+        let (tx, rx) = oneshot::channel();
+        let spawned = std::thread::Builder::new()
+            .name(name.to_owned())
+            .spawn(move || {
+                let _ = tx.send(work(&store));
+            })
+            .map_err(|e| Error::io("starting a helper thread", &self.inner.config.dir, e));
+        async move {
+            spawned?;
+            rx.await.unwrap_or(Err(Error::Closed))
+        }
+    }
+
     /// Drains every queue, makes everything durable, closes the files and
     /// joins the executors. Puts issued afterwards fail with `Error::Closed`;
     /// gets keep working on the last state. Blocks the calling thread.

@@ -53,7 +53,7 @@ mod store;
 
 pub use config::{Config, Durability, IoBackend, RecoveryMode, SyncMethod};
 pub use error::Error;
-pub use outcome::{CompactReport, PutOutcome};
+pub use outcome::{CompactReport, PutOptions, PutOutcome};
 pub use record::{ArchivedRecord, ArchivedValue, MAX_VALUE_DEPTH, Record, Value};
 pub use record_ref::RecordRef;
 pub use recovery::{DamageReport, RecoveryReport};

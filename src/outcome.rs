@@ -1,6 +1,8 @@
 //! What the store's operations report: a put's outcome and a compaction's
 //! figures (shared by the store facade and the shard executors).
 
+use crate::config::Durability;
+
 /// What a put did to the in-memory map. Both outcomes are persisted: the log
 /// keeps the full history.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,6 +16,14 @@ pub enum PutOutcome {
         /// The version that stays readable.
         current_version: i64,
     },
+}
+
+/// How one put is acknowledged (`Store::put_with`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PutOptions {
+    /// When the put's future resolves: once durable (`Sync`) or once
+    /// handed on for writing (`Async`), whatever the store's own mode.
+    pub durability: Durability,
 }
 
 /// What `Store::compact` did.

@@ -17,7 +17,7 @@ use crate::buffer_pool::BufferPool;
 use crate::config::{Config, Durability, IoBackend};
 use crate::error::Error;
 use crate::lock::DirLock;
-use crate::outcome::{CompactReport, PutOutcome};
+use crate::outcome::{CompactReport, PutOptions, PutOutcome};
 use crate::record::{Record, Value};
 use crate::record_ref::RecordRef;
 use crate::recovery::{self, LatestRecord, RecoveryReport};
@@ -192,11 +192,83 @@ impl Store {
         key: &str,
         record: &Record,
     ) -> impl Future<Output = Result<PutOutcome, Error>> + Send + 'static + use<> {
+        self.put_with(
+            key,
+            record,
+            PutOptions {
+                durability: self.inner.config.durability,
+            },
+        )
+    }
+
+    /// `put` with its own durability, whatever the store's mode:
+    ///
+    /// * `Durability::Sync` in an `Async` store: resolves once the record is
+    ///   durable (an `Async` put, then a flush of its shard, which
+    ///   concurrent such puts share).
+    /// * `Durability::Async` in a `Sync` store: resolves as soon as the
+    ///   shard has decided the put and handed it to a write — before it is
+    ///   durable (a crash before its write completes loses it). It stays
+    ///   unreadable until durable, like every write of a `Sync` store.
+    pub fn put_with(
+        &self,
+        key: &str,
+        record: &Record,
+        options: PutOptions,
+    ) -> impl Future<Output = Result<PutOutcome, Error>> + Send + 'static + use<> {
         let prepared = self.prepare(key, record);
         async move {
             let (shard, record, payload_crc) = prepared?;
-            shard.put(record, payload_crc).await
+            shard.put(record, payload_crc, options.durability).await
         }
+    }
+
+    /// `put_with` for plain threads.
+    pub fn put_with_blocking(
+        &self,
+        key: &str,
+        record: &Record,
+        options: PutOptions,
+    ) -> Result<PutOutcome, Error> {
+        futures::executor::block_on(self.put_with(key, record, options))
+    }
+
+    /// Many puts at once: one outcome per item, in input order. Each item
+    /// is validated on its own (a bad one gets its error, the others go
+    /// on); the valid ones are sent to their shards together, so a shard
+    /// usually writes all of its items in one group commit (more when they
+    /// exceed `max_batch_bytes` or the queue's budget).
+    ///
+    /// Not atomic: each item is its own put. In `Sync` mode the future
+    /// resolves once every item is durable; after a crash before that, any
+    /// subset of the call's items may have survived (never a torn one), and
+    /// every item of a call that resolved is there.
+    pub fn put_many<'a>(
+        &self,
+        items: impl IntoIterator<Item = (&'a str, &'a Record)>,
+    ) -> futures::future::JoinAll<futures::future::BoxFuture<'static, Result<PutOutcome, Error>>>
+    {
+        let durability = self.inner.config.durability;
+        let puts: Vec<futures::future::BoxFuture<'static, Result<PutOutcome, Error>>> = items
+            .into_iter()
+            .map(|(key, record)| {
+                let prepared = self.prepare(key, record);
+                let put: futures::future::BoxFuture<'static, _> = Box::pin(async move {
+                    let (shard, record, payload_crc) = prepared?;
+                    shard.put(record, payload_crc, durability).await
+                });
+                put
+            })
+            .collect();
+        futures::future::join_all(puts)
+    }
+
+    /// `put_many` for plain threads.
+    pub fn put_many_blocking<'a>(
+        &self,
+        items: impl IntoIterator<Item = (&'a str, &'a Record)>,
+    ) -> Vec<Result<PutOutcome, Error>> {
+        futures::executor::block_on(self.put_many(items))
     }
 
     /// Resolves once every put acknowledged before this call is durable, in

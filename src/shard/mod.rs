@@ -89,19 +89,52 @@ impl ShardShared {
         }
     }
 
-    /// A put, as the store's durability mode requires.
-    pub async fn put(&self, record: RecordRef, payload_crc: u32) -> Result<PutOutcome, Error> {
-        match self.durability {
-            Durability::Sync => self.put_durable(record, payload_crc).await,
-            Durability::Async => self.put_async(record, payload_crc).await,
+    /// A put acknowledged as `durability` asks (the store's mode for
+    /// plain puts; `PutOptions` for `put_with`).
+    pub async fn put(
+        &self,
+        record: RecordRef,
+        payload_crc: u32,
+        durability: Durability,
+    ) -> Result<PutOutcome, Error> {
+        match (self.durability, durability) {
+            (Durability::Sync, Durability::Sync) => {
+                self.put_durable(record, payload_crc, false).await
+            }
+            // Decided and written like any Sync put (and readable only once
+            // durable), but answered as soon as it is handed to a write.
+            (Durability::Sync, Durability::Async) => {
+                self.put_durable(record, payload_crc, true).await
+            }
+            (Durability::Async, Durability::Async) => self.put_async(record, payload_crc).await,
+            // An Async put, then a flush of this shard: the record went
+            // into the queue before the flush request, so the flush covers it.
+            (Durability::Async, Durability::Sync) => {
+                let outcome = self.put_async(record, payload_crc).await?;
+                self.flush().await?;
+                Ok(outcome)
+            }
         }
+    }
+
+    /// Resolves once every record this shard was sent before the call is
+    /// durable (see `Store::flush`).
+    pub async fn flush(&self) -> Result<(), Error> {
+        let (reply, done) = oneshot::channel();
+        self.queue.control(submission::Msg::Flush(reply))?;
+        done.await.unwrap_or(Err(Error::Closed))
     }
 
     /// `Sync` mode: the shard decides recency and replies once the record
     /// is durable. The put holds 1 of the queue's budget until the shard
     /// takes it. Lock-free: a reservation, a queue push, and a wait for
     /// the reply.
-    async fn put_durable(&self, record: RecordRef, payload_crc: u32) -> Result<PutOutcome, Error> {
+    async fn put_durable(
+        &self,
+        record: RecordRef,
+        payload_crc: u32,
+        ack_when_staged: bool,
+    ) -> Result<PutOutcome, Error> {
         self.refuse_if_failed()?;
         let cost = self.queue.cost(&record);
         let (reply, outcome) = oneshot::channel();
@@ -117,7 +150,8 @@ impl ShardShared {
             Submission {
                 record,
                 payload_crc,
-                reply,
+                reply: Some(reply),
+                ack_when_staged,
                 queued_at: Instant::now(),
             },
             cost,

@@ -33,16 +33,28 @@ pub(crate) struct Submission {
     pub record: RecordRef,
     /// CRC32C of the archived bytes, computed on the caller's thread.
     pub payload_crc: u32,
-    /// Where the outcome goes.
-    pub reply: oneshot::Sender<Result<PutOutcome, Error>>,
+    /// Where the outcome goes (taken once answered).
+    pub reply: Option<oneshot::Sender<Result<PutOutcome, Error>>>,
+    /// Answer once decided and handed to a write, before it is durable
+    /// (`PutOptions` with `Durability::Async` in a `Sync` store); the
+    /// record is still published only once durable.
+    pub ack_when_staged: bool,
     /// When it was sent to the shard (for `ShardStats::put_in_store`).
     pub queued_at: Instant,
 }
 
 impl Submission {
-    /// Sends `outcome` to the waiting caller (gone callers are ignored).
-    pub fn reply(self, outcome: Result<PutOutcome, Error>) {
-        let _ = self.reply.send(outcome);
+    /// Sends `outcome` to the waiting caller, unless it was answered
+    /// already (gone callers are ignored).
+    pub fn answer(&mut self, outcome: Result<PutOutcome, Error>) {
+        if let Some(tx) = self.reply.take() {
+            let _ = tx.send(outcome);
+        }
+    }
+
+    /// [`Submission::answer`], consuming the submission.
+    pub fn reply(mut self, outcome: Result<PutOutcome, Error>) {
+        self.answer(outcome);
     }
 }
 

@@ -120,10 +120,13 @@ impl SyncPath {
         match staged {
             Ok(job) => {
                 let now = Instant::now();
-                for sub in &batch {
+                for (sub, outcome) in batch.iter_mut().zip(&outcomes) {
                     p.shared
                         .stats
                         .put_written(now.saturating_duration_since(sub.queued_at));
+                    if sub.ack_when_staged {
+                        sub.answer(Ok(*outcome));
+                    }
                 }
                 let then = Then::Batch(SyncBatch {
                     batch,

@@ -127,7 +127,10 @@ fn a_fire_and_forget_put_in_a_sync_store_is_answered_before_durable() {
 
 /// In the child: `put_many` calls of 16 items forever, printing `ACK n`
 /// after call `n` resolved.
-#[expect(clippy::unwrap_used, reason = "the test's child: a failure fails the test")]
+#[expect(
+    clippy::unwrap_used,
+    reason = "the test's child: a failure fails the test"
+)]
 fn child(dir: &str) {
     let store = Store::open(common::config(std::path::Path::new(dir))).unwrap();
     let records: Vec<Record> = (0..16).map(|j| common::record(j, "batch")).collect();

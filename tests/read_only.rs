@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use ringstore::{Error, ReadOnlyStore, Store};
 
 /// Every file under `dir` with its length and a checksum of its bytes.
+#[expect(clippy::unwrap_used, reason = "test helper: a failure fails the test")]
 fn snapshot(dir: &Path) -> BTreeMap<String, (u64, u32)> {
     let mut out = BTreeMap::new();
     let mut stack = vec![dir.to_path_buf()];

@@ -32,6 +32,7 @@
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
+mod backup;
 mod buffer_pool;
 mod compaction;
 mod config;
@@ -54,7 +55,7 @@ mod store;
 
 pub use config::{Config, Durability, IoBackend, RecoveryMode, SyncMethod};
 pub use error::Error;
-pub use outcome::{CompactReport, PutOptions, PutOutcome};
+pub use outcome::{BackupReport, CompactReport, PutOptions, PutOutcome};
 pub use read_only::ReadOnlyStore;
 pub use record::{ArchivedRecord, ArchivedValue, MAX_VALUE_DEPTH, Record, Value};
 pub use record_ref::RecordRef;

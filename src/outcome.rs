@@ -26,6 +26,15 @@ pub struct PutOptions {
     pub durability: Durability,
 }
 
+/// What `Store::backup_to` copied.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BackupReport {
+    /// Segment files copied.
+    pub segments: usize,
+    /// Bytes copied (segments and hints).
+    pub bytes: u64,
+}
+
 /// What `Store::compact` did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CompactReport {

@@ -17,7 +17,7 @@ use crate::buffer_pool::BufferPool;
 use crate::config::{Config, Durability, IoBackend};
 use crate::error::Error;
 use crate::lock::DirLock;
-use crate::outcome::{CompactReport, PutOptions, PutOutcome};
+use crate::outcome::{BackupReport, CompactReport, PutOptions, PutOutcome};
 use crate::record::{Record, Value};
 use crate::record_ref::RecordRef;
 use crate::recovery::{self, LatestRecord, RecoveryReport};
@@ -545,6 +545,29 @@ impl Store {
         #[cfg(feature = "failpoints")]
         crate::hooks::reached(crate::hooks::PausePoint::CompactFileWork);
         crate::compaction::retire_superseded(&inner.config, &inner.sealed, &keep_from, records)
+    }
+
+    /// An online, consistent copy of the data dir into `dest` (a new or
+    /// empty directory, ideally on another disk) that opens as a store
+    /// (`Store::open` or `ReadOnlyStore::open`) holding every put
+    /// acknowledged before this call. Puts keep flowing meanwhile;
+    /// compactions wait until the copy is done. Blocks the calling thread.
+    /// Errors: `Closed` after `close`; `Io` naming the file when the
+    /// destination is not empty or a copy fails (the partial copy is left
+    /// for the caller to remove).
+    pub fn backup_to(&self, dest: impl AsRef<Path>) -> Result<BackupReport, Error> {
+        let dest = dest.as_ref();
+        // Everything acknowledged is in the files before the copy starts.
+        self.flush_blocking()?;
+        let inner = &self.inner;
+        let _lifecycle = inner
+            .lifecycle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if inner.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        crate::backup::copy_data_dir(&inner.config.dir, dest)
     }
 
     /// [`Store::close`] as a future (`Send`, runtime-agnostic), for async

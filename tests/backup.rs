@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use ringstore::{Durability, Error, ReadOnlyStore, Store};
 
+#[expect(clippy::unwrap_used, reason = "test body shared by two tests")]
 fn backup_while_writing(durability: Durability) {
     let dir = common::temp_dir();
     let store = Store::open(

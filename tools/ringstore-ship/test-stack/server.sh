@@ -3,12 +3,15 @@
 # (S3 + Iceberg REST catalog) bound to 127.0.0.1 only, on free loopback ports
 # chosen at the first start and kept across restarts.
 #
-#   server.sh start|stop|restart|env STATE_DIR VENV
+#   server.sh start|stop|restart|env [STATE_DIR VENV]
 #
 # STATE_DIR holds the server's data, its log, pid and ports.env; `env` prints
-# the variables the tests read.
+# the variables the tests read. Without STATE_DIR and VENV, they come from
+# RINGSTORE_SHIP_STACK_STATE and RINGSTORE_SHIP_STACK_VENV.
 set -euo pipefail
-cmd=$1 state=$2 venv=$3
+cmd=$1
+state=${2:-${RINGSTORE_SHIP_STACK_STATE:?}}
+venv=${3:-${RINGSTORE_SHIP_STACK_VENV:?}}
 mkdir -p "$state"
 access_key=ringstore-ship-test
 secret_key=ringstore-ship-test-secret
@@ -87,6 +90,10 @@ case $cmd in
     echo "RINGSTORE_SHIP_TEST_S3=http://127.0.0.1:$PORT_S3"
     echo "AWS_ACCESS_KEY_ID=$access_key"
     echo "AWS_SECRET_ACCESS_KEY=$secret_key"
+    echo "RINGSTORE_SHIP_TEST_PYTHON=$venv/bin/python"
+    echo "RINGSTORE_SHIP_TEST_SERVER_CTL=$(cd "$(dirname "$0")" && pwd)/server.sh"
+    echo "RINGSTORE_SHIP_STACK_STATE=$state"
+    echo "RINGSTORE_SHIP_STACK_VENV=$venv"
     ;;
   *) echo "usage: server.sh start|stop|restart|env STATE_DIR VENV" >&2; exit 2 ;;
 esac

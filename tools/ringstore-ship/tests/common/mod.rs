@@ -28,9 +28,9 @@ pub struct Stack {
     pub python: PathBuf,
     /// read_table.py.
     pub reader: PathBuf,
-    /// `server.sh restart ...` as one shell command, if the test may restart
-    /// the server.
-    pub restart: Option<String>,
+    /// test-stack/server.sh, which stops and starts the server (its state
+    /// from `RINGSTORE_SHIP_STACK_STATE` / `_VENV`), if tests may do so.
+    pub server_ctl: Option<PathBuf>,
 }
 
 /// The stack, or `None` after a loud message when the variables are absent
@@ -46,7 +46,7 @@ pub fn stack(test: &str) -> Option<Stack> {
             secret_key: var("AWS_SECRET_ACCESS_KEY")?,
             python: var("RINGSTORE_SHIP_TEST_PYTHON")?.into(),
             reader: Path::new(env!("CARGO_MANIFEST_DIR")).join("test-stack/read_table.py"),
-            restart: var("RINGSTORE_SHIP_TEST_RESTART"),
+            server_ctl: var("RINGSTORE_SHIP_TEST_SERVER_CTL").map(PathBuf::from),
         })
     })();
     if found.is_none() {
@@ -124,19 +124,30 @@ pub fn export_jsonl(dir: &Path, out: &Path) {
     assert_eq!(s.problems, 0, "{}", String::from_utf8_lossy(&err));
 }
 
-/// The shipper as a command for `dir`, shipping `--once --json`.
+/// The shipper as a command for `dir`, with `--json` (the caller adds
+/// `--once` or `--follow`).
 pub fn ship_cmd(stack: &Stack, dir: &Path, table: &str, instance: &str) -> Command {
+    let credential = format!("{}:{}", stack.access_key, stack.secret_key);
+    ship_cmd_with(stack, dir, table, instance, &stack.catalog, &credential)
+}
+
+/// `ship_cmd` with another catalog URI or credential.
+pub fn ship_cmd_with(
+    stack: &Stack,
+    dir: &Path,
+    table: &str,
+    instance: &str,
+    catalog: &str,
+    credential: &str,
+) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_ringstore-ship"));
     c.arg(dir)
-        .args(["--catalog", &stack.catalog])
+        .args(["--catalog", catalog])
         .args(["--warehouse", &stack.warehouse])
         .args(["--namespace", NAMESPACE])
         .args(["--table", table])
         .args(["--instance", instance])
-        .args([
-            "--credential",
-            &format!("{}:{}", stack.access_key, stack.secret_key),
-        ])
+        .args(["--credential", credential])
         .args(["--s3-endpoint", &stack.s3])
         .arg("--json")
         .env_remove("RINGSTORE_SHIP_FAILPOINT")

@@ -7,9 +7,12 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use iceberg::table::Table;
 use iceberg::{
-    Catalog, CatalogBuilder, Error as IcebergError, ErrorKind, Namespace, NamespaceIdent, TableCommit, TableCreation, TableIdent,
+    Catalog, CatalogBuilder, Error as IcebergError, ErrorKind, Namespace, NamespaceIdent,
+    TableCommit, TableCreation, TableIdent,
 };
-use iceberg_catalog_rest::{REST_CATALOG_PROP_URI, REST_CATALOG_PROP_WAREHOUSE, RestCatalogBuilder};
+use iceberg_catalog_rest::{
+    REST_CATALOG_PROP_URI, REST_CATALOG_PROP_WAREHOUSE, RestCatalogBuilder,
+};
 use iceberg_storage_opendal::OpenDalStorageFactory;
 
 use crate::error::ShipError;
@@ -90,7 +93,10 @@ pub fn s3_props_from_env(endpoint: Option<String>) -> HashMap<String, String> {
 pub async fn connect(opts: &CatalogOptions) -> Result<Arc<dyn Catalog>, ShipError> {
     let mut props = opts.props.clone();
     props.insert(REST_CATALOG_PROP_URI.to_owned(), opts.uri.clone());
-    props.insert(REST_CATALOG_PROP_WAREHOUSE.to_owned(), opts.warehouse.clone());
+    props.insert(
+        REST_CATALOG_PROP_WAREHOUSE.to_owned(),
+        opts.warehouse.clone(),
+    );
     if let Some(c) = &opts.credential {
         props.insert("credential".to_owned(), c.clone());
     }
@@ -203,7 +209,10 @@ impl Guarded {
 
 #[async_trait]
 impl Catalog for Guarded {
-    async fn list_namespaces(&self, parent: Option<&NamespaceIdent>) -> iceberg::Result<Vec<NamespaceIdent>> {
+    async fn list_namespaces(
+        &self,
+        parent: Option<&NamespaceIdent>,
+    ) -> iceberg::Result<Vec<NamespaceIdent>> {
         self.inner.list_namespaces(parent).await
     }
     async fn create_namespace(
@@ -263,7 +272,11 @@ impl Catalog for Guarded {
     async fn rename_table(&self, src: &TableIdent, dest: &TableIdent) -> iceberg::Result<()> {
         self.inner.rename_table(src, dest).await
     }
-    async fn register_table(&self, table: &TableIdent, metadata_location: String) -> iceberg::Result<Table> {
+    async fn register_table(
+        &self,
+        table: &TableIdent,
+        metadata_location: String,
+    ) -> iceberg::Result<Table> {
         self.inner.register_table(table, metadata_location).await
     }
     async fn update_table(&self, commit: TableCommit) -> iceberg::Result<Table> {

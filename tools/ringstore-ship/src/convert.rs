@@ -9,7 +9,9 @@ use arrow_array::{ArrayRef, RecordBatch, new_null_array};
 use ringstore::inspect::SegmentReader;
 use ringstore::inspect::format::{Frame, SegmentHeader};
 use ringstore_log::source::SegmentFile;
-use ringstore_log::walk::{DamageKind, Finding, Flow, Visitor, WalkOptions, record_of, walk_segment};
+use ringstore_log::walk::{
+    DamageKind, Finding, Flow, Visitor, WalkOptions, record_of, walk_segment,
+};
 
 use crate::error::ShipError;
 use crate::schema::{Column, Layout};
@@ -194,7 +196,8 @@ impl Visitor for Rows<'_, '_> {
             b.version.append_value(frame.version);
             b.op.append_value("put");
             b.shard.append_value(
-                i32::try_from(src.shard_folder.unwrap_or(header.shard as usize)).unwrap_or(i32::MAX),
+                i32::try_from(src.shard_folder.unwrap_or(header.shard as usize))
+                    .unwrap_or(i32::MAX),
             );
             b.segment.append_value(to_i64(header.seq, "seq", src)?);
             b.offset.append_value(to_i64(offset, "offset", src)?);

@@ -69,11 +69,7 @@ pub fn table_schema() -> Result<Schema, iceberg::Error> {
         .iter()
         .zip(1..)
         .map(|((_, name, t), id)| {
-            Arc::new(NestedField::required(
-                id,
-                *name,
-                Type::Primitive(t.clone()),
-            ))
+            Arc::new(NestedField::required(id, *name, Type::Primitive(t.clone())))
         })
         .collect::<Vec<_>>();
     Schema::builder().with_fields(fields).build()

@@ -79,7 +79,6 @@ impl Sealed {
 /// seq of each shard folder (sealed or not). A segment whose header cannot be
 /// read is returned too (generation and creation time 0): converting it
 /// reports the damage.
-#[expect(clippy::type_complexity, reason = "a pair of plain collections")]
 pub fn sealed_segments(dir: &Path) -> Result<(Vec<Sealed>, BTreeMap<u64, u64>), ShipError> {
     let source = discover(dir)?;
     if source.kind != ringstore_log::source::SourceKind::DataDir {
@@ -110,7 +109,9 @@ pub fn sealed_segments(dir: &Path) -> Result<(Vec<Sealed>, BTreeMap<u64, u64>), 
             // A segment that vanished since the listing (compaction retired
             // it) is not shipped; one with a bad header is damage, reported
             // when it is converted.
-            Err(ringstore::inspect::ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(ringstore::inspect::ReadError::Io(e))
+                if e.kind() == std::io::ErrorKind::NotFound =>
+            {
                 continue;
             }
             Err(_) => (0, 0),

@@ -247,7 +247,9 @@ fn check_identity(
     opts: &ShipOptions,
 ) -> Result<(), ShipError> {
     for (shard, mark) in &w.shards {
-        let here = sealed.iter().find(|s| s.id.shard == *shard && s.id.seq == mark.seq);
+        let here = sealed
+            .iter()
+            .find(|s| s.id.shard == *shard && s.id.seq == mark.seq);
         let mismatch = match here {
             Some(s) => {
                 s.id.generation != mark.generation || s.id.created_unix_ns != mark.created_unix_ns
@@ -293,7 +295,10 @@ async fn ship_pending(
     let mut bar: Option<ProgressBar> = None;
     let mut written_shipped: Option<Watermark> = None;
     let result = loop {
-        let layout = layout(&opts.catalog.table_name(), table.metadata().current_schema())?;
+        let layout = layout(
+            &opts.catalog.table_name(),
+            table.metadata().current_schema(),
+        )?;
         let w = table_watermark(&table, opts)?;
         summary.watermark = w.clone();
         let (sealed, newest) = sealed_segments(&opts.dir)?;
@@ -338,10 +343,10 @@ async fn ship_pending(
         let mut rows = 0u64;
         let mut shipped: Vec<&Sealed> = Vec::new();
         for s in &group {
-            if !uploaded.contains_key(&s.id) {
+            if let std::collections::hash_map::Entry::Vacant(slot) = uploaded.entry(s.id) {
                 match write_segment(&table, &layout, s, &opts.instance, pb).await? {
                     Some(u) => {
-                        uploaded.insert(s.id, u);
+                        slot.insert(u);
                     }
                     None => {
                         summary.vanished += 1;
@@ -387,7 +392,8 @@ async fn ship_pending(
                 summary.rows += rows;
                 summary.segment_bytes += shipped.iter().map(|s| s.bytes).sum::<u64>();
                 summary.data_files += files.len() as u64;
-                summary.data_file_bytes += files.iter().map(DataFile::file_size_in_bytes).sum::<u64>();
+                summary.data_file_bytes +=
+                    files.iter().map(DataFile::file_size_in_bytes).sum::<u64>();
                 for s in &group {
                     uploaded.remove(&s.id);
                 }
@@ -405,7 +411,10 @@ async fn ship_pending(
                 }
                 // Back off with jitter so racing shippers spread out.
                 let jitter = u64::from(uuid::Uuid::new_v4().as_bytes()[0]);
-                tokio::time::sleep(Duration::from_millis(20 * u64::from(attempts.min(10)) + jitter)).await;
+                tokio::time::sleep(Duration::from_millis(
+                    20 * u64::from(attempts.min(10)) + jitter,
+                ))
+                .await;
                 let ident = opts.catalog.ident()?;
                 table = catalog
                     .load_table(&ident)
@@ -504,7 +513,7 @@ async fn write_segment(
     if let Some(e) = write_err {
         let _ = writer.close().await;
         return Err(ShipError::from_iceberg(
-            &table.metadata().location().to_owned(),
+            table.metadata().location(),
             "uploading a data file",
             &e,
         ));
@@ -520,7 +529,7 @@ async fn write_segment(
         }
     };
     let files = closed.map_err(|e| {
-        ShipError::from_iceberg(&table.metadata().location().to_owned(), "uploading a data file", &e)
+        ShipError::from_iceberg(table.metadata().location(), "uploading a data file", &e)
     })?;
     pb.set_position(base + seg.bytes);
     match converted {

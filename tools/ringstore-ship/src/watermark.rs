@@ -145,7 +145,12 @@ pub fn read_shipped(dir: &Path) -> Option<(String, String, Watermark)> {
 
 /// Writes `<dir>/SHIPPED` atomically and durably: a temporary file
 /// (`SHIPPED.<pid>.tmp`), fsync, rename over `SHIPPED`, fsync of the dir.
-pub fn write_shipped(dir: &Path, instance: &str, table: &str, w: &Watermark) -> Result<(), ShipError> {
+pub fn write_shipped(
+    dir: &Path,
+    instance: &str,
+    table: &str,
+    w: &Watermark,
+) -> Result<(), ShipError> {
     let path = dir.join(SHIPPED_FILE);
     let tmp = dir.join(format!("{SHIPPED_FILE}.{}.tmp", std::process::id()));
     let fail = |source| ShipError::Watermark {
@@ -217,9 +222,16 @@ mod tests {
             read_shipped(dir.path()),
             Some(("a-1".to_owned(), "ns.t".to_owned(), w))
         );
-        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names, [SHIPPED_FILE], "no temporary file left");
-        assert_eq!(parse_shipped(&text.replace("end\n", "")), None, "incomplete");
+        assert_eq!(
+            parse_shipped(&text.replace("end\n", "")),
+            None,
+            "incomplete"
+        );
     }
 
     #[test]

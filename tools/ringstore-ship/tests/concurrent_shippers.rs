@@ -38,10 +38,7 @@ fn two_instances_ship_to_one_table_concurrently() {
         return;
     };
     let dirs = [temp_dir(), temp_dir()];
-    let newest: Vec<_> = dirs
-        .iter()
-        .map(|d| populate(d.path(), 25, 16, 2))
-        .collect();
+    let newest: Vec<_> = dirs.iter().map(|d| populate(d.path(), 25, 16, 2)).collect();
     let table = unique_table("two_instances");
     let children: Vec<_> = dirs
         .iter()

@@ -15,7 +15,12 @@ fn kills_at_every_step_then_a_restart_ship_each_row_exactly_once() {
     let newest = populate(dir.path(), 30, 20, 2);
     let table = unique_table("crash_restart");
     // One segment per commit, so a run makes many commits.
-    for point in ["after-upload:1", "after-commit:1", "after-upload:3", "after-commit:3"] {
+    for point in [
+        "after-upload:1",
+        "after-commit:1",
+        "after-upload:3",
+        "after-commit:3",
+    ] {
         let out = ship_cmd(&stack, dir.path(), &table, "svc-a")
             .args(["--once", "--commit-bytes", "1"])
             .env("RINGSTORE_SHIP_FAILPOINT", point)
@@ -40,7 +45,9 @@ fn kills_at_every_step_then_a_restart_ship_each_row_exactly_once() {
 
 #[test]
 fn sigkill_at_a_random_moment_then_a_restart_ships_each_row_exactly_once() {
-    let Some(stack) = stack("sigkill_at_a_random_moment_then_a_restart_ships_each_row_exactly_once") else {
+    let Some(stack) =
+        stack("sigkill_at_a_random_moment_then_a_restart_ships_each_row_exactly_once")
+    else {
         return;
     };
     let dir = temp_dir();

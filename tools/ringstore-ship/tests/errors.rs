@@ -30,9 +30,14 @@ fn bad_credentials_are_refused_and_nothing_is_written() {
         &format!("{}:wrong-secret", stack.access_key),
     )
     .arg("--once")
-        .output()
-        .unwrap();
-    assert_eq!(exit_code(&out), 4, "{}", String::from_utf8_lossy(&out.stderr));
+    .output()
+    .unwrap();
+    assert_eq!(
+        exit_code(&out),
+        4,
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let s = summary(&out);
     assert_eq!(s["error"], "bad_credentials", "{s}");
     assert!(!dir.path().join("SHIPPED").exists());
@@ -57,7 +62,12 @@ fn an_unreachable_catalog_is_reported_with_its_uri() {
         .arg("--once")
         .output()
         .unwrap();
-    assert_eq!(exit_code(&out), 3, "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        exit_code(&out),
+        3,
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let s = summary(&out);
     assert_eq!(s["error"], "catalog_unreachable", "{s}");
     assert!(s["message"].as_str().unwrap().contains(&uri), "{s}");
@@ -88,13 +98,28 @@ except Exception:
 c.create_table("{NAMESPACE}.{table}", schema=Schema(NestedField(1, "key", LongType(), required=True)))
 "#
     );
-    let made = Command::new(&stack.python).args(["-c", &script]).output().unwrap();
-    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let made = Command::new(&stack.python)
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
     let out = ship_once(&stack, dir.path(), &table, "svc-a");
-    assert_eq!(exit_code(&out), 5, "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        exit_code(&out),
+        5,
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let s = summary(&out);
     assert_eq!(s["error"], "incompatible_schema", "{s}");
-    assert!(s["message"].as_str().unwrap().contains("\"key\" is long"), "{s}");
+    assert!(
+        s["message"].as_str().unwrap().contains("\"key\" is long"),
+        "{s}"
+    );
 }
 
 #[test]
@@ -108,7 +133,12 @@ fn another_dir_under_a_shipped_instance_name_is_refused() {
     let table = unique_table("instance_clash");
     ok(&ship_once(&stack, a.path(), &table, "svc-a"));
     let out = ship_once(&stack, b.path(), &table, "svc-a");
-    assert_eq!(exit_code(&out), 5, "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        exit_code(&out),
+        5,
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(summary(&out)["error"], "instance_mismatch");
 }
 
@@ -127,9 +157,17 @@ fn a_damaged_sealed_segment_stops_its_shard_with_file_and_offset() {
     std::fs::write(&seg, &bytes).unwrap();
     let table = unique_table("damaged");
     let out = ship_once(&stack, dir.path(), &table, "svc-a");
-    assert_eq!(exit_code(&out), 1, "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        exit_code(&out),
+        1,
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let s = summary(&out);
     assert_eq!(s["error"], "damaged_segment", "{s}");
     let msg = s["message"].as_str().unwrap();
-    assert!(msg.contains("00000000000000000001.seg") && msg.contains("offset 4096"), "{msg}");
+    assert!(
+        msg.contains("00000000000000000001.seg") && msg.contains("offset 4096"),
+        "{msg}"
+    );
 }

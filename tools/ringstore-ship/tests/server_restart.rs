@@ -6,7 +6,7 @@
 mod common;
 
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 
@@ -48,53 +48,9 @@ fn a_following_shipper_survives_a_server_restart() {
     let out = child.wait_with_output().unwrap();
     ok(&out);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("retrying"), "the outage went unnoticed:\n{stderr}");
+    assert!(
+        stderr.contains("retrying"),
+        "the outage went unnoticed:\n{stderr}"
+    );
     assert_table_equals_export(&stack, dir.path(), &table, "svc-a", &newest);
-}
-
-/// Kills the shipper if the test fails before stopping it.
-struct KillOnDrop(Option<std::process::Child>);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        if let Some(c) = self.0.as_mut() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-/// Waits until `SHIPPED` exists with at least `lines` shard lines.
-fn wait_for(dir: &tempfile::TempDir, lines: usize) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let text = std::fs::read_to_string(dir.path().join("SHIPPED")).unwrap_or_default();
-        if text.lines().filter(|l| l.starts_with("shard-")).count() >= lines {
-            return;
-        }
-        assert!(Instant::now() < deadline, "nothing shipped within 60 s");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// Waits until a `--once` run finds nothing left to ship.
-fn wait_until_shipped(dir: &tempfile::TempDir) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let text = std::fs::read_to_string(dir.path().join("SHIPPED")).unwrap_or_default();
-        let all_newest = (0..2).all(|shard| {
-            let newest = std::fs::read_dir(dir.path().join(format!("shard-{shard}")))
-                .unwrap()
-                .filter_map(|e| {
-                    ringstore::inspect::parse_segment_name(&e.unwrap().file_name().into_string().unwrap())
-                })
-                .max();
-            newest.is_some_and(|n| text.contains(&format!("shard-{shard} {n} ")))
-        });
-        if all_newest {
-            return;
-        }
-        assert!(Instant::now() < deadline, "not everything shipped within 120 s:\n{text}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }

@@ -29,18 +29,13 @@ fn shipped_rows_equal_the_export_and_a_rerun_adds_nothing() {
     assert_eq!(got["pyiceberg"]["snapshots"].as_u64().unwrap(), snapshots);
 
     let shipped = std::fs::read_to_string(dir.path().join("SHIPPED")).unwrap();
-    assert!(shipped.starts_with("ringstore-shipped 1\ninstance svc-a\n"), "{shipped}");
+    assert!(
+        shipped.starts_with("ringstore-shipped 1\ninstance svc-a\n"),
+        "{shipped}"
+    );
     assert!(shipped.ends_with("end\n"), "{shipped}");
     for shard in 0..2 {
-        let folder = dir.path().join(format!("shard-{shard}"));
-        let newest_seq = std::fs::read_dir(&folder)
-            .unwrap()
-            .filter_map(|e| {
-                let name = e.unwrap().file_name().into_string().unwrap();
-                ringstore::inspect::parse_segment_name(&name)
-            })
-            .max()
-            .unwrap();
+        let newest_seq = newest_seq(dir.path(), shard).unwrap();
         let line = shipped
             .lines()
             .find(|l| l.starts_with(&format!("shard-{shard} ")))

@@ -5,12 +5,13 @@
 #![allow(dead_code, reason = "each test file uses a different subset")]
 #![expect(
     clippy::unwrap_used,
-    clippy::expect_used,
+    clippy::indexing_slicing,
     reason = "test helpers: a failure here is a test failure"
 )]
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use ringstore::{Config, Record, Store};
 use ringstore_log::export::{ExportFormat, ExportOptions, export};
@@ -166,7 +167,10 @@ pub fn ship_once(stack: &Stack, dir: &Path, table: &str, instance: &str) -> Outp
 
 /// Spawns `ship_cmd` (the caller adds `--once` or `--follow`).
 pub fn spawn(mut c: Command) -> Child {
-    c.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+    c.stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
 }
 
 /// The JSON summary of a finished run (its last stdout line).
@@ -196,10 +200,21 @@ pub fn ok(out: &Output) -> serde_json::Value {
 
 /// Figures of the table read by pyiceberg and DuckDB (and of an export
 /// file), from read_table.py.
-pub fn read_table(stack: &Stack, table: &str, instance: &str, export: Option<&Path>) -> serde_json::Value {
+pub fn read_table(
+    stack: &Stack,
+    table: &str,
+    instance: &str,
+    export: Option<&Path>,
+) -> serde_json::Value {
     let mut c = Command::new(&stack.python);
-    c.arg(&stack.reader)
-        .args(["--namespace", NAMESPACE, "--table", table, "--instance", instance]);
+    c.arg(&stack.reader).args([
+        "--namespace",
+        NAMESPACE,
+        "--table",
+        table,
+        "--instance",
+        instance,
+    ]);
     if let Some(e) = export {
         c.arg("--export").arg(e);
     }
@@ -234,7 +249,10 @@ pub fn assert_table_equals_export(
         }
         assert_eq!(r["duplicates"], 0, "{reader} duplicates: {got}");
         for (key, version) in newest {
-            assert_eq!(r["newest"][key], *version, "{reader} newest of {key}: {got}");
+            assert_eq!(
+                r["newest"][key], *version,
+                "{reader} newest of {key}: {got}"
+            );
         }
         assert_eq!(
             r["newest"].as_object().unwrap().len(),
@@ -243,4 +261,59 @@ pub fn assert_table_equals_export(
         );
     }
     got
+}
+
+/// Kills a shipper if the test fails before stopping it.
+pub struct KillOnDrop(pub Option<Child>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Waits until `SHIPPED` exists with at least `lines` shard lines.
+pub fn wait_for(dir: &tempfile::TempDir, lines: usize) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = std::fs::read_to_string(dir.path().join("SHIPPED")).unwrap_or_default();
+        if text.lines().filter(|l| l.starts_with("shard-")).count() >= lines {
+            return;
+        }
+        assert!(Instant::now() < deadline, "nothing shipped within 60 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Waits until a `--once` run finds nothing left to ship.
+pub fn wait_until_shipped(dir: &tempfile::TempDir) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let text = std::fs::read_to_string(dir.path().join("SHIPPED")).unwrap_or_default();
+        let all_newest = (0..2).all(|shard| {
+            let newest = newest_seq(dir.path(), shard);
+            newest.is_some_and(|n| text.contains(&format!("shard-{shard} {n} ")))
+        });
+        if all_newest {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not everything shipped within 120 s:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The highest segment seq in `dir/shard-<shard>`.
+pub fn newest_seq(dir: &Path, shard: u64) -> Option<u64> {
+    std::fs::read_dir(dir.join(format!("shard-{shard}")))
+        .unwrap()
+        .filter_map(|e| {
+            ringstore::inspect::parse_segment_name(&e.unwrap().file_name().into_string().unwrap())
+        })
+        .max()
 }

@@ -160,22 +160,38 @@ pub fn run(opts: &ShipOptions) -> Result<Summary, ShipError> {
 async fn ship(opts: &ShipOptions) -> Result<Summary, ShipError> {
     let started = Instant::now();
     let mut summary = Summary::default();
-    let catalog = connect(&opts.catalog).await?;
+    // Refused credentials or an unreachable catalog at the start end the run
+    // in every mode: the command line or the setup is wrong.
+    let mut catalog = Some(connect(&opts.catalog).await?);
     let mut stop = Stop::new()?;
     loop {
-        let round = ship_pending(opts, &catalog, &mut summary).await;
+        let round = match &catalog {
+            Some(c) => ship_pending(opts, c, &mut summary).await,
+            None => match connect(&opts.catalog).await {
+                Ok(c) => {
+                    let r = ship_pending(opts, &c, &mut summary).await;
+                    catalog = Some(c);
+                    r
+                }
+                Err(e) => Err(e),
+            },
+        };
         match (round, opts.mode) {
             (Ok(()), Mode::Once) => break,
             (Ok(()), Mode::Follow { .. }) => {}
+            // While following, an outage, a lost race or an expired token is
+            // waited out: reconnect (new token) at the next look. Refused
+            // credentials at that reconnect end the run.
             (Err(e), Mode::Follow { .. })
                 if matches!(
                     e,
                     ShipError::CatalogUnreachable { .. }
                         | ShipError::Catalog { .. }
                         | ShipError::CommitContention { .. }
-                ) =>
+                ) || (matches!(e, ShipError::BadCredentials { .. }) && catalog.is_some()) =>
             {
                 eprintln!("ringstore-ship: {e}; retrying");
+                catalog = None;
             }
             (Err(e), _) => return Err(e),
         }
@@ -366,6 +382,19 @@ async fn ship_pending(
         }
         failpoint::hit("after-upload");
         let tokens: Vec<String> = shipped.iter().map(|s| s.id.to_token()).collect();
+        if files.is_empty() {
+            // Every segment of the group vanished: they are gone from the
+            // listing now, so planning again moves on (a commit of only the
+            // watermark would carry no snapshot to compare-and-swap on).
+            attempts += 1;
+            if attempts >= MAX_ATTEMPTS {
+                break Err(ShipError::CommitContention {
+                    table: opts.catalog.table_name(),
+                    attempts,
+                });
+            }
+            continue;
+        }
         let tx = Transaction::new(&table);
         let append = tx
             .fast_append()

@@ -52,8 +52,14 @@ start() {
       -tableBucket=ringstore >>"$state/server.log" 2>&1) &
   echo $! >"$state/pid"
   for _ in $(seq 1 120); do
-    if curl -fsS -o /dev/null -X POST "http://127.0.0.1:$PORT_ICEBERG/v1/oauth/tokens" \
-        -d "grant_type=client_credentials&client_id=$access_key&client_secret=$secret_key" 2>/dev/null; then
+    # Up when a token is issued and the table bucket (the catalog's
+    # warehouse) exists; weed creates the bucket after it starts serving.
+    local token
+    token=$(curl -fsS -X POST "http://127.0.0.1:$PORT_ICEBERG/v1/oauth/tokens" \
+      -d "grant_type=client_credentials&client_id=$access_key&client_secret=$secret_key" 2>/dev/null |
+      "$venv/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["access_token"])' 2>/dev/null) || token=
+    if [[ -n $token ]] && curl -fsS -o /dev/null -H "Authorization: Bearer $token" \
+        "http://127.0.0.1:$PORT_ICEBERG/v1/ringstore/namespaces" 2>/dev/null; then
       echo "server.sh: weed mini up (pid $(cat "$state/pid")), catalog http://127.0.0.1:$PORT_ICEBERG, S3 http://127.0.0.1:$PORT_S3" >&2
       return 0
     fi

@@ -116,10 +116,30 @@ pub async fn connect(opts: &CatalogOptions) -> Result<Arc<dyn Catalog>, ShipErro
     Ok(Arc::new(catalog))
 }
 
+/// Attempts of [`load_or_create`] when the catalog fails (creation races).
+const CREATE_ATTEMPTS: u32 = 6;
+
 /// Loads the table, creating the namespace and the table (schema in
-/// [`crate::schema`]) when missing. Several shippers may race to create it:
-/// the loser loads the winner's table.
+/// [`crate::schema`]) when missing. Several shippers may race to create
+/// them: the loser loads the winner's. A catalog error (some catalogs answer
+/// a creation race with a server error) is retried a few times.
 pub async fn load_or_create(
+    catalog: &dyn Catalog,
+    opts: &CatalogOptions,
+) -> Result<Table, ShipError> {
+    let mut attempt = 1;
+    loop {
+        match try_load_or_create(catalog, opts).await {
+            Err(ShipError::Catalog { .. }) if attempt < CREATE_ATTEMPTS => {
+                tokio::time::sleep(std::time::Duration::from_millis(100 << attempt)).await;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn try_load_or_create(
     catalog: &dyn Catalog,
     opts: &CatalogOptions,
 ) -> Result<Table, ShipError> {

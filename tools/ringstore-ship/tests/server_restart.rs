@@ -16,8 +16,8 @@ fn a_following_shipper_survives_a_server_restart() {
         return;
     };
     let Some(ctl) = stack.server_ctl.clone() else {
-        eprintln!(
-            "\n!!!!!!!! SKIPPED a_following_shipper_survives_a_server_restart: RINGSTORE_SHIP_TEST_SERVER_CTL unset\n"
+        loud(
+            "\n!!!!!!!! SKIPPED a_following_shipper_survives_a_server_restart: RINGSTORE_SHIP_TEST_SERVER_CTL unset\n",
         );
         return;
     };

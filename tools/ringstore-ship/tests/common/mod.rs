@@ -51,11 +51,18 @@ pub fn stack(test: &str) -> Option<Stack> {
         })
     })();
     if found.is_none() {
-        eprintln!(
+        loud(&format!(
             "\n!!!!!!!! SKIPPED {test}: no test stack (RINGSTORE_SHIP_TEST_CATALOG, RINGSTORE_SHIP_TEST_WAREHOUSE, RINGSTORE_SHIP_TEST_S3, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, RINGSTORE_SHIP_TEST_PYTHON unset).\n!!!!!!!! Run tools/ringstore-ship/test-stack/run-tests.sh to start the object store and catalog and run these tests against them.\n"
-        );
+        ));
     }
     found
+}
+
+/// Writes straight to the process's stderr, past the test harness's output
+/// capture, so a skip is seen in every run.
+pub fn loud(msg: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{msg}");
 }
 
 /// A table name no other test (or earlier run) uses.

@@ -30,8 +30,18 @@ pub(crate) fn retire_superseded(
         records,
         ..CompactReport::default()
     };
+    // With `retain_until_shipped`, a segment the shipper's table does not
+    // hold yet is kept, superseded or not.
+    let shipped = match config.retain_until_shipped {
+        true => Some(crate::shipped::shipped_through(dir)?),
+        false => None,
+    };
     for (shard, path) in recovery::shard_dirs(dir)? {
         let first_kept = keep_from.iter().find(|(i, _)| *i == shard).map(|(_, s)| *s);
+        let may_retire = |seq: u64| match &shipped {
+            None => true,
+            Some(through) => through.get(&shard).is_some_and(|s| seq <= *s),
+        };
         // Spares are taken only by this folder's shard, and only when
         // spares are kept: a retired folder's, or any when none are kept,
         // go now. Otherwise this only adds spares, never removes one a
@@ -56,11 +66,21 @@ pub(crate) fn retire_superseded(
         let mut spare_count = existing.len() + to_spares.len();
         // The largest retired files make the best spares (a checkpoint's
         // is small: a segment reusing it soon extends the file again).
-        let mut retired: Vec<(u64, u64, PathBuf)> = recovery::segments(&path)?
+        let superseded: Vec<(u64, PathBuf)> = recovery::segments(&path)?
             .into_iter()
             .filter(|(seq, _)| first_kept.is_none_or(|keep| *seq < keep))
+            .collect();
+        let kept_unshipped = superseded
+            .iter()
+            .filter(|(seq, _)| !may_retire(*seq))
+            .count();
+        report.segments_kept_unshipped += kept_unshipped;
+        let mut retired: Vec<(u64, u64, PathBuf)> = superseded
+            .into_iter()
+            .filter(|(seq, _)| may_retire(*seq))
             .map(|(seq, seg)| (std::fs::metadata(&seg).map_or(0, |m| m.len()), seq, seg))
             .collect();
+        let retired_seqs: Vec<u64> = retired.iter().map(|(_, seq, _)| *seq).collect();
         retired.sort_by_key(|(len, seq, _)| (std::cmp::Reverse(*len), *seq));
         for (len, seq, seg) in retired {
             changes.remove_if_exists(&crate::segment::hint::hint_path(&seg))?;
@@ -79,7 +99,7 @@ pub(crate) fn retire_superseded(
             report.segments_removed += 1;
         }
         changes.sync_dir(&path)?;
-        sealed.retired(shard, first_kept);
+        sealed.retired(shard, &retired_seqs);
         // Only now may the shard take them: had it written a new header
         // into one still named `.seg` and durably so, a crash could
         // leave that name on it, and recovery would read a segment
@@ -90,7 +110,7 @@ pub(crate) fn retire_superseded(
                 .rename(&retiring, &spare)
                 .map_err(|e| Error::io("keeping a superseded segment as a spare", &retiring, e))?;
         }
-        if first_kept.is_none() {
+        if first_kept.is_none() && kept_unshipped == 0 {
             std::fs::remove_dir(&path)
                 .map_err(|e| Error::io("removing retired shard dir", &path, e))?;
             report.folders_removed += 1;

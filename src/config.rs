@@ -120,6 +120,7 @@ pub struct Config {
     pub(crate) allow_non_durable_dir: bool,
     pub(crate) compact_above_sealed_bytes: Option<u64>,
     pub(crate) spare_segments: usize,
+    pub(crate) retain_until_shipped: bool,
     pub(crate) on_sealed: Option<OnSealed>,
     pub(crate) io_backend: IoBackend,
     pub(crate) wake_stalled_shard_after_ms: u64,
@@ -175,6 +176,7 @@ impl Config {
             allow_non_durable_dir: false,
             compact_above_sealed_bytes: None,
             spare_segments: DEFAULT_SPARE_SEGMENTS,
+            retain_until_shipped: false,
             on_sealed: None,
             io_backend: IoBackend::Auto,
             wake_stalled_shard_after_ms: DEFAULT_WAKE_STALLED_SHARD_AFTER_MS,
@@ -370,6 +372,20 @@ impl Config {
     /// 0: the file may then be reused.
     pub fn on_sealed(mut self, callback: impl Fn(&SealedSegment) + Send + Sync + 'static) -> Self {
         self.on_sealed = Some(OnSealed(std::sync::Arc::new(callback)));
+        self
+    }
+
+    /// Whether compaction (and so retention) keeps every segment that the
+    /// shipper (`ringstore-ship`) has not committed to its analytics table
+    /// yet, as its watermark `<dir>/SHIPPED` says: such a segment is neither
+    /// deleted nor reused as a spare, superseded or not, until a later
+    /// compaction finds it shipped (`CompactReport::segments_kept_unshipped`
+    /// counts them). Without a `SHIPPED` file nothing counts as shipped, so
+    /// nothing is retired: the history then grows until the shipper runs.
+    /// A damaged `SHIPPED` makes `compact` fail with `Corrupt` (nothing is
+    /// retired). Default `false`: compaction ignores the shipper.
+    pub fn retain_until_shipped(mut self, on: bool) -> Self {
+        self.retain_until_shipped = on;
         self
     }
 

@@ -51,6 +51,7 @@ mod retention;
 mod sealed;
 mod segment;
 mod shard;
+mod shipped;
 mod store;
 
 pub use config::{Config, Durability, IoBackend, RecoveryMode, SyncMethod};

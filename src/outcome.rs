@@ -49,4 +49,8 @@ pub struct CompactReport {
     pub segments_recycled: usize,
     /// Shard folders of earlier runs with more shards, retired.
     pub folders_removed: usize,
+    /// Superseded segments kept because the shipper's table does not hold
+    /// them yet (`Config::retain_until_shipped`); a later compaction
+    /// retires them once shipped.
+    pub segments_kept_unshipped: usize,
 }

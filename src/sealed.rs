@@ -76,13 +76,12 @@ impl SealedLog {
         }
     }
 
-    /// Compaction retired the segments of `shard` below `keep_from` (all of
-    /// them when `None`: the folder is gone).
-    pub(crate) fn retired(&self, shard: usize, keep_from: Option<u64>) {
-        self.segments
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .retain(|&(s, seq), _| s != shard || keep_from.is_some_and(|keep| seq >= keep));
+    /// Compaction retired these segments of `shard`.
+    pub(crate) fn retired(&self, shard: usize, seqs: &[u64]) {
+        let mut segments = self.segments.lock().unwrap_or_else(PoisonError::into_inner);
+        for seq in seqs {
+            segments.remove(&(shard, *seq));
+        }
     }
 
     /// Every sealed segment, by shard folder and seq.

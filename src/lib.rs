@@ -41,6 +41,8 @@ mod error;
 mod hooks;
 mod io;
 mod lock;
+#[cfg(feature = "metrics")]
+mod metrics_out;
 mod outcome;
 mod preflight;
 mod read_only;

@@ -484,6 +484,22 @@ impl Store {
             .collect()
     }
 
+    /// Cargo feature `metrics`: sets every shard's statistics (the figures
+    /// of [`Store::shard_stats`] and its key count) in the `metrics`
+    /// facade's recorder, labelled `shard`: `ringstore_batches_total`,
+    /// `ringstore_frames_total`, `ringstore_bytes_written_total`,
+    /// `ringstore_fdatasyncs_total`, `ringstore_rotations_total`,
+    /// `ringstore_checkpoints_total`, `ringstore_keys`,
+    /// `ringstore_write_seconds_total`, `ringstore_put_in_store_p99_seconds`
+    /// and more (see the module `metrics_out`). Cheap (atomic loads); call
+    /// it from the exporter's scrape hook or a timer.
+    #[cfg(feature = "metrics")]
+    pub fn publish_metrics(&self) {
+        for shard in &self.inner.shards {
+            crate::metrics_out::publish(&shard.stats.snapshot(shard.id), shard.index.len());
+        }
+    }
+
     /// What recovery found and did when this store was opened.
     pub fn recovery_report(&self) -> &RecoveryReport {
         &self.inner.report

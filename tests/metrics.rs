@@ -29,13 +29,13 @@ fn shard_figures_reach_the_recorder() {
                         .labels()
                         .any(|l| l.key() == "shard" && l.value() == shard)
             })
-            .map(|(_, _, _, v)| v.clone())
+            .map(|(_, _, _, v)| v)
     };
     let mut frames = 0;
     let mut keys = 0.0;
     for shard in ["0", "1"] {
         match value("ringstore_frames_total", shard) {
-            Some(DebugValue::Counter(n)) => frames += n,
+            Some(DebugValue::Counter(n)) => frames += *n,
             other => panic!("shard {shard}: frames {other:?}"),
         }
         match value("ringstore_keys", shard) {

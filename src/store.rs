@@ -536,13 +536,7 @@ impl Store {
     /// or after `close` fails `Closed`.
     pub fn compact(&self) -> Result<CompactReport, Error> {
         let inner = &self.inner;
-        let _lifecycle = inner
-            .lifecycle
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if inner.closed.load(Ordering::Acquire) {
-            return Err(Error::Closed);
-        }
+        let _lifecycle = self.dir_work()?;
         let mut waits = Vec::with_capacity(inner.shards.len());
         for shard in &inner.shards {
             let (reply, done) = oneshot::channel();
@@ -563,6 +557,20 @@ impl Store {
         crate::compaction::retire_superseded(&inner.config, &inner.sealed, &keep_from, records)
     }
 
+    /// The lifecycle lock for work on the data dir's files (compaction,
+    /// backup): one at a time, never during or after `close`.
+    fn dir_work(&self) -> Result<std::sync::MutexGuard<'_, ()>, Error> {
+        let guard = self
+            .inner
+            .lifecycle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        Ok(guard)
+    }
+
     /// An online, consistent copy of the data dir into `dest` (a new or
     /// empty directory, ideally on another disk) that opens as a store
     /// (`Store::open` or `ReadOnlyStore::open`) holding every put
@@ -575,15 +583,8 @@ impl Store {
         let dest = dest.as_ref();
         // Everything acknowledged is in the files before the copy starts.
         self.flush_blocking()?;
-        let inner = &self.inner;
-        let _lifecycle = inner
-            .lifecycle
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if inner.closed.load(Ordering::Acquire) {
-            return Err(Error::Closed);
-        }
-        crate::backup::copy_data_dir(&inner.config.dir, dest)
+        let _lifecycle = self.dir_work()?;
+        crate::backup::copy_data_dir(&self.inner.config.dir, dest)
     }
 
     /// [`Store::close`] as a future (`Send`, runtime-agnostic), for async

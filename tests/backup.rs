@@ -39,7 +39,9 @@ fn backup_while_writing(durability: Durability) {
     let backups = common::temp_dir();
     let dest = backups.path().join("copy");
     let report = store.backup_to(&dest).unwrap();
-    assert!(report.segments >= 8, "{report:?}");
+    // At least each shard's active segment (Async writes many records per
+    // batch, so its segments hold more than `max_segment_records`).
+    assert!(report.segments >= store.shard_count(), "{report:?}");
     stop.store(true, Ordering::Relaxed);
     assert!(writer.join().unwrap() > 0);
     // The copy opens read-only and as a store, with every put made before.

@@ -127,3 +127,39 @@ fn a_sync_flush_resolves_and_a_concurrent_flush_is_shared() {
     assert_eq!(reopened.len(), 200);
     reopened.close().unwrap();
 }
+
+/// Regression: a flush that ended while a shard was rotating could start
+/// the next one for a waiting `flush` call, so the segment was sealed with
+/// an `fdatasync` still holding it (the shard stopped: "sealed with writes
+/// in flight"). Flushes racing rotations every few records now wait.
+#[test]
+fn flushes_racing_rotations_never_stop_a_shard() {
+    let dir = common::temp_dir();
+    let store = Store::open(
+        common::config(dir.path())
+            .durability(Durability::Async)
+            .max_segment_records(3)
+            .flush_interval_ms(60_000),
+    )
+    .unwrap();
+    let workers: Vec<_> = (0..4)
+        .map(|t| {
+            let store = store.clone();
+            std::thread::spawn(move || -> Result<(), Error> {
+                for i in 0..150i64 {
+                    store.put_blocking(&format!("t{t}-{}", i % 20), &common::record(i, "v"))?;
+                    store.flush_blocking()?;
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap().unwrap();
+    }
+    store.close().unwrap();
+    let reopened = Store::open(common::config(dir.path())).unwrap();
+    assert_eq!(reopened.len(), 80);
+    assert_eq!(reopened.get("t3-9").unwrap().version(), 149);
+    reopened.close().unwrap();
+}

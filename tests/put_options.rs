@@ -5,7 +5,6 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use ringstore::failpoints::{FaultOp, FaultPlan};
@@ -161,17 +160,10 @@ fn sigkill_during_put_many_keeps_every_resolved_call() {
     }
     let dir = common::temp_dir();
     for (round, kill_after) in [3u64, 17, 40].into_iter().enumerate() {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "sigkill_during_put_many_keeps_every_resolved_call",
-                "--nocapture",
-            ])
-            .env(CHILD_DIR, dir.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = common::spawn_self(
+            "sigkill_during_put_many_keeps_every_resolved_call",
+            (CHILD_DIR, dir.path()),
+        );
         let mut acked = Vec::new();
         for line in BufReader::new(child.stdout.take().unwrap())
             .lines()

@@ -15,7 +15,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use ringstore::{Config, IoBackend, RecoveryMode, Store};
 
@@ -178,17 +177,10 @@ fn a_crash_in_a_reused_segment_loses_nothing() {
         return;
     }
     let dir = common::temp_dir();
-    let child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "a_crash_in_a_reused_segment_loses_nothing",
-            "--nocapture",
-        ])
-        .env(CHILD_DIR, dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let child = common::spawn_self(
+        "a_crash_in_a_reused_segment_loses_nothing",
+        (CHILD_DIR, dir.path()),
+    );
     let mut spares = BTreeSet::new();
     let mut acked = BTreeMap::new();
     let mut child = child;

@@ -156,6 +156,18 @@ pub fn seed_from_env(name: &str) -> u64 {
 /// binary, re-run on one test) writes from four threads and prints each
 /// acknowledgement; the parent SIGKILLs it after a seeded random number of
 /// acknowledgements, reopens the dir and checks every acknowledged put.
+/// Starts this test binary again as a child running only `test_name`,
+/// with `env` set and its stdout piped (the child side of a crash test).
+pub fn spawn_self(test_name: &str, env: (&str, &std::path::Path)) -> std::process::Child {
+    std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", test_name, "--nocapture"])
+        .env(env.0, env.1)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 pub mod kill {
     use std::collections::HashMap;
     use std::io::{BufRead, BufReader, Write};

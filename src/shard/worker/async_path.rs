@@ -281,9 +281,12 @@ impl AsyncPath {
         self.flush_if_waited_for(p);
     }
 
-    /// Waits for the background flush in progress, if any.
+    /// Waits for the background flush in progress, if any, and for the one
+    /// its end may start for a waiting `Store::flush` (no write completes
+    /// meanwhile, so that one covers every waiter and no third follows):
+    /// afterwards no sync holds the segment file.
     async fn finish_flush<Fs: LogFs>(&mut self, p: &Pipeline<Fs>) {
-        if let Some(flush) = self.flushing.take() {
+        while let Some(flush) = self.flushing.take() {
             let result = flush.await;
             self.flushed(p, result);
         }

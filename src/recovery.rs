@@ -11,10 +11,11 @@ use std::time::{Duration, Instant};
 use crate::config::RecoveryMode;
 use crate::error::Error;
 use crate::record_ref::RecordRef;
-use crate::segment::format::{FrameSalt, MAX_BLOCK_SIZE, MIN_BLOCK_SIZE};
+use crate::segment::format::{MAX_BLOCK_SIZE, MIN_BLOCK_SIZE, SegmentHeader};
 use crate::segment::hint::Hint;
 use crate::segment::reader::{BYTES_AFTER_END, ReadError, SegmentReader, frame_at, header_of};
-use crate::segment::writer::{RETIRED_EXTENSION, SealedSegment};
+use crate::layout::{self, FileKind};
+use crate::segment::writer::SealedSegment;
 
 /// What recovery found and did at `open`.
 #[derive(Debug, Clone, Default)]
@@ -73,58 +74,15 @@ pub struct LatestRecord {
 pub(crate) struct Recovered {
     /// Newest record of each key.
     pub records: Vec<LatestRecord>,
-    /// Highest segment seq seen in each shard folder.
-    pub max_seq: HashMap<usize, u64>,
+    /// Seq of the next segment of each existing shard folder: one past every
+    /// seq its file names carry (`layout::next_seq`, after repairs); a shard
+    /// without a folder starts at 1.
+    pub next_seq: HashMap<usize, u64>,
     pub report: RecoveryReport,
 }
 
 /// Ordering key of a frame: version first, then the later write.
 type Rank = (i64, u64, u64);
-
-/// A `shard-<i>` folder name → `i`.
-pub fn parse_shard_dir(name: &str) -> Option<usize> {
-    name.strip_prefix("shard-")?.parse().ok()
-}
-
-/// A `<seq:020>.seg` file name → `seq`.
-pub fn parse_segment_name(name: &str) -> Option<u64> {
-    let digits = name.strip_suffix(".seg")?;
-    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok()
-}
-
-/// The shard folders of `dir`, sorted by index.
-pub fn shard_dirs(dir: &Path) -> Result<Vec<(usize, PathBuf)>, Error> {
-    let mut out = Vec::new();
-    let entries = fs::read_dir(dir).map_err(|e| Error::io("listing data dir", dir, e))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::io("listing data dir", dir, e))?;
-        if let Some(i) = entry.file_name().to_str().and_then(parse_shard_dir) {
-            if entry.path().is_dir() {
-                out.push((i, entry.path()));
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
-}
-
-/// The segments of a shard folder, sorted by seq.
-pub fn segments(shard_dir: &Path) -> Result<Vec<(u64, PathBuf)>, Error> {
-    let mut out = Vec::new();
-    let entries =
-        fs::read_dir(shard_dir).map_err(|e| Error::io("listing shard dir", shard_dir, e))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::io("listing shard dir", shard_dir, e))?;
-        if let Some(seq) = entry.file_name().to_str().and_then(parse_segment_name) {
-            out.push((seq, entry.path()));
-        }
-    }
-    out.sort();
-    Ok(out)
-}
 
 fn corrupt(path: &Path, offset: u64, reason: impl Into<String>) -> Error {
     Error::Corrupt {
@@ -177,7 +135,8 @@ struct FolderScan {
     shard: usize,
     segments: Vec<PathBuf>,
     best: HashMap<Box<str>, Candidate>,
-    max_seq: Option<(usize, u64)>,
+    /// Seq of the folder's next segment, after repairs.
+    next_seq: u64,
     report: RecoveryReport,
 }
 
@@ -210,7 +169,7 @@ fn recover_with(
     use_hints: bool,
 ) -> Result<Recovered, Error> {
     let started = Instant::now();
-    let folders = shard_dirs(dir)?;
+    let folders = layout::shard_dirs(dir)?;
     let scans: Vec<FolderScan> = std::thread::scope(|s| {
         let handles: Vec<_> = folders
             .iter()
@@ -262,7 +221,7 @@ fn recover_with(
     })?;
 
     let mut report = RecoveryReport::default();
-    let mut max_seq = HashMap::new();
+    let mut next_seq = HashMap::new();
     for scan in scans {
         let r = scan.report;
         report.segments += r.segments;
@@ -272,15 +231,13 @@ fn recover_with(
         report.torn_tails.extend(r.torn_tails);
         report.skipped.extend(r.skipped);
         report.hinted_segments += r.hinted_segments;
-        if let Some((shard, seq)) = scan.max_seq {
-            max_seq.insert(shard, seq);
-        }
+        next_seq.insert(scan.shard, scan.next_seq);
     }
     report.keys = records.len();
     report.elapsed = started.elapsed();
     Ok(Recovered {
         records,
-        max_seq,
+        next_seq,
         report,
     })
 }
@@ -292,12 +249,15 @@ fn scan_folder(
     repair: Repair,
     use_hints: bool,
 ) -> Result<FolderScan, Error> {
-    let segs = segments(shard_dir)?;
+    if repair == Repair::Allowed {
+        sweep_orphans(shard_dir)?;
+    }
+    let segs = layout::segments(shard_dir)?;
     let mut scan = FolderScan {
         shard,
         segments: segs.iter().map(|(_, p)| p.clone()).collect(),
         best: HashMap::new(),
-        max_seq: segs.last().map(|(seq, _)| (shard, *seq)),
+        next_seq: 1,
         report: RecoveryReport::default(),
     };
     let last = segs.len().saturating_sub(1);
@@ -310,7 +270,27 @@ fn scan_folder(
         };
         read_segment(&at, mode, repair, use_hints, &mut scan)?;
     }
+    scan.next_seq = layout::next_seq(shard_dir)?;
     Ok(scan)
+}
+
+/// Removes what a crash left that nothing will read or finish: hint
+/// temporaries and hints whose segment is gone (`layout::orphans`).
+fn sweep_orphans(shard_dir: &Path) -> Result<(), Error> {
+    let orphans = layout::orphans(shard_dir)
+        .map_err(|e| Error::io("listing shard dir", shard_dir, e))?;
+    if orphans.is_empty() {
+        return Ok(());
+    }
+    for path in &orphans {
+        match fs::remove_file(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(Error::io("removing a file a crash left", path, e));
+            }
+            _ => log::info!("{}: removed (left by a crash)", path.display()),
+        }
+    }
+    sync_dir(shard_dir)
 }
 
 fn offer(best: &mut HashMap<Box<str>, Candidate>, key: &str, c: Candidate) {
@@ -332,21 +312,21 @@ fn load_winners(
     list.sort_by_key(|c| (c.segment, c.offset));
     let mut out = Vec::with_capacity(list.len());
     let mut buf = Vec::new();
-    let mut open: Option<(usize, fs::File, FrameSalt)> = None;
+    let mut open: Option<(usize, fs::File, SegmentHeader)> = None;
     for c in list {
         let Some(path) = segments.get(c.segment) else {
             continue;
         };
         if open.as_ref().is_none_or(|(i, _, _)| *i != c.segment) {
             let file = fs::File::open(path).map_err(|e| Error::io("opening segment", path, e))?;
-            let salt = header_of(&file).map_err(|e| read_error(path, e))?.salt();
-            open = Some((c.segment, file, salt));
+            let header = header_of(&file).map_err(|e| read_error(path, e))?;
+            open = Some((c.segment, file, header));
         }
-        let Some((_, file, salt)) = open.as_ref() else {
+        let Some((_, file, header)) = open.as_ref() else {
             continue;
         };
         let frame =
-            frame_at(file, *salt, c.offset, c.len, &mut buf).map_err(|e| read_error(path, e))?;
+            frame_at(file, header, c.offset, c.len, &mut buf).map_err(|e| read_error(path, e))?;
         if (frame.version, frame.generation, frame.lsn) != c.rank {
             return Err(corrupt(
                 path,
@@ -420,7 +400,7 @@ fn read_segment(
         if repair == Repair::Allowed {
             // Its old hint, if its removal was lost too, describes frames
             // that are gone.
-            match fs::remove_file(crate::segment::hint::hint_path(path)) {
+            match fs::remove_file(layout::hint_path(path)) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                     return Err(Error::io(
                         "removing the hint of an unrenamed spare",
@@ -430,7 +410,7 @@ fn read_segment(
                 }
                 _ => {}
             }
-            let retired = path.with_extension(RETIRED_EXTENSION);
+            let retired = layout::as_kind(path, FileKind::Retired);
             fs::rename(path, &retired)
                 .map_err(|e| Error::io("setting aside an unrenamed spare", path, e))?;
             sync_dir(path.parent().unwrap_or(Path::new(".")))?;
@@ -441,8 +421,9 @@ fn read_segment(
             bytes: len,
             reason: format!(
                 "a spare file taken for segment {} whose rename never became durable \
-                 (nothing in it was acknowledged); set aside as .{RETIRED_EXTENSION}",
-                header.seq
+                 (nothing in it was acknowledged); set aside as .{}",
+                header.seq,
+                FileKind::Retired.extension()
             ),
         });
         return Ok(());

@@ -20,7 +20,7 @@ use crate::record::{Record, Value};
 use crate::record_ref::RecordRef;
 use crate::recovery::{self, RecoveryReport};
 use crate::segment::format::MAX_KEY_BYTES;
-use crate::segment::writer::{SPARE_EXTENSION, retired, retired_file_name, spares};
+use crate::layout::{self, FileKind, retired, retired_file_name, spares};
 use crate::segment::writer::{SealedSegment, WriterSpec};
 use crate::shard::index::{self, LogRank, new_index};
 use crate::shard::stats::ShardStats;
@@ -145,7 +145,7 @@ impl Store {
             }
         }
         for i in 0..n {
-            let d = dir.join(format!("shard-{i}"));
+            let d = layout::shard_dir(&dir, i);
             std::fs::create_dir_all(&d).map_err(|e| Error::io("creating shard dir", &d, e))?;
         }
         recovery::sync_dir(&dir)?;
@@ -178,7 +178,7 @@ impl Store {
                 shared,
                 receiver,
                 spec: WriterSpec {
-                    shard_dir: dir.join(format!("shard-{i}")),
+                    shard_dir: layout::shard_dir(&dir, i),
                     shard: i as u32,
                     shard_count: n as u32,
                     pipeline_depth: config.pipeline_depth as u32,
@@ -190,7 +190,7 @@ impl Store {
                     recycle: config.spares_kept() > 0,
                     active_seq,
                 },
-                first_seq: recovered.max_seq.get(&i).map_or(1, |s| s + 1),
+                first_seq: recovered.next_seq.get(&i).copied().unwrap_or(1),
                 durability: config.durability,
                 flush_interval: config.flush_interval(),
                 max_batch_bytes: config.max_batch_bytes,
@@ -296,13 +296,13 @@ impl Store {
     /// (shard folder, seq, path) of every segment no shard is writing.
     fn sealed_paths(&self) -> Result<Vec<(usize, u64, std::path::PathBuf)>, Error> {
         let mut out = Vec::new();
-        for (shard, path) in recovery::shard_dirs(&self.inner.config.dir)? {
+        for (shard, path) in layout::shard_dirs(&self.inner.config.dir)? {
             let active = self
                 .inner
                 .shards
                 .get(shard)
                 .map(|s| s.active_seq.load(Ordering::Acquire));
-            for (seq, seg) in recovery::segments(&path)? {
+            for (seq, seg) in layout::segments(&path)? {
                 if Some(seq) != active {
                     out.push((shard, seq, seg));
                 }
@@ -509,7 +509,7 @@ impl Store {
         };
         let dir = &inner.config.dir;
         let changes = DirChanges(&inner.config);
-        for (shard, path) in recovery::shard_dirs(dir)? {
+        for (shard, path) in layout::shard_dirs(dir)? {
             let first_kept = keep_from.iter().find(|(i, _)| *i == shard).map(|(_, s)| *s);
             // Spares are taken only by this folder's shard, and only when
             // spares are kept: a retired folder's, or any when none are kept,
@@ -535,14 +535,14 @@ impl Store {
             let mut spare_count = existing.len() + to_spares.len();
             // The largest retired files make the best spares (a checkpoint's
             // is small: a segment reusing it soon extends the file again).
-            let mut retired: Vec<(u64, u64, PathBuf)> = recovery::segments(&path)?
+            let mut retired: Vec<(u64, u64, PathBuf)> = layout::segments(&path)?
                 .into_iter()
                 .filter(|(seq, _)| first_kept.is_none_or(|keep| *seq < keep))
                 .map(|(seq, seg)| (std::fs::metadata(&seg).map_or(0, |m| m.len()), seq, seg))
                 .collect();
             retired.sort_by_key(|(len, seq, _)| (std::cmp::Reverse(*len), *seq));
             for (len, seq, seg) in retired {
-                changes.remove_if_exists(&crate::segment::hint::hint_path(&seg))?;
+                changes.remove_if_exists(&layout::hint_path(&seg))?;
                 if spare_count < spares_kept {
                     let retiring = path.join(retired_file_name(seq));
                     changes.rename(&seg, &retiring).map_err(|e| {
@@ -563,7 +563,7 @@ impl Store {
             // leave that name on it, and recovery would read a segment
             // whose frames all fail under the new header's seq.
             for retiring in to_spares {
-                let spare = retiring.with_extension(SPARE_EXTENSION);
+                let spare = layout::as_kind(&retiring, FileKind::Spare);
                 changes.rename(&retiring, &spare).map_err(|e| {
                     Error::io("keeping a superseded segment as a spare", &retiring, e)
                 })?;

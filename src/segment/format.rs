@@ -167,6 +167,15 @@ pub enum FormatError {
     },
     /// The key is not UTF-8.
     KeyNotUtf8,
+    /// A valid frame of another store generation than its segment's header
+    /// (format version 2 and later): bytes of a reused file's earlier use,
+    /// never a frame of this segment.
+    ForeignGeneration {
+        /// The frame's generation.
+        frame: u64,
+        /// The segment header's generation.
+        segment: u64,
+    },
 }
 
 impl fmt::Display for FormatError {
@@ -193,6 +202,11 @@ impl fmt::Display for FormatError {
                 write!(f, "field `{field}` out of bounds: {value}")
             }
             FormatError::KeyNotUtf8 => write!(f, "key is not UTF-8"),
+            FormatError::ForeignGeneration { frame, segment } => write!(
+                f,
+                "frame of generation {frame} in a segment of generation {segment} \
+                 (left by the file's earlier use, not a frame of this segment)"
+            ),
         }
     }
 }
@@ -311,6 +325,22 @@ impl SegmentHeader {
             format_version: version,
             reused: version >= 2 && flags & FLAG_REUSED != 0,
         })
+    }
+
+    /// Decodes and checks one frame of this segment (see [`decode_frame`]):
+    /// from format version 2 on, a frame belongs to the segment only if its
+    /// CRC holds under the segment's seq and its generation is the header's
+    /// (a writer only ever writes frames of its own generation). Bytes of a
+    /// reused file's earlier use fail one or the other.
+    pub fn decode_frame<'b>(&self, bytes: &'b [u8]) -> Result<Frame<'b>, FormatError> {
+        let frame = decode_frame(bytes, self.salt())?;
+        if self.format_version >= 2 && frame.generation != self.generation {
+            return Err(FormatError::ForeignGeneration {
+                frame: frame.generation,
+                segment: self.generation,
+            });
+        }
+        Ok(frame)
     }
 
     /// The salt of this segment's frames.
@@ -596,6 +626,31 @@ mod tests {
                 "{other:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_frame_of_another_generation_is_not_the_segments() {
+        // `frame_bytes` writes generation 3 under salt 5.
+        let bytes = frame_bytes("k", b"0123456789");
+        let header = |generation, format_version| SegmentHeader {
+            block_size: 4096,
+            shard: 0,
+            shard_count: 1,
+            pipeline_depth: 1,
+            seq: 5,
+            generation,
+            created_unix_ns: 0,
+            format_version,
+            reused: true,
+        };
+        assert!(header(3, FORMAT_VERSION).decode_frame(&bytes).is_ok());
+        assert_eq!(
+            header(4, FORMAT_VERSION).decode_frame(&bytes),
+            Err(FormatError::ForeignGeneration {
+                frame: 3,
+                segment: 4
+            })
+        );
     }
 
     #[test]

@@ -8,8 +8,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use crate::segment::format::{
-    FRAME_ALIGN, FormatError, Frame, FrameSalt, HEADER_LEN, SegmentHeader, Slot, align_up,
-    classify, decode_frame,
+    FRAME_ALIGN, FormatError, Frame, HEADER_LEN, SegmentHeader, Slot, align_up, classify,
 };
 
 /// Why bytes after the end of the written data are damage (see
@@ -121,7 +120,8 @@ impl SegmentReader {
 
     /// The next frame and its offset; `Ok(None)` at the end of the written
     /// data. A frame left by the earlier use of a reused file fails its CRC
-    /// (see `FrameSalt`) like any damage. After an error, further calls
+    /// (see `FrameSalt`) or its generation check
+    /// ([`SegmentHeader::decode_frame`]) like any damage. After an error, further calls
     /// return `Ok(None)` (the offset of the bad bytes is in the error;
     /// `position` stays at it).
     pub fn next_frame(&mut self) -> Result<Option<(u64, Frame<'_>)>, ReadError> {
@@ -160,7 +160,7 @@ impl SegmentReader {
                     // out a frame that borrows the window.
                     self.pos = align_up(pos as usize + len, FRAME_ALIGN) as u64;
                     let bytes = fetch(&mut self.window, &self.file, self.file_len, pos, len)?;
-                    return match decode_frame(bytes, self.header.salt()) {
+                    return match self.header.decode_frame(bytes) {
                         Ok(frame) => Ok(Some((pos, frame))),
                         Err(error) => {
                             self.pos = pos;
@@ -192,7 +192,7 @@ impl SegmentReader {
             if let Ok(Slot::Frame { len }) = classify(head, at, block_size) {
                 if at + len as u64 <= self.file_len {
                     let bytes = fetch(&mut self.window, &self.file, self.file_len, at, len)?;
-                    if decode_frame(bytes, self.header.salt()).is_ok() {
+                    if self.header.decode_frame(bytes).is_ok() {
                         self.pos = at;
                         self.stopped = false;
                         return Ok(Some(at));
@@ -282,12 +282,12 @@ pub fn header_of(file: &File) -> Result<SegmentHeader, ReadError> {
         .map_err(|error| ReadError::Format { offset: 0, error })
 }
 
-/// Reads and checks the one frame of `len` bytes at `offset` of `file`
-/// whose frames carry `salt` (a positional read of exactly that frame, for
+/// Reads and checks the one frame of `len` bytes at `offset` of `file`,
+/// a segment with `header` (a positional read of exactly that frame, for
 /// recovery's winners).
 pub fn frame_at<'b>(
     file: &File,
-    salt: FrameSalt,
+    header: &SegmentHeader,
     offset: u64,
     len: u32,
     buf: &'b mut Vec<u8>,
@@ -295,5 +295,7 @@ pub fn frame_at<'b>(
     buf.resize(len as usize, 0);
     let n = read_up_to(file, buf, offset)?;
     buf.truncate(n);
-    decode_frame(buf, salt).map_err(|error| ReadError::Format { offset, error })
+    header
+        .decode_frame(buf)
+        .map_err(|error| ReadError::Format { offset, error })
 }

@@ -22,7 +22,8 @@ use crate::segment::format::{
     FORMAT_VERSION, FrameFields, FrameSalt, MIN_BLOCK_SIZE, SegmentHeader, align_up,
     encode_frame_flagged, frame_footprint, frame_len,
 };
-use crate::segment::hint::{HintBuilder, hint_path};
+use crate::layout::{hint_path, segment_file_name};
+use crate::segment::hint::HintBuilder;
 use crate::shard::stats::IoTimes;
 
 /// A segment that was sealed: complete, durable, never written again. Safe
@@ -48,45 +49,6 @@ pub struct SealedSegment {
 /// Called with every segment a shard seals, on the shard's thread: keep it
 /// short (queue the work elsewhere).
 pub type SealedCallback = std::sync::Arc<dyn Fn(&SealedSegment) + Send + Sync>;
-
-/// File name of segment `seq`: 20 zero-padded digits, so names sort by seq.
-pub fn segment_file_name(seq: u64) -> String {
-    format!("{seq:020}.seg")
-}
-
-/// Extension of a spare: a retired segment file kept for a later segment to
-/// overwrite. Recovery and the tools read only `.seg` files.
-pub const SPARE_EXTENSION: &str = "spare";
-
-/// Extension of a retired segment file on its way to the spares: it becomes
-/// a spare only once its retirement is durable (see `Store::compact`).
-/// Nothing reads or reuses it.
-pub const RETIRED_EXTENSION: &str = "retired";
-
-/// File name under which retired segment `seq` waits to become a spare.
-pub fn retired_file_name(seq: u64) -> String {
-    format!("{seq:020}.{RETIRED_EXTENSION}")
-}
-
-/// The spare files of a shard folder, oldest first.
-pub fn spares(shard_dir: &std::path::Path) -> std::io::Result<Vec<PathBuf>> {
-    files_with_extension(shard_dir, SPARE_EXTENSION)
-}
-
-/// The retired files of a shard folder not yet spares (left by a
-/// compaction cut short), oldest first.
-pub fn retired(shard_dir: &std::path::Path) -> std::io::Result<Vec<PathBuf>> {
-    files_with_extension(shard_dir, RETIRED_EXTENSION)
-}
-
-fn files_with_extension(shard_dir: &std::path::Path, ext: &str) -> std::io::Result<Vec<PathBuf>> {
-    let mut found: Vec<PathBuf> = std::fs::read_dir(shard_dir)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == ext))
-        .collect();
-    found.sort();
-    Ok(found)
-}
 
 /// Identity of the segments a writer creates.
 #[derive(Clone)]

@@ -250,9 +250,9 @@ impl SegmentHeader {
     /// is a spare a later segment (this header's seq) was being created in,
     /// whose rename to that segment's name never became durable. Nothing in
     /// it was acknowledged: acknowledgements follow the folder sync that
-    /// makes the rename durable. Since session 6 `Store::compact` makes a
-    /// retirement durable before a shard can take the file, so only a power
-    /// cut with earlier code (format version 2) leaves this.
+    /// makes the rename durable. `Store::compact` makes a retirement durable
+    /// before a shard can take the file, so this build never leaves one;
+    /// recovery still sets such a file aside.
     pub fn is_unrenamed_spare(&self, named_seq: u64) -> bool {
         self.reused && named_seq < self.seq
     }

@@ -78,6 +78,7 @@ pub mod inspect {
         spares,
     };
     pub use crate::recovery::{LatestRecord, scan_latest};
+    pub use crate::segment::damage;
     pub use crate::segment::format;
     pub use crate::segment::reader::{BYTES_AFTER_END, ReadError, SegmentReader};
     pub use crate::shard::shard_for;

@@ -258,11 +258,27 @@ impl SegmentHeader {
     }
 
     /// Encodes the header into the first `HEADER_LEN` bytes of `out` (the
-    /// caller zeroes the rest of the block).
-    pub fn encode(&self, out: &mut [u8]) {
-        debug_assert!(out.len() >= HEADER_LEN);
+    /// caller zeroes the rest of the block). Fails, writing nothing, when
+    /// `out` is shorter or a field is out of its bounds.
+    pub fn encode(&self, out: &mut [u8]) -> Result<(), FormatError> {
+        if out.len() < HEADER_LEN {
+            return Err(FormatError::Truncated {
+                needed: HEADER_LEN,
+                available: out.len(),
+            });
+        }
+        if !(MIN_FORMAT_VERSION..=FORMAT_VERSION).contains(&self.format_version) {
+            return Err(FormatError::UnsupportedVersion(self.format_version));
+        }
+        if !(MIN_BLOCK_SIZE..=MAX_BLOCK_SIZE).contains(&self.block_size)
+            || !self.block_size.is_power_of_two()
+        {
+            return Err(FormatError::BadField {
+                field: "block_size",
+                value: self.block_size.into(),
+            });
+        }
         put(out, 0, &SEGMENT_MAGIC);
-        debug_assert!((MIN_FORMAT_VERSION..=FORMAT_VERSION).contains(&self.format_version));
         put(out, 8, &self.format_version.to_le_bytes());
         put(out, 12, &self.block_size.to_le_bytes());
         put(out, 16, &self.shard.to_le_bytes());
@@ -276,6 +292,7 @@ impl SegmentHeader {
         let crc = out.get(..60).map_or(0, crc32c::crc32c);
         put(out, 60, &crc.to_le_bytes());
         debug_assert_eq!(SegmentHeader::decode(out).as_ref(), Ok(self));
+        Ok(())
     }
 
     /// Decodes and checks a header from the start of a segment.
@@ -383,8 +400,15 @@ pub struct FrameFields<'a> {
 
 /// Encodes one frame at the start of `out`, which must hold at least
 /// `frame_footprint(key.len(), payload.len())` bytes; the padding bytes are
-/// zeroed. Returns the footprint.
-pub fn encode_frame(f: &FrameFields<'_>, salt: FrameSalt, out: &mut [u8]) -> usize {
+/// zeroed. Returns the footprint. Fails, writing nothing, when `out` is
+/// shorter or the key or frame is out of the format's bounds: a caller on
+/// the durability path treats that as a broken invariant, never writes the
+/// buffer and stops.
+pub fn encode_frame(
+    f: &FrameFields<'_>,
+    salt: FrameSalt,
+    out: &mut [u8],
+) -> Result<usize, FormatError> {
     encode_frame_flagged(f, salt, false, out)
 }
 
@@ -395,14 +419,30 @@ pub fn encode_frame_flagged(
     salt: FrameSalt,
     batch_start: bool,
     out: &mut [u8],
-) -> usize {
+) -> Result<usize, FormatError> {
     let key = f.key.as_bytes();
+    if key.is_empty() || key.len() > MAX_KEY_BYTES {
+        return Err(FormatError::BadField {
+            field: "key_len",
+            value: key.len() as u64,
+        });
+    }
+    if f.payload.len() > MAX_RECORD_BYTES_LIMIT {
+        return Err(FormatError::BadField {
+            field: "payload_len",
+            value: f.payload.len() as u64,
+        });
+    }
     let p_off = payload_offset(key.len());
     let len = frame_len(key.len(), f.payload.len());
     let footprint = align_up(len, FRAME_ALIGN);
-    debug_assert!(out.len() >= footprint);
-    debug_assert!(!key.is_empty() && key.len() <= MAX_KEY_BYTES);
-    debug_assert!(len <= MAX_FRAME_LEN);
+    if out.len() < footprint {
+        return Err(FormatError::Truncated {
+            needed: footprint,
+            available: out.len(),
+        });
+    }
+    // Every write below lies inside `out[..footprint]`.
     put(out, 0, &(len as u32).to_le_bytes());
     let flags = if batch_start { FLAG_BATCH_START } else { 0 };
     put(out, 8, &[KIND_PUT, flags]);
@@ -428,7 +468,7 @@ pub fn encode_frame_flagged(
         decode_frame(out.get(..len).unwrap_or_default(), salt),
         Ok(fr) if fr.key == f.key && fr.payload == f.payload && fr.version == f.version && fr.lsn == f.lsn
     ));
-    footprint
+    Ok(footprint)
 }
 
 /// What the bytes at a frame position hold.
@@ -572,7 +612,8 @@ mod tests {
             },
             SALT,
             &mut out,
-        );
+        )
+        .unwrap();
         assert_eq!(n, out.len());
         out
     }
@@ -667,7 +708,7 @@ mod tests {
             reused: true,
         };
         let mut block = vec![0u8; 4096];
-        h.encode(&mut block);
+        h.encode(&mut block).unwrap();
         assert_eq!(SegmentHeader::decode(&block), Ok(h));
         assert_eq!(h.salt(), FrameSalt::segment(9));
         let v1 = SegmentHeader {
@@ -675,7 +716,7 @@ mod tests {
             reused: false,
             ..h
         };
-        v1.encode(&mut block);
+        v1.encode(&mut block).unwrap();
         assert_eq!(
             SegmentHeader::decode(&block).map(|h| h.salt()),
             Ok(FrameSalt::NONE)
@@ -689,6 +730,45 @@ mod tests {
             SegmentHeader::decode(&block[..10]),
             Err(FormatError::Truncated { .. })
         ));
+    }
+
+    #[test]
+    fn encoding_into_too_small_a_buffer_fails_and_writes_nothing() {
+        let payload = b"0123456789";
+        let fields = FrameFields {
+            version: 1,
+            lsn: 1,
+            generation: 1,
+            key: "k",
+            payload,
+            payload_crc: crc32c::crc32c(payload),
+        };
+        let footprint = frame_footprint(1, payload.len());
+        let mut out = vec![0xAA; footprint - 1];
+        assert_eq!(
+            encode_frame(&fields, SALT, &mut out),
+            Err(FormatError::Truncated {
+                needed: footprint,
+                available: footprint - 1
+            })
+        );
+        assert!(out.iter().all(|&b| b == 0xAA), "nothing written");
+        let empty_key = FrameFields { key: "", ..fields };
+        assert!(encode_frame(&empty_key, SALT, &mut vec![0; 64]).is_err());
+        let header = SegmentHeader {
+            block_size: 4096,
+            shard: 0,
+            shard_count: 1,
+            pipeline_depth: 1,
+            seq: 1,
+            generation: 1,
+            created_unix_ns: 0,
+            format_version: FORMAT_VERSION,
+            reused: false,
+        };
+        let mut short = vec![0xAA; HEADER_LEN - 1];
+        assert!(header.encode(&mut short).is_err());
+        assert!(short.iter().all(|&b| b == 0xAA), "nothing written");
     }
 
     #[test]

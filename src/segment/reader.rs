@@ -7,6 +7,7 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+use crate::segment::damage::Step;
 use crate::segment::format::{
     FRAME_ALIGN, FormatError, Frame, HEADER_LEN, SegmentHeader, Slot, align_up, classify,
 };
@@ -125,6 +126,62 @@ impl SegmentReader {
     /// return `Ok(None)` (the offset of the bad bytes is in the error;
     /// `position` stays at it).
     pub fn next_frame(&mut self) -> Result<Option<(u64, Frame<'_>)>, ReadError> {
+        let Some((pos, len)) = self.next_frame_slot()? else {
+            return Ok(None);
+        };
+        let bytes = fetch(&mut self.window, &self.file, self.file_len, pos, len)?;
+        match self.header.decode_frame(bytes) {
+            Ok(frame) => Ok(Some((pos, frame))),
+            Err(error) => {
+                self.pos = pos;
+                self.stopped = true;
+                Err(ReadError::Format { offset: pos, error })
+            }
+        }
+    }
+
+    /// The next frame, the damage at the reader's position, or the end of
+    /// the segment's data (see [`Step`]); damage is judged by
+    /// `segment::damage::judge_frames`.
+    pub fn step(&mut self) -> Result<Step<'_>, ReadError> {
+        let (pos, len) = match self.next_frame_slot() {
+            Ok(Some(slot)) => slot,
+            Ok(None) => {
+                let end = self.pos;
+                return Ok(match self.damage_after_end(end)? {
+                    true => Step::Damaged {
+                        offset: end,
+                        reason: BYTES_AFTER_END.to_owned(),
+                    },
+                    false => Step::End,
+                });
+            }
+            Err(ReadError::Format { offset, error }) => {
+                return Ok(Step::Damaged {
+                    offset,
+                    reason: error.to_string(),
+                });
+            }
+            Err(e) => return Err(e),
+        };
+        let bytes = fetch(&mut self.window, &self.file, self.file_len, pos, len)?;
+        match self.header.decode_frame(bytes) {
+            Ok(frame) => Ok(Step::Frame { offset: pos, frame }),
+            Err(error) => {
+                self.pos = pos;
+                self.stopped = true;
+                Ok(Step::Damaged {
+                    offset: pos,
+                    reason: error.to_string(),
+                })
+            }
+        }
+    }
+
+    /// Finds the next frame's position and length, skipping filler; `None`
+    /// at the end of the written data. The reader's position moves past the
+    /// frame (its decoding may move it back).
+    fn next_frame_slot(&mut self) -> Result<Option<(u64, usize)>, ReadError> {
         if self.stopped {
             return Ok(None);
         }
@@ -156,18 +213,8 @@ impl SegmentReader {
                             },
                         });
                     }
-                    // Borrow dance: compute the next position before handing
-                    // out a frame that borrows the window.
                     self.pos = align_up(pos as usize + len, FRAME_ALIGN) as u64;
-                    let bytes = fetch(&mut self.window, &self.file, self.file_len, pos, len)?;
-                    return match self.header.decode_frame(bytes) {
-                        Ok(frame) => Ok(Some((pos, frame))),
-                        Err(error) => {
-                            self.pos = pos;
-                            self.stopped = true;
-                            Err(ReadError::Format { offset: pos, error })
-                        }
-                    };
+                    return Ok(Some((pos, len)));
                 }
                 Err(error) => {
                     self.stopped = true;

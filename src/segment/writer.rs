@@ -154,7 +154,11 @@ impl<Fs: LogFs> SegmentWriter<Fs> {
         let mut buf = file.alloc(block_size as usize);
         let bytes = buf.bytes_mut();
         bytes.fill(0);
-        header.encode(bytes);
+        header.encode(bytes).map_err(|e| Error::Invariant {
+            shard,
+            path: opened_as.clone(),
+            what: format!("encoding the segment header: {e}"),
+        })?;
         let mut writer = SegmentWriter {
             fs,
             spec,
@@ -235,26 +239,46 @@ impl<Fs: LogFs> SegmentWriter<Fs> {
         };
         let mut buf = file.alloc(total);
         let out = buf.bytes_mut();
+        let broken = |what: String| Error::Invariant {
+            shard: self.spec.shard as usize,
+            path: self.path.clone(),
+            what,
+        };
+        // The buffer must hold the frames' footprint exactly as computed
+        // above; if it ever did not, encoding fails here and the batch is
+        // never written (no default bytes reach the disk).
         let mut at = 0;
+        let mut entries = Vec::with_capacity(frames.len());
         for (i, f) in frames.iter().enumerate() {
             let fields = &f.fields;
+            let dst = out.get_mut(at..).ok_or_else(|| {
+                broken(format!(
+                    "frame {i} starts at {at}, past the {}-byte staging buffer",
+                    total
+                ))
+            })?;
+            let footprint =
+                encode_frame_flagged(fields, FrameSalt::segment(self.seq), i == 0, dst)
+                    .map_err(|e| broken(format!("encoding frame {i} of the batch: {e}")))?;
+            entries.push((fields, self.offset + at as u64));
+            at += footprint;
+        }
+        let filler = out.get_mut(at..).ok_or_else(|| {
+            broken(format!(
+                "the batch's frames end at {at}, past the {total}-byte staging buffer"
+            ))
+        })?;
+        filler.fill(0);
+        // Only a batch that encoded whole is described by the hint.
+        for (fields, offset) in entries {
             self.hint.add(
                 fields.key,
                 fields.version,
                 fields.generation,
                 fields.lsn,
-                self.offset + at as u64,
+                offset,
                 frame_len(fields.key.len(), fields.payload.len()) as u32,
             );
-            at += encode_frame_flagged(
-                fields,
-                FrameSalt::segment(self.seq),
-                i == 0,
-                out.get_mut(at..).unwrap_or_default(),
-            );
-        }
-        if let Some(filler) = out.get_mut(at..) {
-            filler.fill(0);
         }
         self.records += frames.len() as u64;
         self.job(buf, total)

@@ -112,8 +112,9 @@ impl Store {
         config.validate()?;
         let dir = config.dir.clone();
         std::fs::create_dir_all(&dir).map_err(|e| Error::io("creating data dir", &dir, e))?;
-        let backend = resolve_backend(&config)?;
+        // The lock first: the preflight creates a probe file in the dir.
         let lock = DirLock::acquire(&dir)?;
+        let backend = resolve_backend(&config)?;
         let recovered = recovery::recover(&dir, config.recovery_mode, recovery::Repair::Allowed)?;
         let generation = recovered.report.previous_generation + 1;
         let n = config.shards;

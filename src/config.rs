@@ -314,8 +314,15 @@ impl Config {
     /// handles keep its old contents, a spare is rewritten. Not used
     /// with [`RecoveryMode::Strict`]: after a crash, a reused file holds its
     /// earlier frames after the end of the new data, which `Strict` would
-    /// refuse as a torn tail. Default 4; 0 deletes retired segments. Bound:
-    /// 0..=64.
+    /// refuse as a torn tail.
+    ///
+    /// Erasure: a spare, and the part of a reused file past the new
+    /// segment's data, keep superseded (and deleted) records on disk until
+    /// new segments overwrite those blocks. Where data must be gone from
+    /// the disk once superseded, set 0: `compact` then deletes every
+    /// retired segment (and any spares left from earlier runs).
+    ///
+    /// Default 4; 0 deletes retired segments. Bound: 0..=64.
     pub fn spare_segments(mut self, count: usize) -> Self {
         self.spare_segments = count;
         self

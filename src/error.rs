@@ -210,7 +210,7 @@ pub enum Error {
         what: String,
     },
 
-        /// Bytes on disk are not a valid segment or frame.
+    /// Bytes on disk are not a valid segment or frame.
     #[error("corrupt data in {path:?} at byte offset {offset}: {reason}")]
     Corrupt {
         /// The segment file.

@@ -10,12 +10,12 @@ use std::time::{Duration, Instant};
 
 use crate::config::RecoveryMode;
 use crate::error::Error;
+use crate::layout::{self, FileKind};
 use crate::record_ref::RecordRef;
 use crate::segment::damage::{self, Damage, Step, Verdict};
 use crate::segment::format::SegmentHeader;
 use crate::segment::hint::Hint;
 use crate::segment::reader::{ReadError, SegmentReader, frame_at, header_of};
-use crate::layout::{self, FileKind};
 use crate::segment::writer::SealedSegment;
 
 /// What recovery found and did at `open`.
@@ -278,8 +278,8 @@ fn scan_folder(
 /// Removes what a crash left that nothing will read or finish: hint
 /// temporaries and hints whose segment is gone (`layout::orphans`).
 fn sweep_orphans(shard_dir: &Path) -> Result<(), Error> {
-    let orphans = layout::orphans(shard_dir)
-        .map_err(|e| Error::io("listing shard dir", shard_dir, e))?;
+    let orphans =
+        layout::orphans(shard_dir).map_err(|e| Error::io("listing shard dir", shard_dir, e))?;
     if orphans.is_empty() {
         return Ok(());
     }

@@ -5,11 +5,6 @@
 //! of the opens racing for a dir, one succeeds and every other one fails
 //! with `Locked`.
 
-#![expect(
-    clippy::unwrap_used,
-    reason = "test helpers: a failure here is a test failure"
-)]
-
 mod common;
 
 use std::sync::{Arc, Barrier};

@@ -3,11 +3,6 @@
 //! segment a compaction removed before the crash — stayed in the shard
 //! folders forever. `open` now removes them, and keeps everything else.
 
-#![expect(
-    clippy::unwrap_used,
-    reason = "test helpers: a failure here is a test failure"
-)]
-
 mod common;
 
 use ringstore::Store;
@@ -41,7 +36,10 @@ fn open_removes_orphaned_hints_and_hint_temporaries() {
     let store = Store::open(config()).unwrap();
     assert!(!temp.exists(), "hint temporary left in place");
     assert!(!orphan.exists(), "hint without a segment left in place");
-    assert!(hint_of_a_segment.exists(), "a live segment's hint was removed");
+    assert!(
+        hint_of_a_segment.exists(),
+        "a live segment's hint was removed"
+    );
     for v in 0..10 {
         assert_eq!(store.get(&format!("k{v}")).unwrap().version(), v);
     }

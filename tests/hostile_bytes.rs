@@ -140,7 +140,8 @@ fn forged_dir(payload: &[u8]) -> tempfile::TempDir {
         },
         FrameSalt::segment(1),
         &mut frame,
-    ).unwrap();
+    )
+    .unwrap();
     file.extend_from_slice(&frame);
     std::fs::write(shard.join(segment_file_name(1)), file).unwrap();
     dir

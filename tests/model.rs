@@ -19,7 +19,8 @@
 
 #![expect(
     clippy::unwrap_used,
-    reason = "test helpers: a failure here is a test failure"
+    clippy::indexing_slicing,
+    reason = "test code: a failure here is a test failure"
 )]
 
 mod common;

@@ -136,9 +136,7 @@ pub fn judge_frames(
         ),
         (_, None) => damage(
             Verdict::Refused,
-            format!(
-                "{reason}, in a segment that is not its shard's newest (SkipCorrupt skips it)"
-            ),
+            format!("{reason}, in a segment that is not its shard's newest (SkipCorrupt skips it)"),
         ),
     })
 }

@@ -754,7 +754,7 @@ mod tests {
         );
         assert!(out.iter().all(|&b| b == 0xAA), "nothing written");
         let empty_key = FrameFields { key: "", ..fields };
-        assert!(encode_frame(&empty_key, SALT, &mut vec![0; 64]).is_err());
+        assert!(encode_frame(&empty_key, SALT, &mut [0; 64]).is_err());
         let header = SegmentHeader {
             block_size: 4096,
             shard: 0,

@@ -18,11 +18,11 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::error::Error;
 use crate::io::{LogBuffer, LogFile, LogFs};
+use crate::layout::{hint_path, segment_file_name};
 use crate::segment::format::{
     FORMAT_VERSION, FrameFields, FrameSalt, MIN_BLOCK_SIZE, SegmentHeader, align_up,
     encode_frame_flagged, frame_footprint, frame_len,
 };
-use crate::layout::{hint_path, segment_file_name};
 use crate::segment::hint::HintBuilder;
 use crate::shard::stats::IoTimes;
 
@@ -257,9 +257,8 @@ impl<Fs: LogFs> SegmentWriter<Fs> {
                     total
                 ))
             })?;
-            let footprint =
-                encode_frame_flagged(fields, FrameSalt::segment(self.seq), i == 0, dst)
-                    .map_err(|e| broken(format!("encoding frame {i} of the batch: {e}")))?;
+            let footprint = encode_frame_flagged(fields, FrameSalt::segment(self.seq), i == 0, dst)
+                .map_err(|e| broken(format!("encoding frame {i} of the batch: {e}")))?;
             entries.push((fields, self.offset + at as u64));
             at += footprint;
         }

@@ -8,8 +8,8 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use ringstore::{ArchivedValue, RecoveryMode};
 use ringstore::inspect::format::{Frame, SegmentHeader};
+use ringstore::{ArchivedValue, RecoveryMode};
 
 use crate::error::{ToolError, exit_code};
 use crate::progress::Progress;
@@ -85,11 +85,7 @@ pub fn verify(
         summary: VerifySummary::default(),
         progress: Progress::new(opts.progress, total, "verifying"),
     };
-    walk(
-        &source.segments,
-        WalkOptions { mode: opts.mode },
-        &mut v,
-    )?;
+    walk(&source.segments, WalkOptions { mode: opts.mode }, &mut v)?;
     v.progress.finish();
     let mut summary = v.summary;
     summary.elapsed = started.elapsed();

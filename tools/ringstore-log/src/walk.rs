@@ -250,14 +250,9 @@ pub fn walk_segment(
     let mut reader = match SegmentReader::open(&src.path) {
         Ok(r) => r,
         Err(ReadError::Format { offset, error }) => {
-            let d = damage::judge_header(
-                &src.path,
-                offset,
-                &error,
-                src.newest_in_folder,
-                opts.mode,
-            )
-            .map_err(|e| ToolError::io("reading", &src.path, e))?;
+            let d =
+                damage::judge_header(&src.path, offset, &error, src.newest_in_folder, opts.mode)
+                    .map_err(|e| ToolError::io("reading", &src.path, e))?;
             if visitor.damage(src, None, finding(&d, 0))? == Flow::Stop {
                 return Ok(Flow::Stop);
             }

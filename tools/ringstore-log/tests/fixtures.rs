@@ -96,8 +96,17 @@ fn corrupt_middle_fixture_is_judged_as_open_judges_it() {
             .map(|s| s.close().unwrap())
             .is_ok();
         assert_eq!(opened, opens, "{arg}: Store::open");
-        let o = run_on("verify", &fixture("corrupt_middle"), &["--json", "--mode", arg]);
-        assert_eq!(o.status.code(), Some(if opens { 0 } else { 1 }), "{arg}: {}", stdout(&o));
+        let o = run_on(
+            "verify",
+            &fixture("corrupt_middle"),
+            &["--json", "--mode", arg],
+        );
+        assert_eq!(
+            o.status.code(),
+            Some(if opens { 0 } else { 1 }),
+            "{arg}: {}",
+            stdout(&o)
+        );
         let lines = json_lines(&stdout(&o));
         let kind = match mode {
             RecoveryMode::TolerateTornTail => "torn_tail",
@@ -159,7 +168,8 @@ fn write_fixtures() {
             },
             FrameSalt::segment(1),
             &mut seg[at..at + n],
-        ).unwrap();
+        )
+        .unwrap();
         offsets.push((at, n));
         at += n;
     }

@@ -191,11 +191,18 @@ fn verify_agrees_with_open_in_every_mode() {
     // Both outcomes were met in the default mode: a damaged frame followed by
     // more batches than can be in flight is refused, the last one is a torn
     // tail.
-    assert!(verdicts.contains(&("tolerate-torn-tail", true)), "{verdicts:?}");
-    assert!(verdicts.contains(&("tolerate-torn-tail", false)), "{verdicts:?}");
+    assert!(
+        verdicts.contains(&("tolerate-torn-tail", true)),
+        "{verdicts:?}"
+    );
+    assert!(
+        verdicts.contains(&("tolerate-torn-tail", false)),
+        "{verdicts:?}"
+    );
 }
 
 /// Copies a data dir (its shard folders and their files).
+#[expect(clippy::unwrap_used, reason = "test helper")]
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();

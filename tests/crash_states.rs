@@ -693,7 +693,6 @@ fn every_crash_state_recovers_every_acknowledged_put() {
 /// byte (Async acknowledgements promise nothing about a power cut; the loss
 /// window is documented on `Durability`).
 #[test]
-#[ignore = "issue 17 defect 2: an Async power cut can keep any subset of the unsynced batches, more than recovery's in-flight bound"]
 fn every_async_crash_state_opens() {
     let seed = common::seed_from_env("RINGSTORE_CRASH_SEED");
     let budget: usize = common::env_or("RINGSTORE_CRASH_STATES", 3_000);

@@ -2,12 +2,14 @@
 //! (`Store::open`) acts on these verdicts and `ringstore-log verify` reports
 //! them, so the tool's verdict on a data dir is the store's.
 //!
-//! A crash can leave exactly three kinds of damage, none of it acknowledged:
-//! the end of a shard's newest segment cut mid-write, followed by at most the
-//! batches that were in flight with it (torn tail); a newest segment whose
-//! header never became durable (torn tail); a spare file a new segment was
-//! being created in whose rename never became durable (set aside). Anything
-//! else is corruption, which the recovery mode refuses or skips.
+//! A crash can leave exactly three kinds of damage: the end of a shard's
+//! newest segment cut mid-write, followed only by batches staged before the
+//! damaged bytes were durable (torn tail: in Sync mode nothing in it was
+//! acknowledged; in Async mode it is within the documented loss window); a
+//! newest segment whose header never became durable (torn tail); a spare
+//! file a new segment was being created in whose rename never became
+//! durable (set aside). Anything else is corruption, which the recovery
+//! mode refuses or skips.
 
 use std::fs;
 use std::io;
@@ -105,7 +107,10 @@ pub fn judge_frames(
             damage(Verdict::TornTail, reason)
         }
         (RecoveryMode::TolerateTornTail, Some(at)) if is_newest => {
-            let in_flight = in_flight_tail(reader, last_good)?;
+            let in_flight = match reader.header().has_marks() {
+                true => unsynced_tail(reader, offset, last_good)?,
+                false => in_flight_tail(reader, last_good)?,
+            };
             // `in_flight_tail` read on: back to where frames resume.
             reader.resync_after(offset)?;
             debug_assert_eq!(reader.position(), at);
@@ -200,6 +205,52 @@ pub fn judge_name(
         ),
         resume: None,
     })
+}
+
+/// Whether damage at `damage_at` of the newest segment (format version 3),
+/// with valid frames again from the reader's position on, is what a power
+/// cut can leave: every frame after the damage comes later in the log than
+/// every frame before it, and no batch after it was staged once the damaged
+/// bytes were durable (every later mark's `durable_through` is at most
+/// `damage_at`). Writes not yet covered by a completed flush may reach the
+/// disk in any subset, in Sync mode (the batches in flight) and in Async
+/// mode (every write since the last background flush) alike; none of them
+/// can be followed by a batch that saw them durable.
+fn unsynced_tail(
+    reader: &mut SegmentReader,
+    damage_at: u64,
+    last_good: Option<(u64, u64)>,
+) -> Result<bool, ReadError> {
+    // Marks read before the damage say nothing about it.
+    let _ = reader.take_max_mark();
+    let saw_it_durable = |reader: &mut SegmentReader| {
+        reader
+            .take_max_mark()
+            .is_some_and(|durable_through| durable_through > damage_at)
+    };
+    loop {
+        match reader.next_frame() {
+            Ok(Some((_, frame))) => {
+                if last_good.is_some_and(|g| (frame.generation, frame.lsn) <= g) {
+                    return Ok(false);
+                }
+            }
+            Ok(None) => return Ok(!saw_it_durable(reader)),
+            Err(ReadError::Format { offset, .. }) => {
+                if saw_it_durable(reader) {
+                    return Ok(false);
+                }
+                if reader.resync_after(offset)?.is_none() {
+                    return Ok(true);
+                }
+                continue;
+            }
+            Err(e) => return Err(e),
+        }
+        if saw_it_durable(reader) {
+            return Ok(false);
+        }
+    }
 }
 
 /// Whether the damage at the newest segment's reader position, with valid

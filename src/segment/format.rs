@@ -13,11 +13,15 @@ pub const SEGMENT_MAGIC: [u8; 8] = *b"RINGSEG\0";
 /// Version of this format, written into every new segment; bumped on any
 /// incompatible change. Version 2 binds each frame to its segment (the CRC
 /// continues over the segment's seq), so a segment may reuse the file of a
-/// retired one; version 1 files are still read.
-pub const FORMAT_VERSION: u32 = 2;
+/// retired one. Version 3 starts every group commit with a mark frame that
+/// records how much of the segment was durable when the batch was staged
+/// ([`KIND_MARK`]). Versions 1 and 2 are still read.
+pub const FORMAT_VERSION: u32 = 3;
+/// First format version whose batches start with a mark frame.
+pub const MARKS_FROM_VERSION: u32 = 3;
 /// Oldest format version this build reads.
 pub const MIN_FORMAT_VERSION: u32 = 1;
-/// Header flag (version 2): the segment reuses a spare file.
+/// Header flag (version 2 and later): the segment reuses a spare file.
 const FLAG_REUSED: u32 = 1;
 /// Smallest block size: every group commit starts on a multiple of the block
 /// size, which is at least this and at least the device's direct-I/O
@@ -40,6 +44,14 @@ pub const MAX_RECORD_BYTES_LIMIT: usize = 256 << 20;
 pub const MAX_FRAME_LEN: usize = payload_offset(MAX_KEY_BYTES) + MAX_RECORD_BYTES_LIMIT;
 /// Frame kind: one put.
 pub const KIND_PUT: u8 = 1;
+/// Frame kind (version 3): the mark that starts a group commit. No key; an
+/// 8-byte payload, `durable_through`: the segment offset below which every
+/// byte was durable (its write completed, then an fdatasync that started
+/// after it completed, or an `O_DSYNC` write) when the batch was staged.
+/// Recovery reads it to tell a power cut's torn tail from corruption.
+pub const KIND_MARK: u8 = 2;
+/// Bytes of a mark frame (header and its 8-byte payload).
+pub const MARK_LEN: usize = FRAME_HEADER_LEN + 8;
 /// Frame flag (byte 9): the first frame of its group commit.
 pub const FLAG_BATCH_START: u8 = 1;
 
@@ -360,6 +372,30 @@ impl SegmentHeader {
         Ok(frame)
     }
 
+    /// Decodes and checks a mark frame of this segment (format version 3
+    /// on; in earlier versions a mark is a bad frame).
+    pub fn decode_mark(&self, bytes: &[u8]) -> Result<Mark, FormatError> {
+        if self.format_version < MARKS_FROM_VERSION {
+            return Err(FormatError::BadField {
+                field: "kind",
+                value: u64::from(KIND_MARK),
+            });
+        }
+        let mark = decode_mark(bytes, self.salt())?;
+        if mark.generation != self.generation {
+            return Err(FormatError::ForeignGeneration {
+                frame: mark.generation,
+                segment: self.generation,
+            });
+        }
+        Ok(mark)
+    }
+
+    /// Whether this segment's batches start with mark frames.
+    pub fn has_marks(&self) -> bool {
+        self.format_version >= MARKS_FROM_VERSION
+    }
+
     /// The salt of this segment's frames.
     pub fn salt(&self) -> FrameSalt {
         match self.format_version {
@@ -469,6 +505,104 @@ pub fn encode_frame_flagged(
         Ok(fr) if fr.key == f.key && fr.payload == f.payload && fr.version == f.version && fr.lsn == f.lsn
     ));
     Ok(footprint)
+}
+
+/// Encodes the mark frame that starts a batch (format version 3) at the
+/// start of `out`: kind [`KIND_MARK`], no key, `durable_through` as its
+/// payload, the segment's `generation`, CRC salted like every frame.
+/// Returns its length ([`MARK_LEN`], a multiple of 8).
+pub fn encode_mark(
+    durable_through: u64,
+    generation: u64,
+    salt: FrameSalt,
+    out: &mut [u8],
+) -> Result<usize, FormatError> {
+    if out.len() < MARK_LEN {
+        return Err(FormatError::Truncated {
+            needed: MARK_LEN,
+            available: out.len(),
+        });
+    }
+    let payload = durable_through.to_le_bytes();
+    put(out, 0, &(MARK_LEN as u32).to_le_bytes());
+    put(out, 8, &[KIND_MARK, 0]);
+    put(out, 10, &0u16.to_le_bytes());
+    put(out, 12, &(payload.len() as u32).to_le_bytes());
+    put(out, 16, &0i64.to_le_bytes());
+    put(out, 24, &0u64.to_le_bytes());
+    put(out, 32, &generation.to_le_bytes());
+    put(out, FRAME_HEADER_LEN, &payload);
+    let crc = frame_crc(
+        crc32c::crc32c(&payload),
+        out.get(8..FRAME_HEADER_LEN).unwrap_or_default(),
+        salt,
+    );
+    put(out, 4, &crc.to_le_bytes());
+    debug_assert_eq!(
+        decode_mark(out.get(..MARK_LEN).unwrap_or_default(), salt),
+        Ok(Mark {
+            durable_through,
+            generation
+        })
+    );
+    const _: () = assert!(MARK_LEN % FRAME_ALIGN == 0);
+    Ok(MARK_LEN)
+}
+
+/// A decoded mark frame (format version 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mark {
+    /// Offset below which the segment was durable when the batch was staged.
+    pub durable_through: u64,
+    /// Store generation that wrote it.
+    pub generation: u64,
+}
+
+/// Whether the bytes at a frame position claim to be a mark (kind byte);
+/// `bytes` needs at least 9 bytes.
+pub fn is_mark(bytes: &[u8]) -> bool {
+    bytes.get(8) == Some(&KIND_MARK)
+}
+
+/// Decodes and checks a mark frame of a segment whose frames carry `salt`:
+/// `bytes` must be exactly the `len` bytes `classify` reported.
+pub fn decode_mark(bytes: &[u8], salt: FrameSalt) -> Result<Mark, FormatError> {
+    let Some(frame) = bytes.get(..MARK_LEN) else {
+        return Err(FormatError::Truncated {
+            needed: MARK_LEN,
+            available: bytes.len(),
+        });
+    };
+    let len = le_u32(frame, 0) as usize;
+    if len != MARK_LEN || bytes.len() != MARK_LEN {
+        return Err(FormatError::BadField {
+            field: "len",
+            value: len as u64,
+        });
+    }
+    let payload = frame.get(FRAME_HEADER_LEN..).unwrap_or_default();
+    let stored = le_u32(frame, 4);
+    let computed = frame_crc(
+        crc32c::crc32c(payload),
+        frame.get(8..FRAME_HEADER_LEN).unwrap_or_default(),
+        salt,
+    );
+    if stored != computed {
+        return Err(FormatError::ChecksumMismatch { stored, computed });
+    }
+    let kind = frame.get(8).copied().unwrap_or(0);
+    let flags = frame.get(9).copied().unwrap_or(0);
+    let (key_len, payload_len) = (le_u16(frame, 10), le_u32(frame, 12));
+    if kind != KIND_MARK || flags != 0 || key_len != 0 || payload_len != 8 {
+        return Err(FormatError::BadField {
+            field: "mark",
+            value: u64::from(kind),
+        });
+    }
+    Ok(Mark {
+        durable_through: le_u64(frame, FRAME_HEADER_LEN),
+        generation: le_u64(frame, 32),
+    })
 }
 
 /// What the bytes at a frame position hold.
@@ -769,6 +903,23 @@ mod tests {
         let mut short = vec![0xAA; HEADER_LEN - 1];
         assert!(header.encode(&mut short).is_err());
         assert!(short.iter().all(|&b| b == 0xAA), "nothing written");
+    }
+
+    #[test]
+    fn a_mark_round_trips_and_is_no_put() {
+        let mut out = [0xAAu8; MARK_LEN];
+        assert_eq!(encode_mark(8192, 3, SALT, &mut out), Ok(MARK_LEN));
+        assert!(is_mark(&out));
+        assert_eq!(
+            decode_mark(&out, SALT),
+            Ok(Mark {
+                durable_through: 8192,
+                generation: 3
+            })
+        );
+        assert!(decode_frame(&out, SALT).is_err(), "a mark is not a put");
+        assert!(decode_mark(&out, FrameSalt::segment(6)).is_err());
+        assert!(encode_mark(1, 1, SALT, &mut [0; MARK_LEN - 1]).is_err());
     }
 
     #[test]

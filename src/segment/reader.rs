@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use crate::segment::damage::Step;
 use crate::segment::format::{
-    FRAME_ALIGN, FormatError, Frame, HEADER_LEN, SegmentHeader, Slot, align_up, classify,
+    FRAME_ALIGN, FormatError, Frame, HEADER_LEN, SegmentHeader, Slot, align_up, classify, is_mark,
 };
 
 /// Why bytes after the end of the written data are damage (see
@@ -52,6 +52,9 @@ pub struct SegmentReader {
     pos: u64,
     window: Window,
     stopped: bool,
+    /// Highest `durable_through` of the mark frames read since the last
+    /// [`SegmentReader::take_max_mark`].
+    max_mark: Option<u64>,
 }
 
 /// The bytes of the file currently in memory.
@@ -84,6 +87,7 @@ impl SegmentReader {
             pos: 0,
             window: Window::default(),
             stopped: false,
+            max_mark: None,
         };
         let head = fetch(
             &mut reader.window,
@@ -111,6 +115,13 @@ impl SegmentReader {
     /// Size of the file in bytes.
     pub fn file_len(&self) -> u64 {
         self.file_len
+    }
+
+    /// The highest `durable_through` of the mark frames (format version 3)
+    /// read since the last call, if any; marks are read past, never
+    /// returned as frames.
+    pub fn take_max_mark(&mut self) -> Option<u64> {
+        self.max_mark.take()
     }
 
     /// Offset of the next read: after the last good frame once `next` has
@@ -214,7 +225,27 @@ impl SegmentReader {
                         });
                     }
                     self.pos = align_up(pos as usize + len, FRAME_ALIGN) as u64;
-                    return Ok(Some((pos, len)));
+                    if !self.header.has_marks() {
+                        return Ok(Some((pos, len)));
+                    }
+                    let head = fetch(&mut self.window, &self.file, self.file_len, pos, 9)?;
+                    if !is_mark(head) {
+                        return Ok(Some((pos, len)));
+                    }
+                    let bytes = fetch(&mut self.window, &self.file, self.file_len, pos, len)?;
+                    match self.header.decode_mark(bytes) {
+                        Ok(mark) => {
+                            self.max_mark = Some(
+                                self.max_mark
+                                    .map_or(mark.durable_through, |m| m.max(mark.durable_through)),
+                            );
+                        }
+                        Err(error) => {
+                            self.pos = pos;
+                            self.stopped = true;
+                            return Err(ReadError::Format { offset: pos, error });
+                        }
+                    }
                 }
                 Err(error) => {
                     self.stopped = true;
@@ -239,7 +270,13 @@ impl SegmentReader {
             if let Ok(Slot::Frame { len }) = classify(head, at, block_size) {
                 if at + len as u64 <= self.file_len {
                     let bytes = fetch(&mut self.window, &self.file, self.file_len, at, len)?;
-                    if self.header.decode_frame(bytes).is_ok() {
+                    // A batch starts with its mark (version 3) or its
+                    // first put.
+                    let valid = match self.header.has_marks() && is_mark(bytes) {
+                        true => self.header.decode_mark(bytes).is_ok(),
+                        false => self.header.decode_frame(bytes).is_ok(),
+                    };
+                    if valid {
                         self.pos = at;
                         self.stopped = false;
                         return Ok(Some(at));

@@ -20,8 +20,8 @@ use crate::error::Error;
 use crate::io::{LogBuffer, LogFile, LogFs};
 use crate::layout::{hint_path, segment_file_name};
 use crate::segment::format::{
-    FORMAT_VERSION, FrameFields, FrameSalt, MIN_BLOCK_SIZE, SegmentHeader, align_up,
-    encode_frame_flagged, frame_footprint, frame_len,
+    FORMAT_VERSION, FrameFields, FrameSalt, MARK_LEN, MIN_BLOCK_SIZE, SegmentHeader, align_up,
+    encode_frame_flagged, encode_mark, frame_footprint, frame_len,
 };
 use crate::segment::hint::HintBuilder;
 use crate::shard::stats::IoTimes;
@@ -94,6 +94,43 @@ pub(crate) struct SegmentWriter<Fs: LogFs> {
     records: u64,
     block_size: u64,
     hint: HintBuilder,
+    /// What of this segment has been written and made durable (shared with
+    /// the jobs in flight); each batch's mark records it.
+    progress: Rc<Progress>,
+}
+
+/// How far a segment's writes have completed and become durable, as
+/// contiguous prefixes (writes of one segment complete in any order).
+#[derive(Debug, Default)]
+struct Progress {
+    /// Every byte below this offset was written by a completed write.
+    completed_through: std::cell::Cell<u64>,
+    /// Completed writes above `completed_through`: start → end.
+    completed_above: std::cell::RefCell<std::collections::BTreeMap<u64, u64>>,
+    /// Every byte below this offset is durable: its write completed before
+    /// an fdatasync that started later and succeeded (or it was an
+    /// `O_DSYNC` write).
+    durable_through: std::cell::Cell<u64>,
+}
+
+impl Progress {
+    /// A write of `[offset, end)` completed.
+    fn completed(&self, offset: u64, end: u64) {
+        let mut above = self.completed_above.borrow_mut();
+        above.insert(offset, end);
+        let mut through = self.completed_through.get();
+        while let Some(end) = above.remove(&through) {
+            through = end;
+        }
+        self.completed_through.set(through);
+    }
+
+    /// A sync that started when writes had completed through `through`
+    /// succeeded.
+    fn durable(&self, through: u64) {
+        self.durable_through
+            .set(self.durable_through.get().max(through));
+    }
 }
 
 impl<Fs: LogFs> SegmentWriter<Fs> {
@@ -171,6 +208,7 @@ impl<Fs: LogFs> SegmentWriter<Fs> {
             records: 0,
             block_size,
             hint: HintBuilder::default(),
+            progress: Rc::new(Progress::default()),
         };
         writer.job(buf, block_size as usize)?.run(true).await?;
         if writer.path != path {
@@ -219,7 +257,7 @@ impl<Fs: LogFs> SegmentWriter<Fs> {
     /// to a new segment (the active one already holds frames and would pass
     /// a limit).
     pub fn needs_rotation(&self, footprint_bytes: usize, frames: usize) -> bool {
-        let total = align_up(footprint_bytes.max(1), self.block_size as usize) as u64;
+        let total = align_up(MARK_LEN + footprint_bytes, self.block_size as usize) as u64;
         let over_bytes = self.offset + total > self.spec.max_segment_bytes;
         let over_records = self.records + frames as u64 > self.spec.max_segment_records;
         self.records > 0 && (over_bytes || over_records)
@@ -233,7 +271,8 @@ impl<Fs: LogFs> SegmentWriter<Fs> {
             .iter()
             .map(|f| frame_footprint(f.fields.key.len(), f.fields.payload.len()))
             .sum();
-        let total = align_up(bytes.max(1), self.block_size as usize);
+        // The batch's mark, then its frames.
+        let total = align_up(MARK_LEN + bytes, self.block_size as usize);
         let Some(file) = self.file.as_ref() else {
             return Err(Error::Closed);
         };
@@ -244,10 +283,16 @@ impl<Fs: LogFs> SegmentWriter<Fs> {
             path: self.path.clone(),
             what,
         };
-        // The buffer must hold the frames' footprint exactly as computed
-        // above; if it ever did not, encoding fails here and the batch is
-        // never written (no default bytes reach the disk).
-        let mut at = 0;
+        // The buffer must hold the mark and the frames' footprint exactly as
+        // computed above; if it ever did not, encoding fails here and the
+        // batch is never written (no default bytes reach the disk).
+        let mut at = encode_mark(
+            self.progress.durable_through.get(),
+            self.spec.generation,
+            FrameSalt::segment(self.seq),
+            out,
+        )
+        .map_err(|e| broken(format!("encoding the batch's mark: {e}")))?;
         let mut entries = Vec::with_capacity(frames.len());
         for (i, f) in frames.iter().enumerate() {
             let fields = &f.fields;
@@ -308,6 +353,7 @@ impl<Fs: LogFs> SegmentWriter<Fs> {
         debug_assert_eq!(self.offset % self.block_size, 0);
         debug_assert_eq!(len as u64 % self.block_size, 0);
         let job = WriteJob {
+            progress: Rc::clone(&self.progress),
             file: Rc::clone(file),
             buf,
             write_through: self.spec.write_through,
@@ -330,10 +376,14 @@ impl<Fs: LogFs> SegmentWriter<Fs> {
         };
         let file = Rc::clone(file);
         let path = self.path.clone();
+        let progress = Rc::clone(&self.progress);
         Ok(async move {
+            let through = progress.completed_through.get();
             file.sync_data()
                 .await
-                .map_err(|e| Error::io("fdatasync of segment", &path, e))
+                .map_err(|e| Error::io("fdatasync of segment", &path, e))?;
+            progress.durable(through);
+            Ok(())
         })
     }
 
@@ -342,6 +392,7 @@ impl<Fs: LogFs> SegmentWriter<Fs> {
         let Some(file) = self.file.as_ref() else {
             return Err(Error::Closed);
         };
+        let through = self.progress.completed_through.get();
         file.sync_data().await.map_err(|e| {
             Error::shard_io(
                 "fdatasync of segment",
@@ -349,7 +400,9 @@ impl<Fs: LogFs> SegmentWriter<Fs> {
                 self.spec.shard as usize,
                 e,
             )
-        })
+        })?;
+        self.progress.durable(through);
+        Ok(())
     }
 
     /// Seals the active segment (durable, closed, never written again) and
@@ -492,6 +545,7 @@ impl<Fs: LogFs> SegmentWriter<Fs> {
 /// One staged batch: a buffer bound to its reserved offset. Jobs of one
 /// segment may run concurrently (their ranges never overlap).
 pub(crate) struct WriteJob<F: LogFile> {
+    progress: Rc<Progress>,
     file: Rc<F>,
     buf: F::Buffer,
     /// The file is `O_DSYNC`: a completed write is already durable.
@@ -513,6 +567,7 @@ impl<F: LogFile> WriteJob<F> {
     /// `run`, reporting how long the write and the sync took.
     pub async fn run_timed(self, sync: bool) -> Result<IoTimes, Error> {
         let WriteJob {
+            progress,
             file,
             buf,
             write_through,
@@ -534,15 +589,22 @@ impl<F: LogFile> WriteJob<F> {
             // A short direct write means the device is full.
             return Err(no_space());
         }
+        progress.completed(offset, offset + len as u64);
+        if write_through {
+            // Every write of an `O_DSYNC` file is durable at completion.
+            progress.durable(progress.completed_through.get());
+        }
         let mut times = IoTimes {
             write: started.elapsed(),
             sync: None,
         };
         if sync && !write_through {
             let started = Instant::now();
+            let through = progress.completed_through.get();
             file.sync_data()
                 .await
                 .map_err(|e| Error::shard_io("fdatasync of segment", &path, shard, e))?;
+            progress.durable(through);
             times.sync = Some(started.elapsed());
         }
         Ok(times)

@@ -1,13 +1,21 @@
 //! The active segment of one shard: creation (header block, fsync of file and
 //! directory), group-commit appends on fresh aligned blocks, and rotation.
 //!
+//! Every batch starts with a mark frame that records how much of the segment
+//! was durable when the batch was staged (`Progress`: the contiguous prefix
+//! of completed writes that a later successful fdatasync, or `O_DSYNC`,
+//! covered). Recovery reads the marks to tell the writes a power cut may
+//! keep in any subset from corruption (`segment::damage`).
+//!
 //! A new segment reuses a spare file when the shard folder has one (a
 //! segment `Store::compact` retired): writing over blocks the filesystem
 //! already allocated and initialized changes no metadata, so a durable write
 //! needs no journal commit (on ext4 such writes took half the time of
 //! appends, `docs/BENCHMARKS.md`). The frames of the file's earlier use stay
 //! after the new data: their CRC fails under the new segment's seq
-//! (`FrameSalt`), so readers never take them for frames of the new segment,
+//! (`FrameSalt`; seqs are never reused in a folder, `layout::next_seq`) and
+//! their generation is not the new header's, so readers never take them for
+//! frames of the new segment,
 //! and sealing writes one zero block after the data, the format's end mark,
 //! so a sealed segment ends cleanly without cutting the file (a large
 //! truncate, with discards, would hold up the shard).

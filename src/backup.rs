@@ -16,7 +16,7 @@ use std::path::Path;
 use crate::error::Error;
 use crate::outcome::BackupReport;
 use crate::recovery;
-use crate::segment::hint::hint_path;
+use crate::layout::{self, hint_path};
 
 /// Copies every segment (and hint) of every shard folder of `dir` into
 /// `dest`, which must not exist or be an empty directory.
@@ -37,14 +37,14 @@ pub(crate) fn copy_data_dir(dir: &Path, dest: &Path) -> Result<BackupReport, Err
     }
     std::fs::create_dir_all(dest).map_err(|e| Error::io("creating backup dir", dest, e))?;
     let mut report = BackupReport::default();
-    for (_, shard_dir) in recovery::shard_dirs(dir)? {
+    for (_, shard_dir) in layout::shard_dirs(dir)? {
         let Some(name) = shard_dir.file_name() else {
             continue;
         };
         let to_dir = dest.join(name);
         std::fs::create_dir_all(&to_dir)
             .map_err(|e| Error::io("creating backup shard dir", &to_dir, e))?;
-        for (_, segment) in recovery::segments(&shard_dir)? {
+        for (_, segment) in layout::segments(&shard_dir)? {
             let hint = hint_path(&segment);
             for from in [segment, hint] {
                 let Some(file_name) = from.file_name() else {

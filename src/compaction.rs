@@ -12,7 +12,7 @@ use crate::error::Error;
 use crate::outcome::CompactReport;
 use crate::recovery;
 use crate::sealed::SealedLog;
-use crate::segment::writer::{SPARE_EXTENSION, retired, retired_file_name, spares};
+use crate::layout::{self, FileKind, retired, retired_file_name, spares};
 
 /// Retires every segment older than its shard's checkpoint (`keep_from`:
 /// shard → first seq to keep; a folder without an entry belongs to a run
@@ -36,7 +36,7 @@ pub(crate) fn retire_superseded(
         true => Some(crate::shipped::shipped_through(dir)?),
         false => None,
     };
-    for (shard, path) in recovery::shard_dirs(dir)? {
+    for (shard, path) in layout::shard_dirs(dir)? {
         let first_kept = keep_from.iter().find(|(i, _)| *i == shard).map(|(_, s)| *s);
         let may_retire = |seq: u64| match &shipped {
             None => true,
@@ -66,7 +66,7 @@ pub(crate) fn retire_superseded(
         let mut spare_count = existing.len() + to_spares.len();
         // The largest retired files make the best spares (a checkpoint's
         // is small: a segment reusing it soon extends the file again).
-        let superseded: Vec<(u64, PathBuf)> = recovery::segments(&path)?
+        let superseded: Vec<(u64, PathBuf)> = layout::segments(&path)?
             .into_iter()
             .filter(|(seq, _)| first_kept.is_none_or(|keep| *seq < keep))
             .collect();
@@ -83,7 +83,7 @@ pub(crate) fn retire_superseded(
         let retired_seqs: Vec<u64> = retired.iter().map(|(_, seq, _)| *seq).collect();
         retired.sort_by_key(|(len, seq, _)| (std::cmp::Reverse(*len), *seq));
         for (len, seq, seg) in retired {
-            changes.remove_if_exists(&crate::segment::hint::hint_path(&seg))?;
+            changes.remove_if_exists(&layout::hint_path(&seg))?;
             if spare_count < spares_kept {
                 let retiring = path.join(retired_file_name(seq));
                 changes
@@ -105,7 +105,7 @@ pub(crate) fn retire_superseded(
         // leave that name on it, and recovery would read a segment
         // whose frames all fail under the new header's seq.
         for retiring in to_spares {
-            let spare = retiring.with_extension(SPARE_EXTENSION);
+            let spare = layout::as_kind(&retiring, FileKind::Spare);
             changes
                 .rename(&retiring, &spare)
                 .map_err(|e| Error::io("keeping a superseded segment as a spare", &retiring, e))?;

@@ -28,7 +28,23 @@ impl std::fmt::Debug for OnSealed {
 /// so a reader never sees a value that a crash could still take back. In
 /// `Async` mode `get` sees a record as soon as it is acknowledged; a crash
 /// can then lose it (see the table), and recovery returns the newest record
-/// that reached the disk. Concurrent `Async` puts of one key and the same
+/// that reached the disk.
+///
+/// `Async` power loss, exactly: every write the shard made since the start
+/// of its last background `fdatasync` that completed may reach the disk in
+/// any subset (devices reorder writes). Recovery keeps the newest segment up
+/// to the first write that is missing or torn and truncates the rest as a
+/// torn tail, so the loss is every put whose write completed after the
+/// start of the last completed flush, or had not completed (roughly the
+/// puts of the last `flush_interval_ms` plus the time of the writes and of
+/// that flush, and the puts still queued); every put written before is
+/// kept, and the store opens in the default recovery mode
+/// (`tests/crash_states.rs::every_async_crash_state_opens`). Each batch's
+/// mark frame records how much of the segment was durable when it was
+/// staged, which is how recovery tells those writes from corruption
+/// (`docs/FORMAT.md`).
+///
+/// Concurrent `Async` puts of one key and the same
 /// version are ordered by their place in the log, as recovery orders them:
 /// the later one wins, the other returns `Stale` with its own version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -332,8 +348,15 @@ impl Config {
     /// handles keep its old contents, a spare is rewritten. Not used
     /// with [`RecoveryMode::Strict`]: after a crash, a reused file holds its
     /// earlier frames after the end of the new data, which `Strict` would
-    /// refuse as a torn tail. Default 4; 0 deletes retired segments. Bound:
-    /// 0..=64.
+    /// refuse as a torn tail.
+    ///
+    /// Erasure: a spare, and the part of a reused file past the new
+    /// segment's data, keep superseded (and deleted) records on disk until
+    /// new segments overwrite those blocks. Where data must be gone from
+    /// the disk once superseded, set 0: `compact` then deletes every
+    /// retired segment (and any spares left from earlier runs).
+    ///
+    /// Default 4; 0 deletes retired segments. Bound: 0..=64.
     pub fn spare_segments(mut self, count: usize) -> Self {
         self.spare_segments = count;
         self

@@ -193,6 +193,23 @@ pub enum Error {
         reason: String,
     },
 
+    /// ringstore broke one of its own invariants on the durability path (a
+    /// bug): nothing was written for the batch, its puts failed, and the
+    /// shard stopped accepting writes.
+    #[error(
+        "internal invariant broken in shard {shard} while writing {path:?}: {what}; nothing \
+         was written for it and the shard stopped accepting writes (a bug in ringstore: \
+         reopen the store, and please report it)"
+    )]
+    Invariant {
+        /// The shard.
+        shard: usize,
+        /// The segment being written.
+        path: PathBuf,
+        /// What did not hold.
+        what: String,
+    },
+
     /// Bytes on disk are not a valid segment or frame.
     #[error("corrupt data in {path:?} at byte offset {offset}: {reason}")]
     Corrupt {

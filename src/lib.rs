@@ -40,6 +40,7 @@ mod error;
 #[cfg(feature = "failpoints")]
 mod hooks;
 mod io;
+mod layout;
 mod lock;
 #[cfg(feature = "metrics")]
 mod metrics_out;
@@ -82,11 +83,17 @@ pub mod failpoints {
 pub mod inspect {
     pub use crate::record::write_json_str;
     pub use crate::record_ref::InvalidPayload;
-    pub use crate::recovery::{
-        LatestRecord, parse_segment_name, parse_shard_dir, scan_latest, segments, shard_dirs,
+    /// The data-dir layout: shard folders, file names, listings.
+    pub mod layout {
+        pub use crate::layout::*;
+    }
+    pub use crate::layout::{
+        parse_segment_name, parse_shard_dir, retired, segment_file_name, segments, shard_dirs,
+        spares,
     };
+    pub use crate::recovery::{LatestRecord, scan_latest};
+    pub use crate::segment::damage;
     pub use crate::segment::format;
     pub use crate::segment::reader::{BYTES_AFTER_END, ReadError, SegmentReader};
-    pub use crate::segment::writer::{retired, segment_file_name, spares};
     pub use crate::shard::shard_for;
 }

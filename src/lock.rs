@@ -8,9 +8,7 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{FlockOperation, flock};
 
 use crate::error::Error;
-
-/// Name of the lock file inside the data dir.
-pub const LOCK_FILE: &str = "LOCK";
+use crate::layout::LOCK_FILE;
 
 /// A held lock; dropping it releases the lock.
 #[derive(Debug)]

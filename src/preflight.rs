@@ -55,7 +55,7 @@ pub(crate) fn check_filesystem(dir: &Path, allow_non_durable_dir: bool) -> Resul
     }
     // Some filesystems (FUSE, older NFS, overlay on tmpfs) refuse O_DIRECT:
     // try it on a scratch file rather than trusting a list.
-    let probe = dir.join(".ringstore-odirect-probe");
+    let probe = dir.join(crate::layout::ODIRECT_PROBE_FILE);
     let _ = std::fs::remove_file(&probe);
     let opened = OpenOptions::new()
         .write(true)

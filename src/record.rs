@@ -227,6 +227,14 @@ impl ArchivedRecord {
         self.write_json(&mut out);
         out
     }
+    /// An owned copy of the record. A plain walk over the archive: it cannot
+    /// fail, so no fallback value exists that could stand in for a record.
+    pub fn to_record(&self) -> Record {
+        self.fields
+            .iter()
+            .map(|(k, v)| (k.as_str().to_owned(), v.to_value()))
+            .collect()
+    }
 }
 
 fn write_json_map<'a>(
@@ -250,6 +258,28 @@ impl ArchivedValue {
     /// [`ArchivedRecord::write_json`]).
     pub fn write_json(&self, out: &mut String) {
         write_json_value(self, out);
+    }
+}
+
+impl ArchivedValue {
+    /// An owned copy of the value.
+    pub fn to_value(&self) -> Value {
+        match self {
+            ArchivedValue::Null => Value::Null,
+            ArchivedValue::Bool(b) => Value::Bool(*b),
+            ArchivedValue::Int(i) => Value::Int(i.to_native()),
+            ArchivedValue::Float(f) => Value::Float(f.to_native()),
+            ArchivedValue::Str(s) => Value::Str(s.as_str().to_owned()),
+            ArchivedValue::Bytes(b) => Value::Bytes(b.as_slice().to_vec()),
+            ArchivedValue::List(items) => {
+                Value::List(items.iter().map(ArchivedValue::to_value).collect())
+            }
+            ArchivedValue::Map(map) => Value::Map(
+                map.iter()
+                    .map(|(k, v)| (k.as_str().to_owned(), v.to_value()))
+                    .collect(),
+            ),
+        }
     }
 }
 
@@ -378,6 +408,16 @@ mod tests {
                     .len();
                 assert!(odd.archived_size_hint() >= odd_actual);
             }
+        }
+    }
+
+    #[test]
+    fn an_archived_record_converts_back_whole() {
+        for (name, record) in shaped_records() {
+            let bytes = rkyv::to_bytes::<rkyv::rancor::Error>(&record).expect("serialize");
+            let archived =
+                rkyv::access::<ArchivedRecord, rkyv::rancor::Error>(&bytes).expect("valid archive");
+            assert_eq!(archived.to_record(), record, "{name}");
         }
     }
 

@@ -153,9 +153,7 @@ impl RecordRef {
 
     /// An owned copy of the record.
     pub fn to_record(&self) -> Record {
-        // Deserializing a validated archive into owned types cannot fail; the
-        // fallback keeps this path free of panics all the same.
-        rkyv::deserialize::<Record, rancor::Error>(self.archived()).unwrap_or_default()
+        self.archived().to_record()
     }
 
     /// The record as one JSON object.

@@ -10,11 +10,13 @@ use std::time::{Duration, Instant};
 
 use crate::config::RecoveryMode;
 use crate::error::Error;
+use crate::layout::{self, FileKind};
 use crate::record_ref::RecordRef;
-use crate::segment::format::{FrameSalt, MAX_BLOCK_SIZE, MIN_BLOCK_SIZE};
+use crate::segment::damage::{self, Damage, Step, Verdict};
+use crate::segment::format::SegmentHeader;
 use crate::segment::hint::Hint;
-use crate::segment::reader::{BYTES_AFTER_END, ReadError, SegmentReader, frame_at, header_of};
-use crate::segment::writer::{RETIRED_EXTENSION, SealedSegment};
+use crate::segment::reader::{ReadError, SegmentReader, frame_at, header_of};
+use crate::segment::writer::SealedSegment;
 
 /// What recovery found and did at `open`.
 #[derive(Debug, Clone, Default)]
@@ -73,58 +75,15 @@ pub struct LatestRecord {
 pub(crate) struct Recovered {
     /// Newest record of each key.
     pub records: Vec<LatestRecord>,
-    /// Highest segment seq seen in each shard folder.
-    pub max_seq: HashMap<usize, u64>,
+    /// Seq of the next segment of each existing shard folder: one past every
+    /// seq its file names carry (`layout::next_seq`, after repairs); a shard
+    /// without a folder starts at 1.
+    pub next_seq: HashMap<usize, u64>,
     pub report: RecoveryReport,
 }
 
 /// Ordering key of a frame: version first, then the later write.
 type Rank = (i64, u64, u64);
-
-/// A `shard-<i>` folder name → `i`.
-pub fn parse_shard_dir(name: &str) -> Option<usize> {
-    name.strip_prefix("shard-")?.parse().ok()
-}
-
-/// A `<seq:020>.seg` file name → `seq`.
-pub fn parse_segment_name(name: &str) -> Option<u64> {
-    let digits = name.strip_suffix(".seg")?;
-    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok()
-}
-
-/// The shard folders of `dir`, sorted by index.
-pub fn shard_dirs(dir: &Path) -> Result<Vec<(usize, PathBuf)>, Error> {
-    let mut out = Vec::new();
-    let entries = fs::read_dir(dir).map_err(|e| Error::io("listing data dir", dir, e))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::io("listing data dir", dir, e))?;
-        if let Some(i) = entry.file_name().to_str().and_then(parse_shard_dir) {
-            if entry.path().is_dir() {
-                out.push((i, entry.path()));
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
-}
-
-/// The segments of a shard folder, sorted by seq.
-pub fn segments(shard_dir: &Path) -> Result<Vec<(u64, PathBuf)>, Error> {
-    let mut out = Vec::new();
-    let entries =
-        fs::read_dir(shard_dir).map_err(|e| Error::io("listing shard dir", shard_dir, e))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::io("listing shard dir", shard_dir, e))?;
-        if let Some(seq) = entry.file_name().to_str().and_then(parse_segment_name) {
-            out.push((seq, entry.path()));
-        }
-    }
-    out.sort();
-    Ok(out)
-}
 
 fn corrupt(path: &Path, offset: u64, reason: impl Into<String>) -> Error {
     Error::Corrupt {
@@ -177,7 +136,8 @@ struct FolderScan {
     shard: usize,
     segments: Vec<PathBuf>,
     best: HashMap<Box<str>, Candidate>,
-    max_seq: Option<(usize, u64)>,
+    /// Seq of the folder's next segment, after repairs.
+    next_seq: u64,
     report: RecoveryReport,
 }
 
@@ -210,7 +170,7 @@ fn recover_with(
     use_hints: bool,
 ) -> Result<Recovered, Error> {
     let started = Instant::now();
-    let folders = shard_dirs(dir)?;
+    let folders = layout::shard_dirs(dir)?;
     let scans: Vec<FolderScan> = std::thread::scope(|s| {
         let handles: Vec<_> = folders
             .iter()
@@ -262,7 +222,7 @@ fn recover_with(
     })?;
 
     let mut report = RecoveryReport::default();
-    let mut max_seq = HashMap::new();
+    let mut next_seq = HashMap::new();
     for scan in scans {
         let r = scan.report;
         report.segments += r.segments;
@@ -272,15 +232,13 @@ fn recover_with(
         report.torn_tails.extend(r.torn_tails);
         report.skipped.extend(r.skipped);
         report.hinted_segments += r.hinted_segments;
-        if let Some((shard, seq)) = scan.max_seq {
-            max_seq.insert(shard, seq);
-        }
+        next_seq.insert(scan.shard, scan.next_seq);
     }
     report.keys = records.len();
     report.elapsed = started.elapsed();
     Ok(Recovered {
         records,
-        max_seq,
+        next_seq,
         report,
     })
 }
@@ -292,12 +250,15 @@ fn scan_folder(
     repair: Repair,
     use_hints: bool,
 ) -> Result<FolderScan, Error> {
-    let segs = segments(shard_dir)?;
+    if repair == Repair::Allowed {
+        sweep_orphans(shard_dir)?;
+    }
+    let segs = layout::segments(shard_dir)?;
     let mut scan = FolderScan {
         shard,
         segments: segs.iter().map(|(_, p)| p.clone()).collect(),
         best: HashMap::new(),
-        max_seq: segs.last().map(|(seq, _)| (shard, *seq)),
+        next_seq: 1,
         report: RecoveryReport::default(),
     };
     let last = segs.len().saturating_sub(1);
@@ -310,7 +271,27 @@ fn scan_folder(
         };
         read_segment(&at, mode, repair, use_hints, &mut scan)?;
     }
+    scan.next_seq = layout::next_seq(shard_dir)?;
     Ok(scan)
+}
+
+/// Removes what a crash left that nothing will read or finish: hint
+/// temporaries and hints whose segment is gone (`layout::orphans`).
+fn sweep_orphans(shard_dir: &Path) -> Result<(), Error> {
+    let orphans =
+        layout::orphans(shard_dir).map_err(|e| Error::io("listing shard dir", shard_dir, e))?;
+    if orphans.is_empty() {
+        return Ok(());
+    }
+    for path in &orphans {
+        match fs::remove_file(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(Error::io("removing a file a crash left", path, e));
+            }
+            _ => log::info!("{}: removed (left by a crash)", path.display()),
+        }
+    }
+    sync_dir(shard_dir)
 }
 
 fn offer(best: &mut HashMap<Box<str>, Candidate>, key: &str, c: Candidate) {
@@ -332,21 +313,21 @@ fn load_winners(
     list.sort_by_key(|c| (c.segment, c.offset));
     let mut out = Vec::with_capacity(list.len());
     let mut buf = Vec::new();
-    let mut open: Option<(usize, fs::File, FrameSalt)> = None;
+    let mut open: Option<(usize, fs::File, SegmentHeader)> = None;
     for c in list {
         let Some(path) = segments.get(c.segment) else {
             continue;
         };
         if open.as_ref().is_none_or(|(i, _, _)| *i != c.segment) {
             let file = fs::File::open(path).map_err(|e| Error::io("opening segment", path, e))?;
-            let salt = header_of(&file).map_err(|e| read_error(path, e))?.salt();
-            open = Some((c.segment, file, salt));
+            let header = header_of(&file).map_err(|e| read_error(path, e))?;
+            open = Some((c.segment, file, header));
         }
-        let Some((_, file, salt)) = open.as_ref() else {
+        let Some((_, file, header)) = open.as_ref() else {
             continue;
         };
         let frame =
-            frame_at(file, *salt, c.offset, c.len, &mut buf).map_err(|e| read_error(path, e))?;
+            frame_at(file, header, c.offset, c.len, &mut buf).map_err(|e| read_error(path, e))?;
         if (frame.version, frame.generation, frame.lsn) != c.rank {
             return Err(corrupt(
                 path,
@@ -391,60 +372,26 @@ fn read_segment(
     let mut reader = match SegmentReader::open(path) {
         Ok(r) => r,
         Err(ReadError::Format { offset, error }) => {
-            // A crash while creating the newest segment leaves a file whose
-            // header never became durable; no frame in it was acknowledged.
-            let len = fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-            if is_last && mode != RecoveryMode::Strict && header_never_completed(path, len)? {
-                if repair == Repair::Allowed {
-                    remove_torn_segment(path)?;
-                }
-                report.torn_tails.push(DamageReport {
-                    path: path.to_path_buf(),
-                    offset,
-                    bytes: len,
-                    reason: format!("segment header never completed ({error})"),
-                });
-                return Ok(());
+            let damage = damage::judge_header(path, offset, &error, is_last, mode)
+                .map_err(|e| Error::io("reading segment", path, e))?;
+            if damage.verdict != Verdict::TornTail {
+                return Err(corrupt(path, offset, damage.reason));
             }
-            return Err(corrupt(
-                path,
-                offset,
-                format!("bad segment header: {error}"),
-            ));
+            // A crash while creating the newest segment: no frame in it
+            // was acknowledged.
+            if repair == Repair::Allowed {
+                remove_torn_segment(path)?;
+            }
+            report.torn_tails.push(damage_report(path, &damage));
+            return Ok(());
         }
         Err(e) => return Err(read_error(path, e)),
     };
-    let header = reader.header();
-    if header.is_unrenamed_spare(at.seq) && mode != RecoveryMode::Strict {
-        let len = reader.file_len();
+    if let Some(damage) = damage::judge_name(reader.header(), at.seq, reader.file_len(), mode) {
         if repair == Repair::Allowed {
-            // Its old hint, if its removal was lost too, describes frames
-            // that are gone.
-            match fs::remove_file(crate::segment::hint::hint_path(path)) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(Error::io(
-                        "removing the hint of an unrenamed spare",
-                        path,
-                        e,
-                    ));
-                }
-                _ => {}
-            }
-            let retired = path.with_extension(RETIRED_EXTENSION);
-            fs::rename(path, &retired)
-                .map_err(|e| Error::io("setting aside an unrenamed spare", path, e))?;
-            sync_dir(path.parent().unwrap_or(Path::new(".")))?;
+            set_aside(path)?;
         }
-        report.torn_tails.push(DamageReport {
-            path: path.to_path_buf(),
-            offset: 0,
-            bytes: len,
-            reason: format!(
-                "a spare file taken for segment {} whose rename never became durable \
-                 (nothing in it was acknowledged); set aside as .{RETIRED_EXTENSION}",
-                header.seq
-            ),
-        });
+        report.torn_tails.push(damage_report(path, &damage));
         return Ok(());
     }
     report.segments += 1;
@@ -470,8 +417,8 @@ fn read_segment(
     // (generation, lsn) of the last valid frame: the log order.
     let mut last_good: Option<(u64, u64)> = None;
     loop {
-        let damage = match reader.next_frame() {
-            Ok(Some((offset, frame))) => {
+        let (offset, reason) = match reader.step().map_err(|e| read_error(path, e))? {
+            Step::Frame { offset, frame } => {
                 last_good = Some((frame.generation, frame.lsn));
                 report.frames += 1;
                 let c = Candidate {
@@ -483,89 +430,54 @@ fn read_segment(
                 offer(&mut scan.best, frame.key, c);
                 continue;
             }
-            Ok(None) => {
-                let end = reader.position();
-                if !reader
-                    .damage_after_end(end)
-                    .map_err(|e| read_error(path, e))?
-                {
+            Step::End => return Ok(()),
+            Step::Damaged { offset, reason } => (offset, reason),
+        };
+        let damage = damage::judge_frames(&mut reader, offset, reason, last_good, is_last, mode)
+            .map_err(|e| read_error(path, e))?;
+        match damage.verdict {
+            Verdict::Skipped => {
+                report.skipped.push(damage_report(path, &damage));
+                if damage.resume.is_none() {
                     return Ok(());
                 }
-                (end, BYTES_AFTER_END.to_owned())
             }
-            Err(ReadError::Format { offset, error }) => (offset, error.to_string()),
-            Err(e) => return Err(read_error(path, e)),
-        };
-        let (offset, reason) = damage;
-        let resume = reader
-            .resync_after(offset)
-            .map_err(|e| read_error(path, e))?;
-        match (mode, resume) {
-            (RecoveryMode::SkipCorrupt, Some(at)) => {
-                report.skipped.push(DamageReport {
-                    path: path.to_path_buf(),
-                    offset,
-                    bytes: at - offset,
-                    reason,
-                });
+            Verdict::TornTail => {
+                return torn_tail(path, &damage, repair, report);
             }
-            (RecoveryMode::TolerateTornTail | RecoveryMode::SkipCorrupt, None) if is_last => {
-                let bytes = reader.file_len() - offset;
-                return torn_tail(path, offset, bytes, reason, repair, report);
-            }
-            (RecoveryMode::SkipCorrupt, None) => {
-                report.skipped.push(DamageReport {
-                    path: path.to_path_buf(),
-                    offset,
-                    bytes: reader.file_len() - offset,
-                    reason,
-                });
-                return Ok(());
-            }
-            (RecoveryMode::TolerateTornTail, Some(_))
-                if is_last
-                    && in_flight_tail(&mut reader, last_good)
-                        .map_err(|e| read_error(path, e))? =>
-            {
-                // Batches in flight at a crash (or a failed write followed by
-                // a write already in flight) leave sectors that never reached
-                // the disk, then later batches: none of it was acknowledged
-                // (acknowledgements are in log order), so it is a torn tail.
-                let bytes = reader.file_len() - offset;
-                let reason = format!(
-                    "{reason}, then later batches that were in flight (never acknowledged)"
-                );
-                return torn_tail(path, offset, bytes, reason, repair, report);
-            }
-            (_, Some(_)) => {
-                return Err(corrupt(
-                    path,
-                    offset,
-                    format!(
-                        "{reason}; valid frames follow, so this is not a torn tail (open with RecoveryMode::SkipCorrupt to skip it)"
-                    ),
-                ));
-            }
-            (RecoveryMode::Strict, None) if is_last => {
-                return Err(corrupt(
-                    path,
-                    offset,
-                    format!(
-                        "{reason}: a torn tail, refused in Strict mode (TolerateTornTail truncates it)"
-                    ),
-                ));
-            }
-            (_, None) => {
-                return Err(corrupt(
-                    path,
-                    offset,
-                    format!(
-                        "{reason}, in a segment that is not its shard's newest (SkipCorrupt skips it)"
-                    ),
-                ));
+            Verdict::Refused | Verdict::SetAside => {
+                return Err(corrupt(path, offset, damage.reason));
             }
         }
     }
+}
+
+fn damage_report(path: &Path, damage: &Damage) -> DamageReport {
+    DamageReport {
+        path: path.to_path_buf(),
+        offset: damage.offset,
+        bytes: damage.bytes,
+        reason: damage.reason.clone(),
+    }
+}
+
+/// Renames a spare whose rename to a segment never became durable to
+/// `.retired` (with its stale hint, if its removal was lost too, removed).
+fn set_aside(path: &Path) -> Result<(), Error> {
+    match fs::remove_file(layout::hint_path(path)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(Error::io(
+                "removing the hint of an unrenamed spare",
+                path,
+                e,
+            ));
+        }
+        _ => {}
+    }
+    let retired = layout::as_kind(path, FileKind::Retired);
+    fs::rename(path, &retired)
+        .map_err(|e| Error::io("setting aside an unrenamed spare", path, e))?;
+    sync_dir(path.parent().unwrap_or(Path::new(".")))
 }
 
 /// Figures of one sealed segment, from its hint or, without one, a scan.
@@ -597,74 +509,16 @@ pub(crate) fn describe_sealed(shard: usize, seq: u64, path: &Path) -> Result<Sea
     })
 }
 
-/// Whether the damage at `offset` of the newest segment, with valid frames
-/// again from `resume` on, is what a crash with batches in flight leaves:
-/// every frame after the damage comes later in the log than every frame
-/// before it, and the damaged batch plus the batches that start after it are
-/// no more than the writer's pipeline depth (from the segment header). Only
-/// that many batches can be in flight, and none of them was acknowledged
-/// (acknowledgements follow log order and need the batch's own flush). With
-/// depth 1, a valid batch after the damage means corruption. The reader is
-/// positioned at the first valid frame after the damage.
-fn in_flight_tail(
-    reader: &mut SegmentReader,
-    last_good: Option<(u64, u64)>,
-) -> Result<bool, ReadError> {
-    let depth = u64::from(reader.header().pipeline_depth.max(1));
-    // The batch holding the damage counts as one in flight.
-    let mut batches = 1u64;
-    loop {
-        match reader.next_frame() {
-            Ok(Some((_, frame))) => {
-                if last_good.is_some_and(|g| (frame.generation, frame.lsn) <= g) {
-                    return Ok(false);
-                }
-                // Frames that do not start a batch are the rest of the
-                // damaged batch (a write torn in its middle) or of a batch
-                // already counted.
-                if frame.batch_start {
-                    batches += 1;
-                }
-                if batches > depth {
-                    return Ok(false);
-                }
-            }
-            Ok(None) => return Ok(true),
-            Err(ReadError::Format { offset, .. }) => {
-                if reader.resync_after(offset)?.is_none() {
-                    return Ok(true);
-                }
-            }
-            Err(e) => return Err(e),
-        }
-    }
-}
-
-/// Whether a segment with an unreadable header is one whose creation was
-/// cut by a crash: frames are written only after the header block is
-/// durable, so such a file is small and holds nothing past its first block.
-fn header_never_completed(path: &Path, len: u64) -> Result<bool, Error> {
-    if len > u64::from(MAX_BLOCK_SIZE) {
-        return Ok(false);
-    }
-    let bytes = fs::read(path).map_err(|e| Error::io("reading segment", path, e))?;
-    Ok(bytes
-        .get(MIN_BLOCK_SIZE as usize..)
-        .is_none_or(|rest| rest.iter().all(|&b| b == 0)))
-}
-
-/// Cuts a torn tail off the newest segment and makes the cut durable, so the
-/// segment ends cleanly even after newer segments are created.
-/// A torn tail of `bytes` at `offset`: truncated when repair is allowed,
-/// reported either way.
+/// A torn tail of the newest segment: truncated (durably, so the segment
+/// ends cleanly even after newer segments are created) when repair is
+/// allowed, reported either way.
 fn torn_tail(
     path: &Path,
-    offset: u64,
-    bytes: u64,
-    reason: String,
+    damage: &Damage,
     repair: Repair,
     report: &mut RecoveryReport,
 ) -> Result<(), Error> {
+    let (offset, bytes, reason) = (damage.offset, damage.bytes, &damage.reason);
     if repair == Repair::Allowed {
         truncate_torn_tail(path, offset)?;
     }
@@ -677,12 +531,7 @@ fn torn_tail(
             "left in place, read-only scan"
         }
     );
-    report.torn_tails.push(DamageReport {
-        path: path.to_path_buf(),
-        offset,
-        bytes,
-        reason,
-    });
+    report.torn_tails.push(damage_report(path, damage));
     Ok(())
 }
 

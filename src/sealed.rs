@@ -45,8 +45,8 @@ impl SealedLog {
     /// shards start new ones).
     pub(crate) fn at_open(dir: &Path) -> Result<SealedLog, Error> {
         let mut segments = BTreeMap::new();
-        for (shard, path) in recovery::shard_dirs(dir)? {
-            for (seq, seg) in recovery::segments(&path)? {
+        for (shard, path) in crate::layout::shard_dirs(dir)? {
+            for (seq, seg) in crate::layout::segments(&path)? {
                 segments.insert((shard, seq), Known::OnDisk(seg));
             }
         }

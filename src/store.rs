@@ -103,13 +103,14 @@ impl Store {
         config.validate()?;
         let dir = config.dir.clone();
         std::fs::create_dir_all(&dir).map_err(|e| Error::io("creating data dir", &dir, e))?;
-        let backend = crate::preflight::resolve_backend(&config)?;
+        // The lock first: the preflight creates a probe file in the dir.
         let lock = DirLock::acquire(&dir)?;
+        let backend = crate::preflight::resolve_backend(&config)?;
 
         let recovered = recovery::recover(&dir, config.recovery_mode, recovery::Repair::Allowed)?;
         let generation = recovered.report.previous_generation + 1;
         for i in 0..config.shards {
-            let d = dir.join(format!("shard-{i}"));
+            let d = crate::layout::shard_dir(&dir, i);
             std::fs::create_dir_all(&d).map_err(|e| Error::io("creating shard dir", &d, e))?;
         }
         recovery::sync_dir(&dir)?;
@@ -144,7 +145,7 @@ impl Store {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner) = Some(notifier);
         }
-        if let Err(e) = inner.start_executors(receivers, &recovered.max_seq, generation) {
+        if let Err(e) = inner.start_executors(receivers, &recovered.next_seq, generation) {
             inner.shutdown_and_join();
             return Err(e);
         }
@@ -707,7 +708,7 @@ impl Inner {
     fn start_executors(
         &self,
         receivers: Vec<QueueReceiver>,
-        max_seq: &std::collections::HashMap<usize, u64>,
+        next_seq: &std::collections::HashMap<usize, u64>,
         generation: u64,
     ) -> Result<(), Error> {
         let config = &self.config;
@@ -722,7 +723,7 @@ impl Inner {
                 shared,
                 receiver,
                 spec: WriterSpec {
-                    shard_dir: config.dir.join(format!("shard-{i}")),
+                    shard_dir: crate::layout::shard_dir(&config.dir, i),
                     shard: i as u32,
                     shard_count: n as u32,
                     pipeline_depth: config.pipeline_depth as u32,
@@ -733,7 +734,7 @@ impl Inner {
                     sealed: Arc::clone(&self.sealed),
                     recycle: config.spares_kept() > 0,
                 },
-                first_seq: max_seq.get(&i).map_or(1, |s| s + 1),
+                first_seq: next_seq.get(&i).copied().unwrap_or(1),
                 durability: config.durability,
                 flush_interval: config.flush_interval(),
                 max_batch_bytes: config.max_batch_bytes,

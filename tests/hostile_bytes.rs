@@ -125,7 +125,8 @@ fn forged_dir(payload: &[u8]) -> tempfile::TempDir {
         format_version: FORMAT_VERSION,
         reused: false,
     }
-    .encode(&mut file);
+    .encode(&mut file)
+    .unwrap();
     let footprint = frame_footprint("evil".len(), payload.len());
     let mut frame = vec![0u8; align_up(footprint, block)];
     encode_frame(
@@ -139,7 +140,8 @@ fn forged_dir(payload: &[u8]) -> tempfile::TempDir {
         },
         FrameSalt::segment(1),
         &mut frame,
-    );
+    )
+    .unwrap();
     file.extend_from_slice(&frame);
     std::fs::write(shard.join(segment_file_name(1)), file).unwrap();
     dir

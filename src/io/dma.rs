@@ -94,7 +94,7 @@ impl LogFs for DmaFs {
     async fn spares(&self, dir: &Path) -> io::Result<Vec<std::path::PathBuf>> {
         let dir = dir.to_path_buf();
         glommio::executor()
-            .spawn_blocking(move || crate::segment::writer::spares(&dir))
+            .spawn_blocking(move || crate::layout::spares(&dir))
             .await
     }
 

@@ -66,9 +66,9 @@ pub(crate) trait LogFs: Clone {
     async fn open_existing(&self, path: &Path, write_through: bool) -> io::Result<Self::File>;
 
     /// The spare files of the shard folder `dir`, oldest first (see
-    /// `segment::writer::spares`).
+    /// `layout::spares`).
     async fn spares(&self, dir: &Path) -> io::Result<Vec<std::path::PathBuf>> {
-        crate::segment::writer::spares(dir)
+        crate::layout::spares(dir)
     }
 
     /// Makes the directory entries of `dir` durable (fsync on the directory).
@@ -96,7 +96,7 @@ pub(crate) trait LogFs: Clone {
 /// Blocking implementation of [`LogFs::write_small_file`] with std I/O.
 pub(crate) fn write_small_file_blocking(path: &Path, bytes: &[u8]) -> io::Result<()> {
     use std::io::Write;
-    let tmp = path.with_extension("tmp");
+    let tmp = crate::layout::hint_temp_path(path);
     let mut f = std::fs::File::create(&tmp)?;
     f.write_all(bytes)?;
     f.sync_all()?;

@@ -13,11 +13,15 @@ pub const SEGMENT_MAGIC: [u8; 8] = *b"RINGSEG\0";
 /// Version of this format, written into every new segment; bumped on any
 /// incompatible change. Version 2 binds each frame to its segment (the CRC
 /// continues over the segment's seq), so a segment may reuse the file of a
-/// retired one; version 1 files are still read.
-pub const FORMAT_VERSION: u32 = 2;
+/// retired one. Version 3 starts every group commit with a mark frame that
+/// records how much of the segment was durable when the batch was staged
+/// ([`KIND_MARK`]). Versions 1 and 2 are still read.
+pub const FORMAT_VERSION: u32 = 3;
+/// First format version whose batches start with a mark frame.
+pub const MARKS_FROM_VERSION: u32 = 3;
 /// Oldest format version this build reads.
 pub const MIN_FORMAT_VERSION: u32 = 1;
-/// Header flag (version 2): the segment reuses a spare file.
+/// Header flag (version 2 and later): the segment reuses a spare file.
 const FLAG_REUSED: u32 = 1;
 /// Smallest block size: every group commit starts on a multiple of the block
 /// size, which is at least this and at least the device's direct-I/O
@@ -40,6 +44,14 @@ pub const MAX_RECORD_BYTES_LIMIT: usize = 256 << 20;
 pub const MAX_FRAME_LEN: usize = payload_offset(MAX_KEY_BYTES) + MAX_RECORD_BYTES_LIMIT;
 /// Frame kind: one put.
 pub const KIND_PUT: u8 = 1;
+/// Frame kind (version 3): the mark that starts a group commit. No key; an
+/// 8-byte payload, `durable_through`: the segment offset below which every
+/// byte was durable (its write completed, then an fdatasync that started
+/// after it completed, or an `O_DSYNC` write) when the batch was staged.
+/// Recovery reads it to tell a power cut's torn tail from corruption.
+pub const KIND_MARK: u8 = 2;
+/// Bytes of a mark frame (header and its 8-byte payload).
+pub const MARK_LEN: usize = FRAME_HEADER_LEN + 8;
 /// Frame flag (byte 9): the first frame of its group commit.
 pub const FLAG_BATCH_START: u8 = 1;
 
@@ -167,6 +179,15 @@ pub enum FormatError {
     },
     /// The key is not UTF-8.
     KeyNotUtf8,
+    /// A valid frame of another store generation than its segment's header
+    /// (format version 2 and later): bytes of a reused file's earlier use,
+    /// never a frame of this segment.
+    ForeignGeneration {
+        /// The frame's generation.
+        frame: u64,
+        /// The segment header's generation.
+        segment: u64,
+    },
 }
 
 impl fmt::Display for FormatError {
@@ -193,6 +214,11 @@ impl fmt::Display for FormatError {
                 write!(f, "field `{field}` out of bounds: {value}")
             }
             FormatError::KeyNotUtf8 => write!(f, "key is not UTF-8"),
+            FormatError::ForeignGeneration { frame, segment } => write!(
+                f,
+                "frame of generation {frame} in a segment of generation {segment} \
+                 (left by the file's earlier use, not a frame of this segment)"
+            ),
         }
     }
 }
@@ -236,19 +262,35 @@ impl SegmentHeader {
     /// is a spare a later segment (this header's seq) was being created in,
     /// whose rename to that segment's name never became durable. Nothing in
     /// it was acknowledged: acknowledgements follow the folder sync that
-    /// makes the rename durable. Since session 6 `Store::compact` makes a
-    /// retirement durable before a shard can take the file, so only a power
-    /// cut with earlier code (format version 2) leaves this.
+    /// makes the rename durable. `Store::compact` makes a retirement durable
+    /// before a shard can take the file, so this build never leaves one;
+    /// recovery still sets such a file aside.
     pub fn is_unrenamed_spare(&self, named_seq: u64) -> bool {
         self.reused && named_seq < self.seq
     }
 
     /// Encodes the header into the first `HEADER_LEN` bytes of `out` (the
-    /// caller zeroes the rest of the block).
-    pub fn encode(&self, out: &mut [u8]) {
-        debug_assert!(out.len() >= HEADER_LEN);
+    /// caller zeroes the rest of the block). Fails, writing nothing, when
+    /// `out` is shorter or a field is out of its bounds.
+    pub fn encode(&self, out: &mut [u8]) -> Result<(), FormatError> {
+        if out.len() < HEADER_LEN {
+            return Err(FormatError::Truncated {
+                needed: HEADER_LEN,
+                available: out.len(),
+            });
+        }
+        if !(MIN_FORMAT_VERSION..=FORMAT_VERSION).contains(&self.format_version) {
+            return Err(FormatError::UnsupportedVersion(self.format_version));
+        }
+        if !(MIN_BLOCK_SIZE..=MAX_BLOCK_SIZE).contains(&self.block_size)
+            || !self.block_size.is_power_of_two()
+        {
+            return Err(FormatError::BadField {
+                field: "block_size",
+                value: self.block_size.into(),
+            });
+        }
         put(out, 0, &SEGMENT_MAGIC);
-        debug_assert!((MIN_FORMAT_VERSION..=FORMAT_VERSION).contains(&self.format_version));
         put(out, 8, &self.format_version.to_le_bytes());
         put(out, 12, &self.block_size.to_le_bytes());
         put(out, 16, &self.shard.to_le_bytes());
@@ -262,6 +304,7 @@ impl SegmentHeader {
         let crc = out.get(..60).map_or(0, crc32c::crc32c);
         put(out, 60, &crc.to_le_bytes());
         debug_assert_eq!(SegmentHeader::decode(out).as_ref(), Ok(self));
+        Ok(())
     }
 
     /// Decodes and checks a header from the start of a segment.
@@ -313,6 +356,46 @@ impl SegmentHeader {
         })
     }
 
+    /// Decodes and checks one frame of this segment (see [`decode_frame`]):
+    /// from format version 2 on, a frame belongs to the segment only if its
+    /// CRC holds under the segment's seq and its generation is the header's
+    /// (a writer only ever writes frames of its own generation). Bytes of a
+    /// reused file's earlier use fail one or the other.
+    pub fn decode_frame<'b>(&self, bytes: &'b [u8]) -> Result<Frame<'b>, FormatError> {
+        let frame = decode_frame(bytes, self.salt())?;
+        if self.format_version >= 2 && frame.generation != self.generation {
+            return Err(FormatError::ForeignGeneration {
+                frame: frame.generation,
+                segment: self.generation,
+            });
+        }
+        Ok(frame)
+    }
+
+    /// Decodes and checks a mark frame of this segment (format version 3
+    /// on; in earlier versions a mark is a bad frame).
+    pub fn decode_mark(&self, bytes: &[u8]) -> Result<Mark, FormatError> {
+        if self.format_version < MARKS_FROM_VERSION {
+            return Err(FormatError::BadField {
+                field: "kind",
+                value: u64::from(KIND_MARK),
+            });
+        }
+        let mark = decode_mark(bytes, self.salt())?;
+        if mark.generation != self.generation {
+            return Err(FormatError::ForeignGeneration {
+                frame: mark.generation,
+                segment: self.generation,
+            });
+        }
+        Ok(mark)
+    }
+
+    /// Whether this segment's batches start with mark frames.
+    pub fn has_marks(&self) -> bool {
+        self.format_version >= MARKS_FROM_VERSION
+    }
+
     /// The salt of this segment's frames.
     pub fn salt(&self) -> FrameSalt {
         match self.format_version {
@@ -353,8 +436,15 @@ pub struct FrameFields<'a> {
 
 /// Encodes one frame at the start of `out`, which must hold at least
 /// `frame_footprint(key.len(), payload.len())` bytes; the padding bytes are
-/// zeroed. Returns the footprint.
-pub fn encode_frame(f: &FrameFields<'_>, salt: FrameSalt, out: &mut [u8]) -> usize {
+/// zeroed. Returns the footprint. Fails, writing nothing, when `out` is
+/// shorter or the key or frame is out of the format's bounds: a caller on
+/// the durability path treats that as a broken invariant, never writes the
+/// buffer and stops.
+pub fn encode_frame(
+    f: &FrameFields<'_>,
+    salt: FrameSalt,
+    out: &mut [u8],
+) -> Result<usize, FormatError> {
     encode_frame_flagged(f, salt, false, out)
 }
 
@@ -365,14 +455,30 @@ pub fn encode_frame_flagged(
     salt: FrameSalt,
     batch_start: bool,
     out: &mut [u8],
-) -> usize {
+) -> Result<usize, FormatError> {
     let key = f.key.as_bytes();
+    if key.is_empty() || key.len() > MAX_KEY_BYTES {
+        return Err(FormatError::BadField {
+            field: "key_len",
+            value: key.len() as u64,
+        });
+    }
+    if f.payload.len() > MAX_RECORD_BYTES_LIMIT {
+        return Err(FormatError::BadField {
+            field: "payload_len",
+            value: f.payload.len() as u64,
+        });
+    }
     let p_off = payload_offset(key.len());
     let len = frame_len(key.len(), f.payload.len());
     let footprint = align_up(len, FRAME_ALIGN);
-    debug_assert!(out.len() >= footprint);
-    debug_assert!(!key.is_empty() && key.len() <= MAX_KEY_BYTES);
-    debug_assert!(len <= MAX_FRAME_LEN);
+    if out.len() < footprint {
+        return Err(FormatError::Truncated {
+            needed: footprint,
+            available: out.len(),
+        });
+    }
+    // Every write below lies inside `out[..footprint]`.
     put(out, 0, &(len as u32).to_le_bytes());
     let flags = if batch_start { FLAG_BATCH_START } else { 0 };
     put(out, 8, &[KIND_PUT, flags]);
@@ -398,7 +504,105 @@ pub fn encode_frame_flagged(
         decode_frame(out.get(..len).unwrap_or_default(), salt),
         Ok(fr) if fr.key == f.key && fr.payload == f.payload && fr.version == f.version && fr.lsn == f.lsn
     ));
-    footprint
+    Ok(footprint)
+}
+
+/// Encodes the mark frame that starts a batch (format version 3) at the
+/// start of `out`: kind [`KIND_MARK`], no key, `durable_through` as its
+/// payload, the segment's `generation`, CRC salted like every frame.
+/// Returns its length ([`MARK_LEN`], a multiple of 8).
+pub fn encode_mark(
+    durable_through: u64,
+    generation: u64,
+    salt: FrameSalt,
+    out: &mut [u8],
+) -> Result<usize, FormatError> {
+    if out.len() < MARK_LEN {
+        return Err(FormatError::Truncated {
+            needed: MARK_LEN,
+            available: out.len(),
+        });
+    }
+    let payload = durable_through.to_le_bytes();
+    put(out, 0, &(MARK_LEN as u32).to_le_bytes());
+    put(out, 8, &[KIND_MARK, 0]);
+    put(out, 10, &0u16.to_le_bytes());
+    put(out, 12, &(payload.len() as u32).to_le_bytes());
+    put(out, 16, &0i64.to_le_bytes());
+    put(out, 24, &0u64.to_le_bytes());
+    put(out, 32, &generation.to_le_bytes());
+    put(out, FRAME_HEADER_LEN, &payload);
+    let crc = frame_crc(
+        crc32c::crc32c(&payload),
+        out.get(8..FRAME_HEADER_LEN).unwrap_or_default(),
+        salt,
+    );
+    put(out, 4, &crc.to_le_bytes());
+    debug_assert_eq!(
+        decode_mark(out.get(..MARK_LEN).unwrap_or_default(), salt),
+        Ok(Mark {
+            durable_through,
+            generation
+        })
+    );
+    const _: () = assert!(MARK_LEN % FRAME_ALIGN == 0);
+    Ok(MARK_LEN)
+}
+
+/// A decoded mark frame (format version 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mark {
+    /// Offset below which the segment was durable when the batch was staged.
+    pub durable_through: u64,
+    /// Store generation that wrote it.
+    pub generation: u64,
+}
+
+/// Whether the bytes at a frame position claim to be a mark (kind byte);
+/// `bytes` needs at least 9 bytes.
+pub fn is_mark(bytes: &[u8]) -> bool {
+    bytes.get(8) == Some(&KIND_MARK)
+}
+
+/// Decodes and checks a mark frame of a segment whose frames carry `salt`:
+/// `bytes` must be exactly the `len` bytes `classify` reported.
+pub fn decode_mark(bytes: &[u8], salt: FrameSalt) -> Result<Mark, FormatError> {
+    let Some(frame) = bytes.get(..MARK_LEN) else {
+        return Err(FormatError::Truncated {
+            needed: MARK_LEN,
+            available: bytes.len(),
+        });
+    };
+    let len = le_u32(frame, 0) as usize;
+    if len != MARK_LEN || bytes.len() != MARK_LEN {
+        return Err(FormatError::BadField {
+            field: "len",
+            value: len as u64,
+        });
+    }
+    let payload = frame.get(FRAME_HEADER_LEN..).unwrap_or_default();
+    let stored = le_u32(frame, 4);
+    let computed = frame_crc(
+        crc32c::crc32c(payload),
+        frame.get(8..FRAME_HEADER_LEN).unwrap_or_default(),
+        salt,
+    );
+    if stored != computed {
+        return Err(FormatError::ChecksumMismatch { stored, computed });
+    }
+    let kind = frame.get(8).copied().unwrap_or(0);
+    let flags = frame.get(9).copied().unwrap_or(0);
+    let (key_len, payload_len) = (le_u16(frame, 10), le_u32(frame, 12));
+    if kind != KIND_MARK || flags != 0 || key_len != 0 || payload_len != 8 {
+        return Err(FormatError::BadField {
+            field: "mark",
+            value: u64::from(kind),
+        });
+    }
+    Ok(Mark {
+        durable_through: le_u64(frame, FRAME_HEADER_LEN),
+        generation: le_u64(frame, 32),
+    })
 }
 
 /// What the bytes at a frame position hold.
@@ -542,7 +746,8 @@ mod tests {
             },
             SALT,
             &mut out,
-        );
+        )
+        .unwrap();
         assert_eq!(n, out.len());
         out
     }
@@ -599,6 +804,31 @@ mod tests {
     }
 
     #[test]
+    fn a_frame_of_another_generation_is_not_the_segments() {
+        // `frame_bytes` writes generation 3 under salt 5.
+        let bytes = frame_bytes("k", b"0123456789");
+        let header = |generation, format_version| SegmentHeader {
+            block_size: 4096,
+            shard: 0,
+            shard_count: 1,
+            pipeline_depth: 1,
+            seq: 5,
+            generation,
+            created_unix_ns: 0,
+            format_version,
+            reused: true,
+        };
+        assert!(header(3, FORMAT_VERSION).decode_frame(&bytes).is_ok());
+        assert_eq!(
+            header(4, FORMAT_VERSION).decode_frame(&bytes),
+            Err(FormatError::ForeignGeneration {
+                frame: 3,
+                segment: 4
+            })
+        );
+    }
+
+    #[test]
     fn header_round_trips_and_rejects_damage() {
         let h = SegmentHeader {
             block_size: 4096,
@@ -612,7 +842,7 @@ mod tests {
             reused: true,
         };
         let mut block = vec![0u8; 4096];
-        h.encode(&mut block);
+        h.encode(&mut block).unwrap();
         assert_eq!(SegmentHeader::decode(&block), Ok(h));
         assert_eq!(h.salt(), FrameSalt::segment(9));
         let v1 = SegmentHeader {
@@ -620,7 +850,7 @@ mod tests {
             reused: false,
             ..h
         };
-        v1.encode(&mut block);
+        v1.encode(&mut block).unwrap();
         assert_eq!(
             SegmentHeader::decode(&block).map(|h| h.salt()),
             Ok(FrameSalt::NONE)
@@ -634,6 +864,62 @@ mod tests {
             SegmentHeader::decode(&block[..10]),
             Err(FormatError::Truncated { .. })
         ));
+    }
+
+    #[test]
+    fn encoding_into_too_small_a_buffer_fails_and_writes_nothing() {
+        let payload = b"0123456789";
+        let fields = FrameFields {
+            version: 1,
+            lsn: 1,
+            generation: 1,
+            key: "k",
+            payload,
+            payload_crc: crc32c::crc32c(payload),
+        };
+        let footprint = frame_footprint(1, payload.len());
+        let mut out = vec![0xAA; footprint - 1];
+        assert_eq!(
+            encode_frame(&fields, SALT, &mut out),
+            Err(FormatError::Truncated {
+                needed: footprint,
+                available: footprint - 1
+            })
+        );
+        assert!(out.iter().all(|&b| b == 0xAA), "nothing written");
+        let empty_key = FrameFields { key: "", ..fields };
+        assert!(encode_frame(&empty_key, SALT, &mut [0; 64]).is_err());
+        let header = SegmentHeader {
+            block_size: 4096,
+            shard: 0,
+            shard_count: 1,
+            pipeline_depth: 1,
+            seq: 1,
+            generation: 1,
+            created_unix_ns: 0,
+            format_version: FORMAT_VERSION,
+            reused: false,
+        };
+        let mut short = vec![0xAA; HEADER_LEN - 1];
+        assert!(header.encode(&mut short).is_err());
+        assert!(short.iter().all(|&b| b == 0xAA), "nothing written");
+    }
+
+    #[test]
+    fn a_mark_round_trips_and_is_no_put() {
+        let mut out = [0xAAu8; MARK_LEN];
+        assert_eq!(encode_mark(8192, 3, SALT, &mut out), Ok(MARK_LEN));
+        assert!(is_mark(&out));
+        assert_eq!(
+            decode_mark(&out, SALT),
+            Ok(Mark {
+                durable_through: 8192,
+                generation: 3
+            })
+        );
+        assert!(decode_frame(&out, SALT).is_err(), "a mark is not a put");
+        assert!(decode_mark(&out, FrameSalt::segment(6)).is_err());
+        assert!(encode_mark(1, 1, SALT, &mut [0; MARK_LEN - 1]).is_err());
     }
 
     #[test]

@@ -7,7 +7,9 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use crate::layout::hint_path;
 
 use crate::segment::format::{FormatError, MAX_FRAME_LEN, MAX_KEY_BYTES, align_up};
 
@@ -19,11 +21,6 @@ const HEADER_LEN: usize = 56;
 const ENTRY_FIXED_LEN: usize = 40;
 /// Largest hint accepted from disk (bounds the allocation before the CRC).
 const MAX_HINT_BYTES: u64 = 1 << 30;
-
-/// The hint path of a segment path.
-pub fn hint_path(segment: &Path) -> PathBuf {
-    segment.with_extension("hint")
-}
 
 /// Where the newest frame of one key sits in the segment.
 #[derive(Debug, Clone, PartialEq, Eq)]

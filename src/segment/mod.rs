@@ -1,5 +1,6 @@
 //! Segments: the append-only log files of a shard.
 
+pub mod damage;
 pub mod format;
 pub mod hint;
 pub mod reader;

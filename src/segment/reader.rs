@@ -7,9 +7,9 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+use crate::segment::damage::Step;
 use crate::segment::format::{
-    FRAME_ALIGN, FormatError, Frame, FrameSalt, HEADER_LEN, SegmentHeader, Slot, align_up,
-    classify, decode_frame,
+    FRAME_ALIGN, FormatError, Frame, HEADER_LEN, SegmentHeader, Slot, align_up, classify, is_mark,
 };
 
 /// Why bytes after the end of the written data are damage (see
@@ -52,6 +52,9 @@ pub struct SegmentReader {
     pos: u64,
     window: Window,
     stopped: bool,
+    /// Highest `durable_through` of the mark frames read since the last
+    /// [`SegmentReader::take_max_mark`].
+    max_mark: Option<u64>,
 }
 
 /// The bytes of the file currently in memory.
@@ -84,6 +87,7 @@ impl SegmentReader {
             pos: 0,
             window: Window::default(),
             stopped: false,
+            max_mark: None,
         };
         let head = fetch(
             &mut reader.window,
@@ -113,6 +117,13 @@ impl SegmentReader {
         self.file_len
     }
 
+    /// The highest `durable_through` of the mark frames (format version 3)
+    /// read since the last call, if any; marks are read past, never
+    /// returned as frames.
+    pub fn take_max_mark(&mut self) -> Option<u64> {
+        self.max_mark.take()
+    }
+
     /// Offset of the next read: after the last good frame once `next` has
     /// returned `Ok(None)`.
     pub fn position(&self) -> u64 {
@@ -121,10 +132,67 @@ impl SegmentReader {
 
     /// The next frame and its offset; `Ok(None)` at the end of the written
     /// data. A frame left by the earlier use of a reused file fails its CRC
-    /// (see `FrameSalt`) like any damage. After an error, further calls
+    /// (see `FrameSalt`) or its generation check
+    /// ([`SegmentHeader::decode_frame`]) like any damage. After an error, further calls
     /// return `Ok(None)` (the offset of the bad bytes is in the error;
     /// `position` stays at it).
     pub fn next_frame(&mut self) -> Result<Option<(u64, Frame<'_>)>, ReadError> {
+        let Some((pos, len)) = self.next_frame_slot()? else {
+            return Ok(None);
+        };
+        let bytes = fetch(&mut self.window, &self.file, self.file_len, pos, len)?;
+        match self.header.decode_frame(bytes) {
+            Ok(frame) => Ok(Some((pos, frame))),
+            Err(error) => {
+                self.pos = pos;
+                self.stopped = true;
+                Err(ReadError::Format { offset: pos, error })
+            }
+        }
+    }
+
+    /// The next frame, the damage at the reader's position, or the end of
+    /// the segment's data (see [`Step`]); damage is judged by
+    /// `segment::damage::judge_frames`.
+    pub fn step(&mut self) -> Result<Step<'_>, ReadError> {
+        let (pos, len) = match self.next_frame_slot() {
+            Ok(Some(slot)) => slot,
+            Ok(None) => {
+                let end = self.pos;
+                return Ok(match self.damage_after_end(end)? {
+                    true => Step::Damaged {
+                        offset: end,
+                        reason: BYTES_AFTER_END.to_owned(),
+                    },
+                    false => Step::End,
+                });
+            }
+            Err(ReadError::Format { offset, error }) => {
+                return Ok(Step::Damaged {
+                    offset,
+                    reason: error.to_string(),
+                });
+            }
+            Err(e) => return Err(e),
+        };
+        let bytes = fetch(&mut self.window, &self.file, self.file_len, pos, len)?;
+        match self.header.decode_frame(bytes) {
+            Ok(frame) => Ok(Step::Frame { offset: pos, frame }),
+            Err(error) => {
+                self.pos = pos;
+                self.stopped = true;
+                Ok(Step::Damaged {
+                    offset: pos,
+                    reason: error.to_string(),
+                })
+            }
+        }
+    }
+
+    /// Finds the next frame's position and length, skipping filler; `None`
+    /// at the end of the written data. The reader's position moves past the
+    /// frame (its decoding may move it back).
+    fn next_frame_slot(&mut self) -> Result<Option<(u64, usize)>, ReadError> {
         if self.stopped {
             return Ok(None);
         }
@@ -156,18 +224,28 @@ impl SegmentReader {
                             },
                         });
                     }
-                    // Borrow dance: compute the next position before handing
-                    // out a frame that borrows the window.
                     self.pos = align_up(pos as usize + len, FRAME_ALIGN) as u64;
+                    if !self.header.has_marks() {
+                        return Ok(Some((pos, len)));
+                    }
+                    let head = fetch(&mut self.window, &self.file, self.file_len, pos, 9)?;
+                    if !is_mark(head) {
+                        return Ok(Some((pos, len)));
+                    }
                     let bytes = fetch(&mut self.window, &self.file, self.file_len, pos, len)?;
-                    return match decode_frame(bytes, self.header.salt()) {
-                        Ok(frame) => Ok(Some((pos, frame))),
+                    match self.header.decode_mark(bytes) {
+                        Ok(mark) => {
+                            self.max_mark = Some(
+                                self.max_mark
+                                    .map_or(mark.durable_through, |m| m.max(mark.durable_through)),
+                            );
+                        }
                         Err(error) => {
                             self.pos = pos;
                             self.stopped = true;
-                            Err(ReadError::Format { offset: pos, error })
+                            return Err(ReadError::Format { offset: pos, error });
                         }
-                    };
+                    }
                 }
                 Err(error) => {
                     self.stopped = true;
@@ -192,7 +270,13 @@ impl SegmentReader {
             if let Ok(Slot::Frame { len }) = classify(head, at, block_size) {
                 if at + len as u64 <= self.file_len {
                     let bytes = fetch(&mut self.window, &self.file, self.file_len, at, len)?;
-                    if decode_frame(bytes, self.header.salt()).is_ok() {
+                    // A batch starts with its mark (version 3) or its
+                    // first put.
+                    let valid = match self.header.has_marks() && is_mark(bytes) {
+                        true => self.header.decode_mark(bytes).is_ok(),
+                        false => self.header.decode_frame(bytes).is_ok(),
+                    };
+                    if valid {
                         self.pos = at;
                         self.stopped = false;
                         return Ok(Some(at));
@@ -282,12 +366,12 @@ pub fn header_of(file: &File) -> Result<SegmentHeader, ReadError> {
         .map_err(|error| ReadError::Format { offset: 0, error })
 }
 
-/// Reads and checks the one frame of `len` bytes at `offset` of `file`
-/// whose frames carry `salt` (a positional read of exactly that frame, for
+/// Reads and checks the one frame of `len` bytes at `offset` of `file`,
+/// a segment with `header` (a positional read of exactly that frame, for
 /// recovery's winners).
 pub fn frame_at<'b>(
     file: &File,
-    salt: FrameSalt,
+    header: &SegmentHeader,
     offset: u64,
     len: u32,
     buf: &'b mut Vec<u8>,
@@ -295,5 +379,7 @@ pub fn frame_at<'b>(
     buf.resize(len as usize, 0);
     let n = read_up_to(file, buf, offset)?;
     buf.truncate(n);
-    decode_frame(buf, salt).map_err(|error| ReadError::Format { offset, error })
+    header
+        .decode_frame(buf)
+        .map_err(|error| ReadError::Format { offset, error })
 }

@@ -1,13 +1,21 @@
 //! The active segment of one shard: creation (header block, fsync of file and
 //! directory), group-commit appends on fresh aligned blocks, and rotation.
 //!
+//! Every batch starts with a mark frame that records how much of the segment
+//! was durable when the batch was staged (`Progress`: the contiguous prefix
+//! of completed writes that a later successful fdatasync, or `O_DSYNC`,
+//! covered). Recovery reads the marks to tell the writes a power cut may
+//! keep in any subset from corruption (`segment::damage`).
+//!
 //! A new segment reuses a spare file when the shard folder has one (a
 //! segment `Store::compact` retired): writing over blocks the filesystem
 //! already allocated and initialized changes no metadata, so a durable write
 //! needs no journal commit (on ext4 such writes took half the time of
 //! appends, `docs/BENCHMARKS.md`). The frames of the file's earlier use stay
 //! after the new data: their CRC fails under the new segment's seq
-//! (`FrameSalt`), so readers never take them for frames of the new segment,
+//! (`FrameSalt`; seqs are never reused in a folder, `layout::next_seq`) and
+//! their generation is not the new header's, so readers never take them for
+//! frames of the new segment,
 //! and sealing writes one zero block after the data, the format's end mark,
 //! so a sealed segment ends cleanly without cutting the file (a large
 //! truncate, with discards, would hold up the shard).
@@ -18,11 +26,12 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::error::Error;
 use crate::io::{LogBuffer, LogFile, LogFs};
+use crate::layout::{hint_path, segment_file_name};
 use crate::segment::format::{
-    FORMAT_VERSION, FrameFields, FrameSalt, MIN_BLOCK_SIZE, SegmentHeader, align_up,
-    encode_frame_flagged, frame_footprint, frame_len,
+    FORMAT_VERSION, FrameFields, FrameSalt, MARK_LEN, MIN_BLOCK_SIZE, SegmentHeader, align_up,
+    encode_frame_flagged, encode_mark, frame_footprint, frame_len,
 };
-use crate::segment::hint::{HintBuilder, hint_path};
+use crate::segment::hint::HintBuilder;
 use crate::shard::stats::IoTimes;
 
 /// A segment that was sealed: complete, durable, never written again. Safe
@@ -48,45 +57,6 @@ pub struct SealedSegment {
 /// Called with every segment a shard seals, on the store's notifier thread
 /// (see `Config::on_sealed`).
 pub type SealedCallback = std::sync::Arc<dyn Fn(&SealedSegment) + Send + Sync>;
-
-/// File name of segment `seq`: 20 zero-padded digits, so names sort by seq.
-pub fn segment_file_name(seq: u64) -> String {
-    format!("{seq:020}.seg")
-}
-
-/// Extension of a spare: a retired segment file kept for a later segment to
-/// overwrite. Recovery and the tools read only `.seg` files.
-pub const SPARE_EXTENSION: &str = "spare";
-
-/// Extension of a retired segment file on its way to the spares: it becomes
-/// a spare only once its retirement is durable (see `Store::compact`).
-/// Nothing reads or reuses it.
-pub const RETIRED_EXTENSION: &str = "retired";
-
-/// File name under which retired segment `seq` waits to become a spare.
-pub fn retired_file_name(seq: u64) -> String {
-    format!("{seq:020}.{RETIRED_EXTENSION}")
-}
-
-/// The spare files of a shard folder, oldest first.
-pub fn spares(shard_dir: &std::path::Path) -> std::io::Result<Vec<PathBuf>> {
-    files_with_extension(shard_dir, SPARE_EXTENSION)
-}
-
-/// The retired files of a shard folder not yet spares (left by a
-/// compaction cut short), oldest first.
-pub fn retired(shard_dir: &std::path::Path) -> std::io::Result<Vec<PathBuf>> {
-    files_with_extension(shard_dir, RETIRED_EXTENSION)
-}
-
-fn files_with_extension(shard_dir: &std::path::Path, ext: &str) -> std::io::Result<Vec<PathBuf>> {
-    let mut found: Vec<PathBuf> = std::fs::read_dir(shard_dir)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == ext))
-        .collect();
-    found.sort();
-    Ok(found)
-}
 
 /// Identity of the segments a writer creates.
 #[derive(Clone)]
@@ -132,6 +102,43 @@ pub(crate) struct SegmentWriter<Fs: LogFs> {
     records: u64,
     block_size: u64,
     hint: HintBuilder,
+    /// What of this segment has been written and made durable (shared with
+    /// the jobs in flight); each batch's mark records it.
+    progress: Rc<Progress>,
+}
+
+/// How far a segment's writes have completed and become durable, as
+/// contiguous prefixes (writes of one segment complete in any order).
+#[derive(Debug, Default)]
+struct Progress {
+    /// Every byte below this offset was written by a completed write.
+    completed_through: std::cell::Cell<u64>,
+    /// Completed writes above `completed_through`: start → end.
+    completed_above: std::cell::RefCell<std::collections::BTreeMap<u64, u64>>,
+    /// Every byte below this offset is durable: its write completed before
+    /// an fdatasync that started later and succeeded (or it was an
+    /// `O_DSYNC` write).
+    durable_through: std::cell::Cell<u64>,
+}
+
+impl Progress {
+    /// A write of `[offset, end)` completed.
+    fn completed(&self, offset: u64, end: u64) {
+        let mut above = self.completed_above.borrow_mut();
+        above.insert(offset, end);
+        let mut through = self.completed_through.get();
+        while let Some(end) = above.remove(&through) {
+            through = end;
+        }
+        self.completed_through.set(through);
+    }
+
+    /// A sync that started when writes had completed through `through`
+    /// succeeded.
+    fn durable(&self, through: u64) {
+        self.durable_through
+            .set(self.durable_through.get().max(through));
+    }
 }
 
 impl<Fs: LogFs> SegmentWriter<Fs> {
@@ -192,7 +199,11 @@ impl<Fs: LogFs> SegmentWriter<Fs> {
         let mut buf = file.alloc(block_size as usize);
         let bytes = buf.bytes_mut();
         bytes.fill(0);
-        header.encode(bytes);
+        header.encode(bytes).map_err(|e| Error::Invariant {
+            shard,
+            path: opened_as.clone(),
+            what: format!("encoding the segment header: {e}"),
+        })?;
         let mut writer = SegmentWriter {
             fs,
             spec,
@@ -205,6 +216,7 @@ impl<Fs: LogFs> SegmentWriter<Fs> {
             records: 0,
             block_size,
             hint: HintBuilder::default(),
+            progress: Rc::new(Progress::default()),
         };
         writer.job(buf, block_size as usize)?.run(true).await?;
         if writer.path != path {
@@ -249,7 +261,7 @@ impl<Fs: LogFs> SegmentWriter<Fs> {
     /// to a new segment (the active one already holds frames and would pass
     /// a limit).
     pub fn needs_rotation(&self, footprint_bytes: usize, frames: usize) -> bool {
-        let total = align_up(footprint_bytes.max(1), self.block_size as usize) as u64;
+        let total = align_up(MARK_LEN + footprint_bytes, self.block_size as usize) as u64;
         let over_bytes = self.offset + total > self.spec.max_segment_bytes;
         let over_records = self.records + frames as u64 > self.spec.max_segment_records;
         self.records > 0 && (over_bytes || over_records)
@@ -263,32 +275,58 @@ impl<Fs: LogFs> SegmentWriter<Fs> {
             .iter()
             .map(|f| frame_footprint(f.fields.key.len(), f.fields.payload.len()))
             .sum();
-        let total = align_up(bytes.max(1), self.block_size as usize);
+        // The batch's mark, then its frames.
+        let total = align_up(MARK_LEN + bytes, self.block_size as usize);
         let Some(file) = self.file.as_ref() else {
             return Err(Error::Closed);
         };
         let mut buf = file.alloc(total);
         let out = buf.bytes_mut();
-        let mut at = 0;
+        let broken = |what: String| Error::Invariant {
+            shard: self.spec.shard as usize,
+            path: self.path.clone(),
+            what,
+        };
+        // The buffer must hold the mark and the frames' footprint exactly as
+        // computed above; if it ever did not, encoding fails here and the
+        // batch is never written (no default bytes reach the disk).
+        let mut at = encode_mark(
+            self.progress.durable_through.get(),
+            self.spec.generation,
+            FrameSalt::segment(self.seq),
+            out,
+        )
+        .map_err(|e| broken(format!("encoding the batch's mark: {e}")))?;
+        let mut entries = Vec::with_capacity(frames.len());
         for (i, f) in frames.iter().enumerate() {
             let fields = &f.fields;
+            let dst = out.get_mut(at..).ok_or_else(|| {
+                broken(format!(
+                    "frame {i} starts at {at}, past the {}-byte staging buffer",
+                    total
+                ))
+            })?;
+            let footprint = encode_frame_flagged(fields, FrameSalt::segment(self.seq), i == 0, dst)
+                .map_err(|e| broken(format!("encoding frame {i} of the batch: {e}")))?;
+            entries.push((fields, self.offset + at as u64));
+            at += footprint;
+        }
+        let filler = out.get_mut(at..).ok_or_else(|| {
+            broken(format!(
+                "the batch's frames end at {at}, past the {total}-byte staging buffer"
+            ))
+        })?;
+        filler.fill(0);
+        // Only a batch that encoded whole is described by the hint.
+        for (fields, offset) in entries {
             self.hint.add(
                 fields.key,
                 fields.version,
                 fields.generation,
                 fields.lsn,
-                self.offset + at as u64,
+                offset,
                 frame_len(fields.key.len(), fields.payload.len()) as u32,
             );
-            at += encode_frame_flagged(
-                fields,
-                FrameSalt::segment(self.seq),
-                i == 0,
-                out.get_mut(at..).unwrap_or_default(),
-            );
-        }
-        if let Some(filler) = out.get_mut(at..) {
-            filler.fill(0);
         }
         self.records += frames.len() as u64;
         self.job(buf, total)
@@ -319,6 +357,7 @@ impl<Fs: LogFs> SegmentWriter<Fs> {
         debug_assert_eq!(self.offset % self.block_size, 0);
         debug_assert_eq!(len as u64 % self.block_size, 0);
         let job = WriteJob {
+            progress: Rc::clone(&self.progress),
             file: Rc::clone(file),
             buf,
             write_through: self.spec.write_through,
@@ -341,10 +380,14 @@ impl<Fs: LogFs> SegmentWriter<Fs> {
         };
         let file = Rc::clone(file);
         let path = self.path.clone();
+        let progress = Rc::clone(&self.progress);
         Ok(async move {
+            let through = progress.completed_through.get();
             file.sync_data()
                 .await
-                .map_err(|e| Error::io("fdatasync of segment", &path, e))
+                .map_err(|e| Error::io("fdatasync of segment", &path, e))?;
+            progress.durable(through);
+            Ok(())
         })
     }
 
@@ -353,6 +396,7 @@ impl<Fs: LogFs> SegmentWriter<Fs> {
         let Some(file) = self.file.as_ref() else {
             return Err(Error::Closed);
         };
+        let through = self.progress.completed_through.get();
         file.sync_data().await.map_err(|e| {
             Error::shard_io(
                 "fdatasync of segment",
@@ -360,7 +404,9 @@ impl<Fs: LogFs> SegmentWriter<Fs> {
                 self.spec.shard as usize,
                 e,
             )
-        })
+        })?;
+        self.progress.durable(through);
+        Ok(())
     }
 
     /// Seals the active segment (durable, closed, never written again) and
@@ -501,6 +547,7 @@ impl<Fs: LogFs> SegmentWriter<Fs> {
 /// One staged batch: a buffer bound to its reserved offset. Jobs of one
 /// segment may run concurrently (their ranges never overlap).
 pub(crate) struct WriteJob<F: LogFile> {
+    progress: Rc<Progress>,
     file: Rc<F>,
     buf: F::Buffer,
     /// The file is `O_DSYNC`: a completed write is already durable.
@@ -522,6 +569,7 @@ impl<F: LogFile> WriteJob<F> {
     /// `run`, reporting how long the write and the sync took.
     pub async fn run_timed(self, sync: bool) -> Result<IoTimes, Error> {
         let WriteJob {
+            progress,
             file,
             buf,
             write_through,
@@ -543,15 +591,22 @@ impl<F: LogFile> WriteJob<F> {
             // A short direct write means the device is full.
             return Err(no_space());
         }
+        progress.completed(offset, offset + len as u64);
+        if write_through {
+            // Every write of an `O_DSYNC` file is durable at completion.
+            progress.durable(progress.completed_through.get());
+        }
         let mut times = IoTimes {
             write: started.elapsed(),
             sync: None,
         };
         if sync && !write_through {
             let started = Instant::now();
+            let through = progress.completed_through.get();
             file.sync_data()
                 .await
                 .map_err(|e| Error::shard_io("fdatasync of segment", &path, shard, e))?;
+            progress.durable(through);
             times.sync = Some(started.elapsed());
         }
         Ok(times)

@@ -7,7 +7,7 @@ use ringstore::failpoints::IoEvent;
 use std::path::Path;
 
 use ringstore::inspect::format::{
-    FrameSalt, MIN_BLOCK_SIZE, Slot, align_up, classify, decode_frame,
+    FrameSalt, MIN_BLOCK_SIZE, Slot, align_up, classify, decode_frame, decode_mark, is_mark,
 };
 use ringstore::inspect::parse_segment_name;
 
@@ -31,6 +31,14 @@ pub fn frames_in_write((path, bytes): (&Path, &[u8])) -> Vec<(String, i64)> {
             Ok(Slot::Unwritten) | Err(_) => break,
             Ok(Slot::Filler) => pos = align_up(pos + 1, block as usize),
             Ok(Slot::Frame { len }) => {
+                // A batch starts with its mark (format version 3): no put.
+                if bytes
+                    .get(pos..pos + len)
+                    .is_some_and(|b| is_mark(b) && decode_mark(b, salt).is_ok())
+                {
+                    pos = align_up(pos + len, 8);
+                    continue;
+                }
                 let Some(Ok(f)) = bytes.get(pos..pos + len).map(|b| decode_frame(b, salt)) else {
                     break;
                 };

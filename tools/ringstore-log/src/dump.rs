@@ -12,6 +12,8 @@ use crate::error::{ToolError, exit_code};
 use crate::export::Row;
 use crate::json;
 use crate::source::{SegmentFile, Source, seq_of, shard_of};
+use ringstore::RecoveryMode;
+
 use crate::walk::{Finding, Flow, Skips, Visitor, WalkOptions, walk};
 
 /// Which frames to show.
@@ -92,7 +94,15 @@ pub fn dump(
         )?;
     }
     if filter.limit != Some(0) {
-        walk(&source.segments, WalkOptions::default(), &mut v)?;
+        // Every intact frame, as `SkipCorrupt` keeps them: damage is reported
+        // and skipped.
+        walk(
+            &source.segments,
+            WalkOptions {
+                mode: RecoveryMode::SkipCorrupt,
+            },
+            &mut v,
+        )?;
     }
     v.out.flush()?;
     v.summary.problems = v.skips.problems;

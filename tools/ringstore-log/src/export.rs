@@ -100,7 +100,15 @@ pub fn history_rows(
         skips: Skips::new(warn),
         progress,
     };
-    walk(&source.segments, WalkOptions::default(), &mut v)?;
+    // Every intact frame, as `SkipCorrupt` keeps them: damage is reported
+    // and skipped.
+    walk(
+        &source.segments,
+        WalkOptions {
+            mode: RecoveryMode::SkipCorrupt,
+        },
+        &mut v,
+    )?;
     Ok(v.skips.problems)
 }
 

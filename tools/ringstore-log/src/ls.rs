@@ -250,7 +250,7 @@ impl Visitor for LsVisitor {
             .cur
             .get_or_insert_with(|| new_stats(src, header, f.bytes));
         match f.kind {
-            DamageKind::Problem => s.problems += 1,
+            DamageKind::Problem | DamageKind::Skipped => s.problems += 1,
             DamageKind::TornTail => s.torn_tail = true,
         }
         Ok(Flow::Continue)

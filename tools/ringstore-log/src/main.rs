@@ -42,21 +42,28 @@ enum Command {
     /// problem with file, byte offset, frame number and reason. Streams with
     /// constant memory.
     ///
-    /// The end of the newest segment of a shard, cut mid-frame (a write in
-    /// progress while the store runs, or a crash), is reported as a torn tail,
-    /// not as a problem: recovery drops it. Exit 0 when no problem was found
-    /// (torn tails allowed), 1 when any problem was found, 2 on usage or I/O
-    /// error.
+    /// Damage is judged exactly as Store::open judges it in the chosen
+    /// recovery mode (the same library call): what a crash leaves and open
+    /// repairs (the end of a shard's newest segment cut mid-write, with the
+    /// batches that were in flight; a newest segment whose header never
+    /// completed; a spare whose rename was lost) is a torn tail, not a
+    /// problem. Exit 0 when open would open the dir and every record is
+    /// valid, 1 when open would refuse it (or a record is invalid), 2 on
+    /// usage or I/O error.
     Verify {
         /// Data dir, shard folder or segment file.
         path: PathBuf,
-        /// JSON Lines: one object per finding ("kind": "problem" or
-        /// "torn_tail"), then a "summary" object.
+        /// JSON Lines: one object per finding ("kind": "problem",
+        /// "torn_tail" or "skipped"), then a "summary" object.
         #[arg(long)]
         json: bool,
-        /// Count torn tails as problems too (like RecoveryMode::Strict).
-        #[arg(long)]
+        /// Judge as open does in RecoveryMode::Strict (torn tails are
+        /// problems); the same as --mode strict.
+        #[arg(long, conflicts_with = "mode")]
         strict: bool,
+        /// Judge damage as open does in this RecoveryMode.
+        #[arg(long, value_enum, default_value_t = ModeArg::TolerateTornTail)]
+        mode: ModeArg,
         /// Top-level record field holding the version: when a record has it as
         /// an integer, it must equal the frame's version. Empty: no check.
         #[arg(long, default_value = "collection_time")]
@@ -175,12 +182,16 @@ fn run(cli: Cli) -> Result<u8, ToolError> {
             path,
             json,
             strict,
+            mode,
             version_field,
         } => {
             let source = discover(&path)?;
             let opts = VerifyOptions {
                 json,
-                strict,
+                mode: match strict {
+                    true => RecoveryMode::Strict,
+                    false => mode.into(),
+                },
                 version_field: Some(version_field).filter(|f| !f.is_empty()),
                 progress: true,
             };

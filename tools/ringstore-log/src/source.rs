@@ -6,7 +6,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use ringstore::inspect::format::SegmentHeader;
-use ringstore::inspect::{parse_segment_name, parse_shard_dir};
+use ringstore::inspect::layout::{self, parse_segment_name, parse_shard_dir};
 
 use crate::error::ToolError;
 
@@ -120,32 +120,16 @@ pub fn discover(path: &Path) -> Result<Source, ToolError> {
     })
 }
 
-/// The `shard-<i>` folders of a data dir, sorted by index.
+/// The `shard-<i>` folders of a data dir, sorted by index (the library's
+/// layout listing, as recovery reads them).
 fn shard_folders(dir: &Path) -> Result<Vec<(usize, PathBuf)>, ToolError> {
-    let mut out = Vec::new();
-    for entry in fs::read_dir(dir).map_err(|e| ToolError::io("listing", dir, e))? {
-        let entry = entry.map_err(|e| ToolError::io("listing", dir, e))?;
-        if let Some(i) = entry.file_name().to_str().and_then(parse_shard_dir) {
-            if entry.path().is_dir() {
-                out.push((i, entry.path()));
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
+    layout::shard_dirs(dir).map_err(ToolError::Store)
 }
 
 /// The segment files of one folder, sorted by seq (names that are not
 /// `<seq:020>.seg` are not segments and are ignored, as recovery does).
 fn segments_of(folder: &Path, shard_folder: Option<usize>) -> Result<Vec<SegmentFile>, ToolError> {
-    let mut found = Vec::new();
-    for entry in fs::read_dir(folder).map_err(|e| ToolError::io("listing", folder, e))? {
-        let entry = entry.map_err(|e| ToolError::io("listing", folder, e))?;
-        if let Some(seq) = entry.file_name().to_str().and_then(parse_segment_name) {
-            found.push((seq, entry.path()));
-        }
-    }
-    found.sort();
+    let found = layout::segments(folder).map_err(ToolError::Store)?;
     let last = found.len().saturating_sub(1);
     Ok(found
         .into_iter()

@@ -1,12 +1,15 @@
 //! `verify`: checks every header, frame, CRC and payload, streaming (one
 //! bounded read window at a time), and reports each problem with its file,
-//! byte offset, frame number and reason.
+//! byte offset, frame number and reason. Damage is judged by the library's
+//! classifier, as `Store::open` judges it in the chosen recovery mode: the
+//! exit code is 1 exactly when `open` would refuse the dir, or when a frame
+//! whose CRC holds carries an invalid record (which no crash produces).
 
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use ringstore::ArchivedValue;
 use ringstore::inspect::format::{Frame, SegmentHeader};
+use ringstore::{ArchivedValue, RecoveryMode};
 
 use crate::error::{ToolError, exit_code};
 use crate::progress::Progress;
@@ -18,8 +21,10 @@ use crate::walk::{DamageKind, Finding, Flow, Visitor, WalkOptions, record_of, wa
 pub struct VerifyOptions {
     /// JSON Lines output instead of text.
     pub json: bool,
-    /// Torn tails count as problems.
-    pub strict: bool,
+    /// Judge damage as `Store::open` does in this mode: `Strict` counts
+    /// torn tails as problems, `SkipCorrupt` counts corruption it would skip
+    /// as skipped, not as problems.
+    pub mode: RecoveryMode,
     /// Top-level field holding the version; when a record has it as an
     /// integer, it must equal the frame's version. `None`: no such check.
     pub version_field: Option<String>,
@@ -36,16 +41,21 @@ pub struct VerifySummary {
     pub frames: u64,
     /// Bytes of segment files.
     pub bytes: u64,
-    /// Problems (corruption).
+    /// Problems: damage `Store::open` refuses in the chosen mode, and
+    /// invalid records.
     pub problems: u64,
-    /// Torn tails (writes in progress or cut by a crash).
+    /// Torn tails (writes in progress or cut by a crash) and other crash
+    /// leftovers `open` repairs.
     pub torn_tails: u64,
+    /// Damaged regions `open` skips (`RecoveryMode::SkipCorrupt` only).
+    pub skipped: u64,
     /// Wall time.
     pub elapsed: Duration,
 }
 
 impl VerifySummary {
-    /// 0 when clean (torn tails included), 1 when any problem was found.
+    /// 0 when `Store::open` in the chosen mode opens the dir (torn tails and
+    /// skipped regions included) and every record is valid, 1 otherwise.
     pub fn exit_code(&self) -> u8 {
         exit_code(self.problems)
     }
@@ -75,13 +85,7 @@ pub fn verify(
         summary: VerifySummary::default(),
         progress: Progress::new(opts.progress, total, "verifying"),
     };
-    walk(
-        &source.segments,
-        WalkOptions {
-            strict: opts.strict,
-        },
-        &mut v,
-    )?;
+    walk(&source.segments, WalkOptions { mode: opts.mode }, &mut v)?;
     v.progress.finish();
     let mut summary = v.summary;
     summary.elapsed = started.elapsed();
@@ -106,6 +110,7 @@ impl VerifyVisitor<'_> {
         match f.kind {
             DamageKind::Problem => self.summary.problems += 1,
             DamageKind::TornTail => self.summary.torn_tails += 1,
+            DamageKind::Skipped => self.summary.skipped += 1,
         }
         self.progress
             .suspend(|| write_finding(src, header, f, self.opts.json, self.out))
@@ -137,10 +142,12 @@ impl Visitor for VerifyVisitor<'_> {
         header: &SegmentHeader,
         _file_len: u64,
     ) -> Result<Flow, ToolError> {
+        // (A spare whose rename was lost never gets here: the walk reports
+        // it as a torn tail, or under Strict reads it as a segment.)
         if let Some(seq) = src.seq.filter(|&s| s != header.seq) {
             let why = if header.is_unrenamed_spare(seq) {
                 ": a spare file taken for that segment whose rename never became durable \
-                 (nothing in it was acknowledged; opening the store sets it aside)"
+                 (Strict mode refuses it; the default mode sets it aside)"
             } else {
                 ""
             };
@@ -255,6 +262,7 @@ fn write_finding(
         let what = match f.kind {
             DamageKind::Problem => "PROBLEM",
             DamageKind::TornTail => "TORN TAIL (in progress, not corruption)",
+            DamageKind::Skipped => "SKIPPED (corruption SkipCorrupt skips)",
         };
         writeln!(
             out,
@@ -278,6 +286,7 @@ fn write_summary(s: &VerifySummary, json: bool, out: &mut dyn Write) -> Result<(
             "bytes": s.bytes,
             "problems": s.problems,
             "torn_tails": s.torn_tails,
+            "skipped": s.skipped,
             "elapsed_ms": s.elapsed.as_millis() as u64,
             "mb_per_s": s.mb_per_s(),
             "clean": s.problems == 0,
@@ -291,14 +300,15 @@ fn write_summary(s: &VerifySummary, json: bool, out: &mut dyn Write) -> Result<(
         };
         writeln!(
             out,
-            "{verdict}: {} segments, {} frames, {} bytes in {:.3} s ({:.1} MB/s); {} problems, {} torn tails",
+            "{verdict}: {} segments, {} frames, {} bytes in {:.3} s ({:.1} MB/s); {} problems, {} torn tails, {} skipped",
             s.segments,
             s.frames,
             s.bytes,
             s.elapsed.as_secs_f64(),
             s.mb_per_s(),
             s.problems,
-            s.torn_tails
+            s.torn_tails,
+            s.skipped
         )?;
     }
     out.flush()?;

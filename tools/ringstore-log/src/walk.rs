@@ -1,15 +1,16 @@
 //! Walks the frames of segments through the library's one decoder
-//! (`ringstore::inspect::SegmentReader`) and classifies damage exactly as
-//! recovery does: damage followed by no valid frame, in the newest segment of
-//! its folder, is a torn tail (a write in progress, or cut by a crash); any
-//! other damage is a problem. Every command reads segments through here.
+//! (`ringstore::inspect::SegmentReader`) and judges damage with the
+//! library's one classifier (`ringstore::inspect::damage`), the same calls
+//! `Store::open` makes: what recovery would truncate or set aside is a torn
+//! tail, what it would skip (`SkipCorrupt`) is skipped, what it would refuse
+//! is a problem. Every command reads segments through here.
 
-use std::fs;
 use std::io::Write;
 
-use ringstore::RecordRef;
-use ringstore::inspect::format::{Frame, MAX_BLOCK_SIZE, SegmentHeader};
-use ringstore::inspect::{BYTES_AFTER_END, ReadError, SegmentReader};
+use ringstore::inspect::damage::{self, Damage, Step, Verdict};
+use ringstore::inspect::format::{Frame, SegmentHeader};
+use ringstore::inspect::{ReadError, SegmentReader};
+use ringstore::{RecordRef, RecoveryMode};
 
 use crate::error::ToolError;
 use crate::source::SegmentFile;
@@ -17,11 +18,15 @@ use crate::source::SegmentFile;
 /// What a piece of damage is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DamageKind {
-    /// Corruption: bad bytes that a crash cannot explain.
+    /// Corruption that `Store::open` refuses in the walk's recovery mode.
     Problem,
-    /// The end of the newest segment of a folder: a write in progress while
-    /// the store runs, or cut by a crash (recovery truncates it).
+    /// What a crash (or a write in progress) leaves and `Store::open`
+    /// repairs: the end of the newest segment of a folder (truncated), a
+    /// newest segment whose header never completed (removed), a spare whose
+    /// rename never became durable (set aside).
     TornTail,
+    /// Damage `Store::open` skips in `RecoveryMode::SkipCorrupt`.
+    Skipped,
 }
 
 impl DamageKind {
@@ -30,6 +35,15 @@ impl DamageKind {
         match self {
             DamageKind::Problem => "problem",
             DamageKind::TornTail => "torn_tail",
+            DamageKind::Skipped => "skipped",
+        }
+    }
+
+    fn of(verdict: Verdict) -> DamageKind {
+        match verdict {
+            Verdict::TornTail | Verdict::SetAside => DamageKind::TornTail,
+            Verdict::Skipped => DamageKind::Skipped,
+            Verdict::Refused => DamageKind::Problem,
         }
     }
 }
@@ -140,6 +154,10 @@ impl<'w> Skips<'w> {
                 self.torn_tails += 1;
                 "end of written data (torn tail / in progress) in"
             }
+            DamageKind::Skipped => {
+                self.problems += 1;
+                "skipped damaged bytes in"
+            }
         };
         if let Some(w) = self.warn.as_mut() {
             writeln!(
@@ -180,11 +198,11 @@ impl<'w> Skips<'w> {
     }
 }
 
-/// How to judge damage at the end of a newest segment.
+/// How to judge damage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct WalkOptions {
-    /// Report torn tails as problems too (like `RecoveryMode::Strict`).
-    pub strict: bool,
+    /// Judge damage as `Store::open` does in this recovery mode.
+    pub mode: RecoveryMode,
 }
 
 /// Walks `segments` in order; returns `Flow::Stop` if a visitor stopped it.
@@ -213,6 +231,16 @@ fn read_err(src: &SegmentFile, e: ReadError) -> ToolError {
     }
 }
 
+fn finding(d: &Damage, frame: u64) -> Finding {
+    Finding {
+        kind: DamageKind::of(d.verdict),
+        offset: d.offset,
+        frame,
+        bytes: d.bytes,
+        reason: d.reason.clone(),
+    }
+}
+
 /// Walks one segment.
 pub fn walk_segment(
     src: &SegmentFile,
@@ -222,112 +250,60 @@ pub fn walk_segment(
     let mut reader = match SegmentReader::open(&src.path) {
         Ok(r) => r,
         Err(ReadError::Format { offset, error }) => {
-            let len = fs::metadata(&src.path)
-                .map_err(|e| ToolError::io("reading", &src.path, e))?
-                .len();
-            // Recovery's rule: a crash while creating the newest segment
-            // leaves a header that never became durable.
-            let torn = src.newest_in_folder && len <= u64::from(MAX_BLOCK_SIZE);
-            let finding = if torn && !opts.strict {
-                Finding {
-                    kind: DamageKind::TornTail,
-                    offset,
-                    frame: 0,
-                    bytes: len,
-                    reason: format!("segment header never completed ({error})"),
-                }
-            } else {
-                Finding {
-                    kind: DamageKind::Problem,
-                    offset,
-                    frame: 0,
-                    bytes: len,
-                    reason: format!("bad segment header: {error}"),
-                }
-            };
-            if visitor.damage(src, None, finding)? == Flow::Stop {
+            let d =
+                damage::judge_header(&src.path, offset, &error, src.newest_in_folder, opts.mode)
+                    .map_err(|e| ToolError::io("reading", &src.path, e))?;
+            if visitor.damage(src, None, finding(&d, 0))? == Flow::Stop {
                 return Ok(Flow::Stop);
             }
-            return visitor.segment_done(src, 0, len);
+            return visitor.segment_done(src, 0, d.bytes);
         }
         Err(e) => return Err(read_err(src, e)),
     };
     let header = *reader.header();
     let file_len = reader.file_len();
+    if let Some(d) = src
+        .seq
+        .and_then(|seq| damage::judge_name(&header, seq, file_len, opts.mode))
+    {
+        if visitor.damage(src, Some(&header), finding(&d, 0))? == Flow::Stop {
+            return Ok(Flow::Stop);
+        }
+        return visitor.segment_done(src, 0, file_len);
+    }
     if visitor.segment(src, &header, file_len)? == Flow::Stop {
         return Ok(Flow::Stop);
     }
     let mut frames = 0u64;
+    let mut last_good = None;
     loop {
-        let (offset, reason) = match reader.next_frame() {
-            Ok(Some((offset, frame))) => {
+        let (offset, reason) = match reader.step().map_err(|e| read_err(src, e))? {
+            Step::Frame { offset, frame } => {
                 frames += 1;
+                last_good = Some((frame.generation, frame.lsn));
                 if visitor.frame(src, &header, offset, frames, &frame)? == Flow::Stop {
                     return Ok(Flow::Stop);
                 }
                 continue;
             }
-            Ok(None) => {
-                let end = reader.position();
-                if !reader.damage_after_end(end).map_err(|e| read_err(src, e))? {
-                    break;
-                }
-                (end, BYTES_AFTER_END.to_owned())
-            }
-            Err(ReadError::Format { offset, error }) => (offset, error.to_string()),
-            Err(e) => return Err(read_err(src, e)),
+            Step::End => break,
+            Step::Damaged { offset, reason } => (offset, reason),
         };
-        let resume = reader.resync_after(offset).map_err(|e| read_err(src, e))?;
-        let (finding, go_on) = match resume {
-            Some(at) => (
-                Finding {
-                    kind: DamageKind::Problem,
-                    offset,
-                    frame: frames + 1,
-                    bytes: at - offset,
-                    reason: format!(
-                        "{reason}; valid frames resume at offset {at}, so this is not a torn tail"
-                    ),
-                },
-                true,
-            ),
-            None if src.newest_in_folder && !opts.strict => (
-                Finding {
-                    kind: DamageKind::TornTail,
-                    offset,
-                    frame: frames + 1,
-                    bytes: file_len - offset,
-                    reason: format!("in progress or torn tail: {reason}"),
-                },
-                false,
-            ),
-            None if src.newest_in_folder => (
-                Finding {
-                    kind: DamageKind::Problem,
-                    offset,
-                    frame: frames + 1,
-                    bytes: file_len - offset,
-                    reason: format!("{reason} (a torn tail, reported as a problem under --strict)"),
-                },
-                false,
-            ),
-            None => (
-                Finding {
-                    kind: DamageKind::Problem,
-                    offset,
-                    frame: frames + 1,
-                    bytes: file_len - offset,
-                    reason: format!(
-                        "{reason}, in a segment that is not its folder's newest, so not a torn tail"
-                    ),
-                },
-                false,
-            ),
-        };
-        if visitor.damage(src, Some(&header), finding)? == Flow::Stop {
+        let d = damage::judge_frames(
+            &mut reader,
+            offset,
+            reason,
+            last_good,
+            src.newest_in_folder,
+            opts.mode,
+        )
+        .map_err(|e| read_err(src, e))?;
+        if visitor.damage(src, Some(&header), finding(&d, frames + 1))? == Flow::Stop {
             return Ok(Flow::Stop);
         }
-        if !go_on {
+        // A torn tail ends the segment's data; other damage is reported
+        // and the walk goes on at the next valid frame, if any.
+        if d.verdict == Verdict::TornTail || d.resume.is_none() {
             break;
         }
     }

@@ -62,7 +62,8 @@ fn segment_with(payloads: &[Vec<u8>], rng: &mut Rng) -> Vec<u8> {
             },
             FrameSalt::segment(1),
             &mut f,
-        );
+        )
+        .unwrap();
         out.extend_from_slice(&f);
         if rng.below(3) == 0 {
             // End the batch: filler to the next block.

@@ -8,7 +8,7 @@ use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;
 
 use common::{frames, json_lines, populate, run, run_on, stdout, temp_dir};
-use ringstore::Store;
+use ringstore::{RecoveryMode, Store};
 
 #[test]
 fn clean_dir_exits_0() {
@@ -124,8 +124,17 @@ fn flipped_byte_reports_the_frame_offset() {
     assert_eq!(alone.status.code(), Some(1));
 }
 
+/// `verify` judges damage with the same library call as `Store::open`: for
+/// a flipped byte in every frame of a shard's newest segment (so damage
+/// followed by 0, 1, 2, … batches, some of which a crash with batches in
+/// flight can leave), and in every recovery mode, `verify --mode` exits 0
+/// exactly when `open` in that mode opens a copy of the dir. (The segment
+/// was sealed by `close`; its hint is removed so that `open` reads every
+/// frame, as it does for the unsealed newest segment a crash leaves: with a
+/// hint, `open` reads only each key's newest frame, and damage elsewhere in a
+/// sealed segment is found by `verify` alone.)
 #[test]
-fn flipped_byte_in_the_newest_segment_is_corruption_when_frames_follow() {
+fn verify_agrees_with_open_in_every_mode() {
     let dir = temp_dir();
     populate(dir.path(), 5, 4);
     let all = frames(dir.path());
@@ -138,21 +147,73 @@ fn flipped_byte_in_the_newest_segment_is_corruption_when_frames_follow() {
     let in_newest: Vec<_> = all
         .iter()
         .filter(|f| f.shard == 1 && f.seq == newest)
+        .cloned()
         .collect();
     assert!(in_newest.len() >= 2, "need a frame after the victim");
-    let victim = in_newest[0].clone();
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&victim.path)
-        .unwrap();
-    file.write_all_at(&[0xEE], victim.offset + 41).unwrap();
-    drop(file);
-    let o = run_on("verify", dir.path(), &["--json"]);
-    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
-    let lines = json_lines(&stdout(&o));
-    assert_eq!(lines[0]["kind"], "problem");
-    assert_eq!(lines[0]["offset"], victim.offset);
+    let mut verdicts = std::collections::BTreeSet::new();
+    for victim in &in_newest {
+        let damaged = temp_dir();
+        copy_dir(dir.path(), damaged.path());
+        let path = damaged
+            .path()
+            .join(victim.path.strip_prefix(dir.path()).unwrap());
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        file.write_all_at(&[0xEE], victim.offset + 41).unwrap();
+        drop(file);
+        std::fs::remove_file(path.with_extension("hint")).unwrap();
+        for (arg, mode) in [
+            ("tolerate-torn-tail", RecoveryMode::TolerateTornTail),
+            ("strict", RecoveryMode::Strict),
+            ("skip-corrupt", RecoveryMode::SkipCorrupt),
+        ] {
+            let o = run_on("verify", damaged.path(), &["--json", "--mode", arg]);
+            let scratch = temp_dir();
+            copy_dir(damaged.path(), scratch.path());
+            let opened = Store::open(common::config(scratch.path()).recovery_mode(mode))
+                .map(|s| s.close().unwrap())
+                .is_ok();
+            assert_eq!(
+                o.status.code(),
+                Some(if opened { 0 } else { 1 }),
+                "victim at {} of {}, mode {arg}: open {}; verify said {}",
+                victim.offset,
+                path.display(),
+                if opened { "opens" } else { "refuses" },
+                stdout(&o)
+            );
+            verdicts.insert((arg, opened));
+        }
+    }
+    // Both outcomes were met in the default mode: a damaged frame followed by
+    // more batches than can be in flight is refused, the last one is a torn
+    // tail.
+    assert!(
+        verdicts.contains(&("tolerate-torn-tail", true)),
+        "{verdicts:?}"
+    );
+    assert!(
+        verdicts.contains(&("tolerate-torn-tail", false)),
+        "{verdicts:?}"
+    );
+}
+
+/// Copies a data dir (its shard folders and their files).
+#[expect(clippy::unwrap_used, reason = "test helper")]
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
 }
 
 #[test]

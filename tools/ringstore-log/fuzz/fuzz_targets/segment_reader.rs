@@ -38,7 +38,8 @@ fuzz_target!(|data: &[u8]| {
         format_version: FORMAT_VERSION,
         reused: false,
     }
-    .encode(&mut file);
+    .encode(&mut file)
+    .unwrap();
     // Input that starts like a segment is the whole file; anything else is
     // the frame region behind a valid header.
     if data.starts_with(&SEGMENT_MAGIC) {

@@ -164,7 +164,8 @@ pub fn header_block(block: u32) -> Vec<u8> {
         format_version: ringstore::inspect::format::FORMAT_VERSION,
         reused: false,
     }
-    .encode(&mut b);
+    .encode(&mut b)
+    .unwrap();
     b
 }
 

@@ -253,7 +253,9 @@ impl Visitor for Rows<'_, '_> {
             // The end of the newest segment of a folder whose store is not
             // running: recovery drops it, so does the history.
             DamageKind::TornTail => Ok(Flow::Continue),
-            DamageKind::Problem => {
+            // The walk runs in the default mode, where nothing is skipped;
+            // were it, the rows would have a hole: report it.
+            DamageKind::Problem | DamageKind::Skipped => {
                 self.damage = Some(finding);
                 Ok(Flow::Stop)
             }

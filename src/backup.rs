@@ -14,9 +14,9 @@
 use std::path::Path;
 
 use crate::error::Error;
+use crate::layout::{self, hint_path};
 use crate::outcome::BackupReport;
 use crate::recovery;
-use crate::layout::{self, hint_path};
 
 /// Copies every segment (and hint) of every shard folder of `dir` into
 /// `dest`, which must not exist or be an empty directory.

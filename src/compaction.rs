@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 
 use crate::config::Config;
 use crate::error::Error;
+use crate::layout::{self, FileKind, retired, retired_file_name, spares};
 use crate::outcome::CompactReport;
 use crate::recovery;
 use crate::sealed::SealedLog;
-use crate::layout::{self, FileKind, retired, retired_file_name, spares};
 
 /// Retires every segment older than its shard's checkpoint (`keep_from`:
 /// shard → first seq to keep; a folder without an entry belongs to a run

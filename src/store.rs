@@ -160,14 +160,6 @@ impl Store {
     fn start_background(&self) -> Result<(), Error> {
         let inner = &self.inner;
         let config = &inner.config;
-        if inner.backend == IoBackend::IoUring && config.wake_stalled_shard_after_ms > 0 {
-            let after = std::time::Duration::from_millis(config.wake_stalled_shard_after_ms);
-            *inner
-                .watchdog
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner) =
-                Watchdog::start(inner.shards.clone(), after);
-        }
         if let Some(limit) = config.compact_above_sealed_bytes {
             let retention = Retention::start(self.downgrade(), limit)
                 .map_err(|e| Error::io("starting the retention thread", &config.dir, e))?;
@@ -749,6 +741,10 @@ impl Inner {
             self.executors.push((i, handle));
             readiness.insert(i, ready_rx);
         }
+        // Before waiting: an executor can sleep through a completion while
+        // it creates its first segment too, and would hold `open` until a
+        // signal reached its thread.
+        self.start_watchdog();
         for (i, ready) in readiness {
             match ready.recv() {
                 Ok(Ok(())) => {}
@@ -766,6 +762,16 @@ impl Inner {
             }
         }
         Ok(())
+    }
+
+    /// The shard watchdog, if the backend and the config want one.
+    fn start_watchdog(&self) {
+        let after_ms = self.config.wake_stalled_shard_after_ms;
+        if self.backend == IoBackend::IoUring && after_ms > 0 {
+            let after = std::time::Duration::from_millis(after_ms);
+            *self.watchdog.lock().unwrap_or_else(PoisonError::into_inner) =
+                Watchdog::start(self.shards.clone(), after);
+        }
     }
 
     /// Delivers the sealed-segment events still queued (the last seals of

@@ -94,3 +94,26 @@ fn with_the_watchdog_off_no_signal_is_sent() {
     assert_eq!(wakes, 0);
     assert_all_recovered(dir.path());
 }
+
+/// Regression: the watchdog started only once every shard had created its
+/// first segment, so an executor that slept through a completion during
+/// `open` held `open` until something else signalled its thread (seen once:
+/// an 8-minute `open`). Now it watches from the start: with the device
+/// holding the header writes 400 ms, each shard is signalled during `open`.
+#[test]
+fn a_shard_creating_its_first_segment_is_watched_during_open() {
+    let dir = common::temp_dir();
+    let plan = FaultPlan::new();
+    plan.delay(FaultOp::Write, Duration::from_millis(400));
+    let store = Store::open(config(dir.path(), 20).fault_plan(plan.clone())).unwrap();
+    let stats = store.shard_stats();
+    plan.delay(FaultOp::Write, Duration::ZERO);
+    // About 20 signals per shard (400 ms held, one per 20 ms); at least one
+    // each leaves room for a starved watchdog thread.
+    assert!(
+        stats.iter().all(|s| s.watchdog_wakes >= 1),
+        "signals during open: {:?}",
+        stats.iter().map(|s| s.watchdog_wakes).collect::<Vec<_>>()
+    );
+    store.close().unwrap();
+}

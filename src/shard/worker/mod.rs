@@ -102,6 +102,10 @@ pub(crate) async fn run<Fs: LogFs>(
         max_batch_bytes,
         pipeline_depth,
     } = setup;
+    // Busy from now on, for the watchdog: creating the first segment waits
+    // for I/O outside the loop, and a completion slept through here would
+    // hold `Store::open`.
+    shared.pulse.turn();
     // The shard is idle from the moment it reports ready (not from when its
     // thread gets to run again after that: `idle` would come out short).
     let (writer, ready_at) = match SegmentWriter::create(fs.clone(), spec, first_seq, true).await {

@@ -1,14 +1,15 @@
-//! A one-line progress bar on stderr while the workload runs; silent when
-//! stderr is not a terminal (CI logs, pipes).
+//! A progress bar on stderr while the workload runs (`indicatif`); silent
+//! when stderr is not a terminal (CI logs, pipes).
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::sync::atomic::Ordering;
 use std::thread::{Scope, ScopedJoinHandle};
 use std::time::{Duration, Instant};
 
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
 use crate::workload::Live;
 
-const WIDTH: usize = 30;
 const REFRESH: Duration = Duration::from_millis(200);
 
 /// What "done" means for the bar.
@@ -37,30 +38,27 @@ pub fn spawn<'scope>(
 }
 
 fn run(live: &Live, target: Target) {
+    let (len, template) = match target {
+        Target::Puts(total) => (total, "  [{bar:30}] {percent:>3}%  {msg}  {elapsed}"),
+        Target::Time(d) => (
+            u64::try_from(d.as_millis()).unwrap_or(u64::MAX),
+            "  [{bar:30}] {percent:>3}%  {msg}  {elapsed} of the run",
+        ),
+    };
+    let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template(template) {
+        bar.set_style(style.progress_chars("#>-"));
+    }
     let started = Instant::now();
-    let mut err = std::io::stderr();
     while !live.writers_done.load(Ordering::Acquire) {
         let puts = live.puts.load(Ordering::Relaxed);
         let gets = live.gets.load(Ordering::Relaxed);
-        let elapsed = started.elapsed();
-        let fraction = match target {
-            Target::Puts(total) => puts as f64 / total.max(1) as f64,
-            Target::Time(d) => elapsed.as_secs_f64() / d.as_secs_f64().max(1e-9),
-        }
-        .clamp(0.0, 1.0);
-        let filled = (fraction * WIDTH as f64) as usize;
-        let bar: String = (0..WIDTH)
-            .map(|i| if i < filled { '#' } else { '-' })
-            .collect();
-        let _ = write!(
-            err,
-            "\r  [{bar}] {:>3.0}%  puts {puts}  gets {gets}  {:.1} s ",
-            fraction * 100.0,
-            elapsed.as_secs_f64()
-        );
-        let _ = err.flush();
+        bar.set_position(match target {
+            Target::Puts(_) => puts,
+            Target::Time(_) => u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        });
+        bar.set_message(format!("puts {puts}  gets {gets}"));
         std::thread::sleep(REFRESH);
     }
-    let _ = write!(err, "\r{:width$}\r", "", width = WIDTH + 60);
-    let _ = err.flush();
+    bar.finish_and_clear();
 }

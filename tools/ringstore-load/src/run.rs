@@ -195,6 +195,10 @@ pub fn run(mut args: Args) -> Result<Outcome, LoadError> {
     let data_dir = temp.path().display().to_string();
     if args.keep {
         let _kept = temp.keep();
+        note(&format!(
+            "kept the store at {} (ringstore-log ls/verify/dump take this path)",
+            store_dir.display()
+        ));
     } else {
         temp.close()
             .map_err(|e| LoadError::io("removing the data dir", &data_dir, e))?;

@@ -100,3 +100,30 @@ fn get_cpu_reports_what_slow_gets_did() {
     let plain = tempfile::tempdir().unwrap();
     assert!(common::run_json(common::TINY, plain.path())["slow_gets"].is_null());
 }
+
+/// `--keep` says where the kept store is (the run dir's `store/` folder),
+/// and that path opens as a store.
+#[test]
+fn keep_prints_the_store_path() {
+    let out = tempfile::tempdir().unwrap();
+    let mut args = common::TINY.to_vec();
+    args.extend(["--keep", "--dir"]);
+    args.push(out.path().to_str().unwrap());
+    let o = common::run(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let err = String::from_utf8_lossy(&o.stderr);
+    let line = err
+        .lines()
+        .find(|l| l.contains("kept the store at "))
+        .unwrap_or_else(|| panic!("no kept path in:\n{err}"));
+    let path = line
+        .split("kept the store at ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap();
+    assert!(path.ends_with("/store"), "{path}");
+    let store =
+        ringstore::Store::open(ringstore::Config::new(path).shards(1).pin_cpus(false)).unwrap();
+    assert!(!store.is_empty());
+    store.close().unwrap();
+}

@@ -104,8 +104,15 @@ pub fn discover(path: &Path) -> Result<Source, ToolError> {
             });
         }
         if !path.join("LOCK").exists() {
+            // A `ringstore-load --keep` run dir holds the store in `store/`.
+            let inner = path.join("store");
+            let hint = if inner.join("LOCK").exists() {
+                format!("; the data dir is {}", inner.display())
+            } else {
+                String::new()
+            };
             return Err(ToolError::Usage(format!(
-                "{} is not a ringstore data dir: no shard-<i> folders, segment files or LOCK file in it",
+                "{} is not a ringstore data dir: no shard-<i> folders, segment files or LOCK file in it{hint}",
                 path.display()
             )));
         }

@@ -287,3 +287,22 @@ fn a_newest_segment_whose_header_never_landed_is_a_torn_tail() {
     let o = run_on("verify", dir.path(), &["--json"]);
     assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
 }
+
+/// A `ringstore-load --keep` run dir holds the store in `store/`: pointed
+/// at the run dir, the tool names the data dir inside it (exit 2).
+#[test]
+fn a_run_dir_points_at_its_store_folder() {
+    let run_dir = temp_dir();
+    let store = run_dir.path().join("store");
+    populate(&store, 3, 2);
+    let o = run_on("verify", run_dir.path(), &[]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = common::stderr(&o);
+    assert!(
+        err.contains("not a ringstore data dir")
+            && err.contains(&format!("the data dir is {}", store.display())),
+        "{err}"
+    );
+    let inside = run_on("verify", &store, &[]);
+    assert_eq!(inside.status.code(), Some(0), "{}", stdout(&inside));
+}

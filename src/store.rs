@@ -228,9 +228,10 @@ impl Store {
 
     /// Many puts at once: one outcome per item, in input order. Each item
     /// is validated on its own (a bad one gets its error, the others go
-    /// on); the valid ones are sent to their shards together, so a shard
-    /// usually writes all of its items in one group commit (more when they
-    /// exceed `max_batch_bytes` or the queue's budget).
+    /// on); the valid ones are sent to their shards back to back, so a
+    /// shard writes its items in one or a few group commits (100 items of
+    /// ~450 bytes to one idle shard: 1–3 commits over 20 calls; more when
+    /// they exceed `max_batch_bytes` or the queue's budget).
     ///
     /// Not atomic: each item is its own put. In `Sync` mode the future
     /// resolves once every item is durable; after a crash before that, any

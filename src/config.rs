@@ -420,10 +420,10 @@ impl Config {
 
     /// io_uring backend: a watchdog thread signals (`SIGURG`, sent to that
     /// thread only) a shard executor that has had a write, flush or timer
-    /// due, or puts queued, without turning for this long. On the
-    /// project's test machine an executor rarely (twice in ~120 harness
-    /// runs) slept for minutes through a finished write until its thread
-    /// was interrupted; the signal interrupts it. A slow disk draws signals
+    /// due, or puts queued, without turning for this long. With glommio 0.9
+    /// on Linux 6.18 an executor can (rarely: twice in ~120 harness runs)
+    /// sleep for minutes through a finished write until its thread is
+    /// interrupted; the signal interrupts it. A slow disk draws signals
     /// too, which change nothing. The store installs a `SIGURG` handler in
     /// the process once (it chains to an existing one); other threads never
     /// get the signal. Counted in `ShardStats::watchdog_wakes`. Default

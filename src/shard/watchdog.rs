@@ -1,11 +1,10 @@
 //! The shard watchdog: a thread that wakes a shard executor which has work
 //! to do but has stopped turning, with a signal sent to that thread alone.
 //!
-//! Why it exists: on this project's test machine (Linux 6.18, glommio 0.9's
-//! rings), a shard executor twice slept in `io_uring_enter` for 10–12
-//! minutes although its write had finished at the device; its 2 ms timer
-//! did not wake it either, and attaching a debugger (which interrupts the
-//! sleep) released it at once. The cause was not found (a completion left
+//! Why it exists: with glommio 0.9 on Linux 6.18, a shard executor can
+//! (rarely) sleep in `io_uring_enter` for minutes although its write has
+//! finished at the device; its 2 ms timer does not wake it either, and
+//! attaching a debugger (which interrupts the sleep) releases it at once. The cause was not found (a completion left
 //! as io_uring task work for a thread never woken to run it, or a wake-up
 //! lost below; docs/BENCHMARKS.md section 11). A signal delivered to the
 //! thread wakes it, runs its pending task work and makes `io_uring_enter`

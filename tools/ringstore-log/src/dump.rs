@@ -12,9 +12,8 @@ use crate::error::{ToolError, exit_code};
 use crate::export::Row;
 use crate::json;
 use crate::source::{SegmentFile, Source, seq_of, shard_of};
-use ringstore::RecoveryMode;
 
-use crate::walk::{Finding, Flow, Skips, Visitor, WalkOptions, walk};
+use crate::walk::{Finding, Flow, Skips, Visitor, walk_intact};
 
 /// Which frames to show.
 #[derive(Debug, Clone, Default)]
@@ -94,15 +93,7 @@ pub fn dump(
         )?;
     }
     if filter.limit != Some(0) {
-        // Every intact frame, as `SkipCorrupt` keeps them: damage is reported
-        // and skipped.
-        walk(
-            &source.segments,
-            WalkOptions {
-                mode: RecoveryMode::SkipCorrupt,
-            },
-            &mut v,
-        )?;
+        walk_intact(&source.segments, &mut v)?;
     }
     v.out.flush()?;
     v.summary.problems = v.skips.problems;

@@ -16,7 +16,7 @@ use crate::json::JsonlSink;
 use crate::latest::latest;
 use crate::progress::Progress;
 use crate::source::{SegmentFile, Source, parent_dir, seq_of, shard_of};
-use crate::walk::{Finding, Flow, Skips, Visitor, WalkOptions, walk};
+use crate::walk::{Finding, Flow, Skips, Visitor, walk_intact};
 
 /// Output file format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,15 +100,7 @@ pub fn history_rows(
         skips: Skips::new(warn),
         progress,
     };
-    // Every intact frame, as `SkipCorrupt` keeps them: damage is reported
-    // and skipped.
-    walk(
-        &source.segments,
-        WalkOptions {
-            mode: RecoveryMode::SkipCorrupt,
-        },
-        &mut v,
-    )?;
+    walk_intact(&source.segments, &mut v)?;
     Ok(v.skips.problems)
 }
 

@@ -205,6 +205,19 @@ pub struct WalkOptions {
     pub mode: RecoveryMode,
 }
 
+/// Walks every intact frame of `segments`, as `RecoveryMode::SkipCorrupt`
+/// keeps them: damage is reported to the visitor and skipped (what `dump`
+/// and `export` show).
+pub fn walk_intact(segments: &[SegmentFile], visitor: &mut dyn Visitor) -> Result<Flow, ToolError> {
+    walk(
+        segments,
+        WalkOptions {
+            mode: RecoveryMode::SkipCorrupt,
+        },
+        visitor,
+    )
+}
+
 /// Walks `segments` in order; returns `Flow::Stop` if a visitor stopped it.
 pub fn walk(
     segments: &[SegmentFile],

@@ -267,9 +267,9 @@ impl Store {
 
     /// Resolves once every put acknowledged before this call is durable, in
     /// every shard: the barrier an `Async` store needs before it tells
-    /// anyone upstream that a write is safe. In `Sync` mode every
-    /// acknowledged put is durable already, so it only checks that no
-    /// shard has failed. An `Async` shard runs its `fdatasync` as soon as
+    /// anyone upstream that a write is safe. In `Sync` mode it waits for the
+    /// writes in flight (a plain Sync put is durable when answered, a
+    /// fire-and-forget `put_with` is not). An `Async` shard runs its `fdatasync` as soon as
     /// the records it covers are written, without waiting for
     /// `flush_interval_ms`; concurrent calls share flushes. Errors:
     /// `Closed` after `close`, `ShardFailed` if a shard's disk failed (what

@@ -124,6 +124,37 @@ fn a_fire_and_forget_put_in_a_sync_store_is_answered_before_durable() {
     store.close().unwrap();
 }
 
+/// Regression: `flush` in a `Sync` store answered at once, as if every
+/// acknowledged put were durable, but a fire-and-forget put is answered
+/// before its write completes. `flush` now waits for the writes in flight.
+#[test]
+fn flush_in_a_sync_store_covers_fire_and_forget_puts() {
+    let dir = common::temp_dir();
+    let plan = FaultPlan::new();
+    let store = Store::open(
+        common::config(dir.path())
+            .shards(1)
+            .fault_plan(plan.clone()),
+    )
+    .unwrap();
+    plan.delay(FaultOp::Write, Duration::from_millis(500));
+    let fire_and_forget = PutOptions {
+        durability: Durability::Async,
+    };
+    store
+        .put_with_blocking("k", &common::record(3, "v"), fire_and_forget)
+        .unwrap();
+    assert!(store.get("k").is_none(), "its write is still held");
+    store.flush_blocking().unwrap();
+    assert_eq!(
+        store.get("k").map(|r| r.version()),
+        Some(3),
+        "durable (and so readable) once flush returns"
+    );
+    plan.delay(FaultOp::Write, Duration::ZERO);
+    store.close().unwrap();
+}
+
 /// In the child: `put_many` calls of 16 items forever, printing `ACK n`
 /// after call `n` resolved.
 #[expect(

@@ -208,8 +208,8 @@ impl<Fs: LogFs> Worker<Fs> {
                     }
                 }
                 Some(Msg::Flush(reply)) => match &mut self.mode {
-                    // Everything acknowledged is durable already.
-                    Mode::Sync(_) => {
+                    Mode::Sync(s) => {
+                        s.flush(&mut self.pipeline).await;
                         let _ = reply.send(self.pipeline.failed().map_or(Ok(()), Err));
                     }
                     Mode::Async(a) => a.flush_requested(&self.pipeline, reply),

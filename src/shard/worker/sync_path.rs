@@ -233,6 +233,17 @@ impl SyncPath {
         sub.reply(Ok(outcome));
     }
 
+    /// A `Store::flush`: writes what was gathered and completes every write
+    /// in flight. A plain Sync put is durable when answered, but one
+    /// answered once staged (`PutOptions` with `Durability::Async`) is not
+    /// until its write completes.
+    pub async fn flush<Fs: LogFs>(&mut self, p: &mut Pipeline<Fs>) {
+        if !self.gathering.is_empty() {
+            self.start_gathered(p).await;
+        }
+        self.complete_all(p).await;
+    }
+
     /// Completes every write in flight, in order.
     pub async fn complete_all<Fs: LogFs>(&mut self, p: &mut Pipeline<Fs>) {
         while let Some((then, result)) = p.next_completion().await {

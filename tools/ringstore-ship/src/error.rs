@@ -210,42 +210,71 @@ impl ShipError {
     /// credentials, or anything else the server said.
     pub fn from_iceberg(uri: &str, op: &'static str, e: &iceberg::Error) -> Self {
         let reason = chain(e);
-        let lower = reason.to_ascii_lowercase();
         let uri = uri.to_owned();
-        if [
-            "invalid_client",
-            "unauthorized",
-            "401",
-            "403",
-            "forbidden",
-            "access denied",
-            "invalidaccesskeyid",
-            "signaturedoesnotmatch",
-            "not authorized",
-        ]
-        .iter()
-        .any(|w| lower.contains(w))
-        {
-            ShipError::BadCredentials { uri, op, reason }
-        } else if [
-            "error sending request",
-            "connection refused",
-            "tcp connect",
-            "connect error",
-            "dns error",
-            "timed out",
-            "connection reset",
-            "connection closed",
-            "broken pipe",
-        ]
-        .iter()
-        .any(|w| lower.contains(w))
-        {
-            ShipError::CatalogUnreachable { uri, op, reason }
-        } else {
-            ShipError::Catalog { uri, op, reason }
+        match classify(&reason) {
+            Failure::Transport => ShipError::CatalogUnreachable { uri, op, reason },
+            Failure::Credentials => ShipError::BadCredentials { uri, op, reason },
+            Failure::Other => ShipError::Catalog { uri, op, reason },
         }
     }
+}
+
+/// What kind of failure an Iceberg client error describes.
+#[derive(Debug, PartialEq, Eq)]
+enum Failure {
+    /// No answer from the server (nothing was refused).
+    Transport,
+    /// The server refused the credentials.
+    Credentials,
+    /// The server answered with another error.
+    Other,
+}
+
+/// Classifies an error chain by its text (the Iceberg client gives no
+/// structured status). Transport failures are checked first: their text
+/// holds the URI, whose port may contain any digits, so a status code is
+/// matched only as a whole number.
+fn classify(reason: &str) -> Failure {
+    let lower = reason.to_ascii_lowercase();
+    let transport = [
+        "error sending request",
+        "connection refused",
+        "tcp connect",
+        "connect error",
+        "dns error",
+        "timed out",
+        "connection reset",
+        "connection closed",
+        "broken pipe",
+    ];
+    let refused = [
+        "invalid_client",
+        "unauthorized",
+        "forbidden",
+        "access denied",
+        "invalidaccesskeyid",
+        "signaturedoesnotmatch",
+        "not authorized",
+    ];
+    if transport.iter().any(|w| lower.contains(w)) {
+        Failure::Transport
+    } else if refused.iter().any(|w| lower.contains(w))
+        || has_number(&lower, "401")
+        || has_number(&lower, "403")
+    {
+        Failure::Credentials
+    } else {
+        Failure::Other
+    }
+}
+
+/// Whether `text` holds `number` with no digit right before or after it.
+fn has_number(text: &str, number: &str) -> bool {
+    text.match_indices(number).any(|(at, _)| {
+        let before = text.get(..at).and_then(|t| t.chars().next_back());
+        let after = text.get(at + number.len()..).and_then(|t| t.chars().next());
+        !before.is_some_and(|c| c.is_ascii_digit()) && !after.is_some_and(|c| c.is_ascii_digit())
+    })
 }
 
 /// An error and its sources, one line.
@@ -261,4 +290,39 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
         next = s.source();
     }
     out.replace('\n', " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Failure, classify};
+
+    /// Regression: a refused connection to a catalog on port 42401 was
+    /// reported as refused credentials, because "401" was found in the port.
+    #[test]
+    fn a_port_holding_401_is_not_a_refused_credential() {
+        let reason = "Unexpected => Failed to execute http request, source: error sending request \
+                      for url (http://127.0.0.1:42401/v1/oauth/tokens): client error (Connect): \
+                      tcp connect error: Connection refused (os error 111)";
+        assert_eq!(classify(reason), Failure::Transport);
+    }
+
+    #[test]
+    fn status_codes_count_only_as_whole_numbers() {
+        assert_eq!(
+            classify("Unexpected => Received response with unexpected status code 401"),
+            Failure::Credentials
+        );
+        assert_eq!(
+            classify("server said 403 for /v1/config"),
+            Failure::Credentials
+        );
+        assert_eq!(
+            classify("table at /data/14015 has no snapshot"),
+            Failure::Other
+        );
+        assert_eq!(
+            classify("S3 said SignatureDoesNotMatch"),
+            Failure::Credentials
+        );
+    }
 }

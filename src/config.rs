@@ -137,6 +137,7 @@ pub struct Config {
     pub(crate) compact_above_sealed_bytes: Option<u64>,
     pub(crate) spare_segments: usize,
     pub(crate) retain_until_shipped: bool,
+    pub(crate) tombstone_retention: Duration,
     pub(crate) on_sealed: Option<OnSealed>,
     pub(crate) io_backend: IoBackend,
     pub(crate) wake_stalled_shard_after_ms: u64,
@@ -163,6 +164,10 @@ pub const DEFAULT_FLUSH_INTERVAL_MS: u64 = 10;
 pub const DEFAULT_WAKE_STALLED_SHARD_AFTER_MS: u64 = 100;
 /// Default `record_buffer_pool_bytes`: 8 MiB.
 pub const DEFAULT_RECORD_BUFFER_POOL_BYTES: usize = 8 << 20;
+/// Default `tombstone_retention`: one day.
+pub const DEFAULT_TOMBSTONE_RETENTION: Duration = Duration::from_secs(24 * 60 * 60);
+/// Largest `tombstone_retention`: 100 years.
+pub const MAX_TOMBSTONE_RETENTION: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
 /// Default `spare_segments`: 4 retired segment files kept per shard (with
 /// 2, a third of the rotations between compactions still appended in the
 /// harness's retention runs; `docs/BENCHMARKS.md` section 9).
@@ -193,6 +198,7 @@ impl Config {
             compact_above_sealed_bytes: None,
             spare_segments: DEFAULT_SPARE_SEGMENTS,
             retain_until_shipped: false,
+            tombstone_retention: DEFAULT_TOMBSTONE_RETENTION,
             on_sealed: None,
             io_backend: IoBackend::Auto,
             wake_stalled_shard_after_ms: DEFAULT_WAKE_STALLED_SHARD_AFTER_MS,
@@ -412,6 +418,21 @@ impl Config {
         self
     }
 
+    /// How long a delete is remembered: a compaction copies a tombstone
+    /// forward until it is older than this (by the time `delete` was
+    /// called), then forgets it and the key's memory. While remembered, a
+    /// put older than the delete is `Stale`; once forgotten, the key is
+    /// unknown and a put of any version applies. Set it above the longest
+    /// delay with which an older version of a key can still arrive. A
+    /// compaction also keeps a tombstone for one or two more compactions
+    /// after an older write lost to it (that write's frame follows the
+    /// tombstone in the log, and must never outlive it). Default one day.
+    /// Bound: at most 100 years; zero forgets at the next compaction.
+    pub fn tombstone_retention(mut self, retention: Duration) -> Self {
+        self.tombstone_retention = retention;
+        self
+    }
+
     /// Which I/O backend the shards use. Default [`IoBackend::Auto`].
     pub fn io_backend(mut self, backend: IoBackend) -> Self {
         self.io_backend = backend;
@@ -561,6 +582,15 @@ impl Config {
             return bad(
                 "max_queued_bytes",
                 format!("is {}, must be 65536..=1073741824", self.max_queued_bytes),
+            );
+        }
+        if self.tombstone_retention > MAX_TOMBSTONE_RETENTION {
+            return bad(
+                "tombstone_retention",
+                format!(
+                    "is {:?}, must be at most 100 years",
+                    self.tombstone_retention
+                ),
             );
         }
         if !(1..=1 << 20).contains(&self.queue_depth) {

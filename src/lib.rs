@@ -56,6 +56,7 @@ mod segment;
 mod shard;
 mod shipped;
 mod store;
+mod write;
 
 pub use config::{Config, Durability, IoBackend, RecoveryMode, SyncMethod};
 pub use error::Error;
@@ -91,7 +92,9 @@ pub mod inspect {
         parse_segment_name, parse_shard_dir, retired, segment_file_name, segments, shard_dirs,
         spares,
     };
-    pub use crate::recovery::{LatestRecord, scan_latest};
+    pub use crate::recovery::{
+        LatestDelete, LatestRecord, LatestState, scan_latest, scan_latest_state,
+    };
     pub use crate::segment::damage;
     pub use crate::segment::format;
     pub use crate::segment::reader::{BYTES_AFTER_END, ReadError, SegmentReader};

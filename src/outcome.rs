@@ -38,8 +38,12 @@ pub struct BackupReport {
 /// What `Store::compact` did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CompactReport {
-    /// Live records rewritten into the checkpoint segments.
+    /// Live records and remembered tombstones rewritten into the
+    /// checkpoint segments.
     pub records: usize,
+    /// Tombstones forgotten: older than `Config::tombstone_retention`, so
+    /// their keys are unknown again (see `Store::delete`).
+    pub tombstones_forgotten: usize,
     /// Segment files deleted (superseded history).
     pub segments_removed: usize,
     /// Bytes freed.

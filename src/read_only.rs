@@ -16,6 +16,7 @@ use crate::error::Error;
 use crate::record_ref::RecordRef;
 use crate::recovery::{self, RecoveryReport};
 use crate::shard::index::{self, Index, LogRank, new_index};
+use crate::write::Write;
 
 /// Scans started over because the writer deleted or renamed a file under
 /// them, before the error is returned.
@@ -135,7 +136,7 @@ fn load(dir: &Path, mode: RecoveryMode) -> Result<(Index, RecoveryReport), Error
             generation: latest.generation,
             lsn: latest.lsn,
         };
-        let _ = index::publish(&index, latest.record, || rank);
+        let _ = index::publish(&index, Write::Put(latest.record), || rank);
     }
     Ok((index, recovered.report))
 }

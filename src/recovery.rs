@@ -27,8 +27,10 @@ pub struct RecoveryReport {
     pub frames: u64,
     /// Bytes of segment files read.
     pub bytes: u64,
-    /// Distinct keys recovered.
+    /// Distinct keys recovered holding a record.
     pub keys: usize,
+    /// Keys whose newest frame is a delete (remembered as tombstones).
+    pub deleted_keys: usize,
     /// Generation of the run that wrote last (0 for a new dir).
     pub previous_generation: u64,
     /// Torn tails found (a crash mid-write) and truncated away.
@@ -71,10 +73,44 @@ pub struct LatestRecord {
     pub lsn: u64,
 }
 
+/// A key whose newest frame is a delete, and where that frame is.
+#[derive(Debug, Clone)]
+pub struct LatestDelete {
+    /// The key.
+    pub key: Box<str>,
+    /// The delete's version.
+    pub version: i64,
+    /// When the delete was made, nanoseconds since the Unix epoch.
+    pub deleted_at_unix_ns: u64,
+    /// Shard folder index of the frame.
+    pub shard_dir: usize,
+    /// The segment file holding it.
+    pub segment: PathBuf,
+    /// Byte offset of the frame.
+    pub offset: u64,
+    /// Store generation of the frame.
+    pub generation: u64,
+    /// Log sequence number of the frame.
+    pub lsn: u64,
+}
+
+/// What a data dir holds, read as `Store::open` would read it.
+#[derive(Debug, Clone)]
+pub struct LatestState {
+    /// Newest record of each key whose newest frame is a put.
+    pub records: Vec<LatestRecord>,
+    /// Keys whose newest frame is a delete.
+    pub deletes: Vec<LatestDelete>,
+    /// What recovery found.
+    pub report: RecoveryReport,
+}
+
 /// The result of reading a data dir.
 pub(crate) struct Recovered {
     /// Newest record of each key.
     pub records: Vec<LatestRecord>,
+    /// Keys whose newest frame is a delete.
+    pub deletes: Vec<LatestDelete>,
     /// Seq of the next segment of each existing shard folder: one past every
     /// seq its file names carry (`layout::next_seq`, after repairs); a shard
     /// without a folder starts at 1.
@@ -119,6 +155,16 @@ pub fn scan_latest(
 ) -> Result<(Vec<LatestRecord>, RecoveryReport), Error> {
     let r = recover(dir, mode, Repair::ReadOnly)?;
     Ok((r.records, r.report))
+}
+
+/// [`scan_latest`], with the keys whose newest frame is a delete.
+pub fn scan_latest_state(dir: &Path, mode: RecoveryMode) -> Result<LatestState, Error> {
+    let r = recover(dir, mode, Repair::ReadOnly)?;
+    Ok(LatestState {
+        records: r.records,
+        deletes: r.deletes,
+        report: r.report,
+    })
 }
 
 /// Where the best-ranked frame of a key is.
@@ -205,20 +251,21 @@ fn recover_with(
             list.push(*c);
         }
     }
-    let records: Vec<LatestRecord> = std::thread::scope(|s| {
+    let (records, deletes) = std::thread::scope(|s| {
         let handles: Vec<_> = scans
             .iter()
             .zip(per_folder)
             .map(|(scan, list)| s.spawn(move || load_winners(scan.shard, &scan.segments, list)))
             .collect();
-        let mut all = Vec::new();
+        let (mut records, mut deletes) = (Vec::new(), Vec::new());
         for h in handles {
-            all.extend(
-                h.join()
-                    .unwrap_or_else(|_| Err(corrupt(dir, 0, "recovery thread panicked")))?,
-            );
+            let (r, d) = h
+                .join()
+                .unwrap_or_else(|_| Err(corrupt(dir, 0, "recovery thread panicked")))?;
+            records.extend(r);
+            deletes.extend(d);
         }
-        Ok::<_, Error>(all)
+        Ok::<_, Error>((records, deletes))
     })?;
 
     let mut report = RecoveryReport::default();
@@ -235,9 +282,11 @@ fn recover_with(
         next_seq.insert(scan.shard, scan.next_seq);
     }
     report.keys = records.len();
+    report.deleted_keys = deletes.len();
     report.elapsed = started.elapsed();
     Ok(Recovered {
         records,
+        deletes,
         next_seq,
         report,
     })
@@ -304,14 +353,16 @@ fn offer(best: &mut HashMap<Box<str>, Candidate>, key: &str, c: Candidate) {
     }
 }
 
-/// Reads the winning frames of one folder and validates their payloads.
+/// Reads the winning frames of one folder and validates their payloads:
+/// the records, and the keys whose winner is a delete.
 fn load_winners(
     shard: usize,
     segments: &[PathBuf],
     mut list: Vec<Candidate>,
-) -> Result<Vec<LatestRecord>, Error> {
+) -> Result<(Vec<LatestRecord>, Vec<LatestDelete>), Error> {
     list.sort_by_key(|c| (c.segment, c.offset));
     let mut out = Vec::with_capacity(list.len());
+    let mut deletes = Vec::new();
     let mut buf = Vec::new();
     let mut open: Option<(usize, fs::File, SegmentHeader)> = None;
     for c in list {
@@ -335,6 +386,19 @@ fn load_winners(
                 "frame does not match its hint entry (stale or forged hint)",
             ));
         }
+        if let Some(deleted_at_unix_ns) = frame.deleted_at_unix_ns() {
+            deletes.push(LatestDelete {
+                key: frame.key.into(),
+                version: frame.version,
+                deleted_at_unix_ns,
+                shard_dir: shard,
+                segment: path.clone(),
+                offset: c.offset,
+                generation: frame.generation,
+                lsn: frame.lsn,
+            });
+            continue;
+        }
         let record = RecordRef::from_untrusted(frame.key, frame.version, frame.payload)
             .map_err(|e| corrupt(path, c.offset, format!("invalid record payload: {}", e.0)))?;
         out.push(LatestRecord {
@@ -346,7 +410,7 @@ fn load_winners(
             lsn: frame.lsn,
         });
     }
-    Ok(out)
+    Ok((out, deletes))
 }
 
 /// One segment file of a folder being scanned.

@@ -20,7 +20,7 @@ use crate::lock::DirLock;
 use crate::outcome::{BackupReport, CompactReport, PutOptions, PutOutcome};
 use crate::record::{Record, Value};
 use crate::record_ref::RecordRef;
-use crate::recovery::{self, LatestRecord, RecoveryReport};
+use crate::recovery::{self, LatestDelete, LatestRecord, RecoveryReport};
 use crate::retention::Retention;
 use crate::sealed::{Notifier, SealedLog};
 use crate::segment::format::MAX_KEY_BYTES;
@@ -32,6 +32,7 @@ use crate::shard::submission::{QueueReceiver, queue};
 use crate::shard::watchdog::Watchdog;
 use crate::shard::worker::WorkerSetup;
 use crate::shard::{ShardShared, shard_for};
+use crate::write::{Tombstone, Write};
 
 /// An open store. Cheap to clone; every clone is the same store.
 #[derive(Clone)]
@@ -116,7 +117,8 @@ impl Store {
         recovery::sync_dir(&dir)?;
         let sealed = Arc::new(SealedLog::at_open(&dir)?);
 
-        let (shards, receivers) = build_shards(&config, generation, recovered.records);
+        let (shards, receivers) =
+            build_shards(&config, generation, recovered.records, recovered.deletes);
 
         let inner = Inner {
             // The callback lives on the notifier thread only: a `Store` it
@@ -212,8 +214,51 @@ impl Store {
         let prepared = self.prepare(key, record);
         async move {
             let (shard, record, payload_crc) = prepared?;
-            shard.put(record, payload_crc, options.durability).await
+            shard
+                .put(Write::Put(record), payload_crc, options.durability)
+                .await
         }
+    }
+
+    /// Deletes `key` at `version`: a tombstone that wins or loses by
+    /// version exactly like a put. It applies when `version` is at least
+    /// the key's current one (a record's or an earlier delete's; ties go
+    /// to the later write) and then `get` returns `None`, the record's
+    /// memory is released, and the key leaves `len`, `keys` and `iter`.
+    /// A delete older than the current version changes nothing and returns
+    /// `Stale`; a later put with a version at least `version` brings the
+    /// key back. Deleting a key the store does not hold is `Applied`: the
+    /// tombstone still makes older puts `Stale`.
+    ///
+    /// The tombstone is written to the log like a put (same durability,
+    /// same group commit) and survives restarts. A compaction copies it
+    /// forward until it is older than `Config::tombstone_retention`, then
+    /// forgets it; after that, the key is unknown again and a put of any
+    /// version applies — even one older than the delete.
+    ///
+    /// Errors: `EmptyKey`, `KeyTooLong`, `Closed`, `ShardFailed`, and the
+    /// write's own I/O errors, as for `put`. `Send`, runtime-agnostic.
+    pub fn delete(
+        &self,
+        key: &str,
+        version: i64,
+    ) -> impl Future<Output = Result<PutOutcome, Error>> + Send + 'static + use<> {
+        let prepared = self.route(key).map(|shard| {
+            let tombstone = Tombstone::now(key, version);
+            let write = Write::Delete(Arc::new(tombstone));
+            let payload_crc = crc32c::crc32c(write.payload());
+            (shard, write, payload_crc)
+        });
+        let durability = self.inner.config.durability;
+        async move {
+            let (shard, write, payload_crc) = prepared?;
+            shard.put(write, payload_crc, durability).await
+        }
+    }
+
+    /// `delete` for plain threads.
+    pub fn delete_blocking(&self, key: &str, version: i64) -> Result<PutOutcome, Error> {
+        futures::executor::block_on(self.delete(key, version))
     }
 
     /// `put_with` for plain threads.
@@ -249,7 +294,7 @@ impl Store {
                 let prepared = self.prepare(key, record);
                 let put: futures::future::BoxFuture<'static, _> = Box::pin(async move {
                     let (shard, record, payload_crc) = prepared?;
-                    shard.put(record, payload_crc, durability).await
+                    shard.put(Write::Put(record), payload_crc, durability).await
                 });
                 put
             })
@@ -312,11 +357,9 @@ impl Store {
         futures::executor::block_on(self.put(key, record))
     }
 
-    fn prepare(
-        &self,
-        key: &str,
-        record: &Record,
-    ) -> Result<(Arc<ShardShared>, RecordRef, u32), Error> {
+    /// The shard of a write to `key`, once the store is open and the key
+    /// is valid.
+    fn route(&self, key: &str) -> Result<Arc<ShardShared>, Error> {
         let inner = &self.inner;
         if inner.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
@@ -332,6 +375,20 @@ impl Store {
                 max_bytes: MAX_KEY_BYTES,
             });
         }
+        inner
+            .shards
+            .get(shard_for(key, inner.shards.len()))
+            .cloned()
+            .ok_or(Error::Closed)
+    }
+
+    fn prepare(
+        &self,
+        key: &str,
+        record: &Record,
+    ) -> Result<(Arc<ShardShared>, RecordRef, u32), Error> {
+        let inner = &self.inner;
+        let shard = self.route(key)?;
         let field = &inner.config.version_field;
         let version = match record.get(field) {
             Some(Value::Int(v)) => *v,
@@ -370,11 +427,6 @@ impl Store {
             });
         }
         let payload_crc = crc32c::crc32c(&bytes);
-        let shard = inner
-            .shards
-            .get(shard_for(key, inner.shards.len()))
-            .cloned()
-            .ok_or(Error::Closed)?;
         Ok((
             shard,
             RecordRef::from_serialized(key.into(), version, bytes, &inner.buffers),
@@ -541,14 +593,28 @@ impl Store {
         }
         let mut keep_from = Vec::with_capacity(waits.len());
         let mut records = 0;
+        let mut forgotten = 0;
         for (id, done) in waits {
             let done = futures::executor::block_on(done).unwrap_or(Err(Error::Closed))?;
             keep_from.push((id, done.keep_from));
             records += done.records;
+            forgotten += done.tombstones_forgotten;
         }
         #[cfg(feature = "failpoints")]
         crate::hooks::reached(crate::hooks::PausePoint::CompactFileWork);
-        crate::compaction::retire_superseded(&inner.config, &inner.sealed, &keep_from, records)
+        let mut report = crate::compaction::retire_superseded(
+            &inner.config,
+            &inner.sealed,
+            &keep_from,
+            records,
+        )?;
+        report.tombstones_forgotten = forgotten;
+        // A segment kept for the shipper may hold older frames of a key
+        // whose tombstone the next checkpoint would forget.
+        for shard in &inner.shards {
+            shard.allow_forgetting(report.segments_kept_unshipped == 0);
+        }
+        Ok(report)
     }
 
     /// The lifecycle lock for work on the data dir's files (compaction,
@@ -662,6 +728,7 @@ fn build_shards(
     config: &Config,
     generation: u64,
     recovered: Vec<LatestRecord>,
+    deletes: Vec<LatestDelete>,
 ) -> (Vec<Arc<ShardShared>>, Vec<QueueReceiver>) {
     let n = config.shards;
     let mut shards = Vec::with_capacity(n);
@@ -680,16 +747,22 @@ fn build_shards(
             q,
             config.durability,
             generation,
+            config.tombstone_retention,
+            config.retain_until_shipped,
         )));
         receivers.push(r);
     }
-    for latest in recovered {
-        if let Some(shard) = shards.get(shard_for(latest.record.key(), n)) {
-            let rank = LogRank {
-                generation: latest.generation,
-                lsn: latest.lsn,
-            };
-            let _ = index::publish(&shard.index, latest.record, || rank);
+    let writes = recovered
+        .into_iter()
+        .map(|r| (Write::Put(r.record), r.generation, r.lsn))
+        .chain(deletes.into_iter().map(|d| {
+            let t = Tombstone::at(&d.key, d.version, d.deleted_at_unix_ns);
+            (Write::Delete(Arc::new(t)), d.generation, d.lsn)
+        }));
+    for (write, generation, lsn) in writes {
+        if let Some(shard) = shards.get(shard_for(write.key(), n)) {
+            let rank = LogRank { generation, lsn };
+            let _ = index::publish(&shard.index, write, || rank);
         }
     }
     (shards, receivers)

@@ -29,8 +29,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as PropConfig, FileFailurePersistence};
 use ringstore::inspect::format::{
-    FORMAT_VERSION, FrameFields, FrameSalt, MIN_BLOCK_SIZE, SegmentHeader, align_up, encode_frame,
-    frame_footprint,
+    FORMAT_VERSION, FrameFields, FrameKind, FrameSalt, MIN_BLOCK_SIZE, SegmentHeader, align_up,
+    encode_frame, frame_footprint,
 };
 use ringstore::inspect::{scan_latest, segment_file_name};
 use ringstore::{Error, Record, RecordRef, RecoveryMode, Store, Value};
@@ -131,6 +131,7 @@ fn forged_dir(payload: &[u8]) -> tempfile::TempDir {
     let mut frame = vec![0u8; align_up(footprint, block)];
     encode_frame(
         &FrameFields {
+            kind: FrameKind::Put,
             version: 1,
             lsn: 1,
             generation: 1,

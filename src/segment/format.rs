@@ -15,8 +15,9 @@ pub const SEGMENT_MAGIC: [u8; 8] = *b"RINGSEG\0";
 /// continues over the segment's seq), so a segment may reuse the file of a
 /// retired one. Version 3 starts every group commit with a mark frame that
 /// records how much of the segment was durable when the batch was staged
-/// ([`KIND_MARK`]). Versions 1 and 2 are still read.
-pub const FORMAT_VERSION: u32 = 3;
+/// ([`KIND_MARK`]). Version 4 adds deletes ([`KIND_DELETE`]). Versions 1 to
+/// 3 are still read.
+pub const FORMAT_VERSION: u32 = 4;
 /// First format version whose batches start with a mark frame.
 pub const MARKS_FROM_VERSION: u32 = 3;
 /// Oldest format version this build reads.
@@ -50,6 +51,13 @@ pub const KIND_PUT: u8 = 1;
 /// after it completed, or an `O_DSYNC` write) when the batch was staged.
 /// Recovery reads it to tell a power cut's torn tail from corruption.
 pub const KIND_MARK: u8 = 2;
+/// Frame kind (version 4): a versioned delete (a tombstone). Laid out like a
+/// put whose payload is 8 bytes: the deletion time, nanoseconds since the
+/// Unix epoch (little-endian), which decides when compaction may forget the
+/// tombstone.
+pub const KIND_DELETE: u8 = 3;
+/// Payload bytes of a delete frame.
+pub const DELETE_PAYLOAD_LEN: usize = 8;
 /// Bytes of a mark frame (header and its 8-byte payload).
 pub const MARK_LEN: usize = FRAME_HEADER_LEN + 8;
 /// Frame flag (byte 9): the first frame of its group commit.
@@ -130,9 +138,39 @@ impl FrameSalt {
     }
 }
 
+/// What a frame with a key records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameKind {
+    /// A put: the payload is the archived record.
+    Put,
+    /// A versioned delete: the payload is the deletion time
+    /// ([`DELETE_PAYLOAD_LEN`] bytes, see [`Frame::deleted_at_unix_ns`]).
+    Delete,
+}
+
+impl FrameKind {
+    /// The kind byte written for it.
+    pub const fn byte(self) -> u8 {
+        match self {
+            FrameKind::Put => KIND_PUT,
+            FrameKind::Delete => KIND_DELETE,
+        }
+    }
+
+    /// Its name in tools and exports (`put`, `delete`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            FrameKind::Put => "put",
+            FrameKind::Delete => "delete",
+        }
+    }
+}
+
 /// One decoded frame, borrowing its key and payload from the read buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Frame<'a> {
+    /// A put or a delete.
+    pub kind: FrameKind,
     /// The record's version (value of the version field).
     pub version: i64,
     /// Log sequence number within (shard, generation).
@@ -147,6 +185,17 @@ pub struct Frame<'a> {
     pub len: u32,
     /// Whether this frame starts a group commit (batch).
     pub batch_start: bool,
+}
+
+impl Frame<'_> {
+    /// A delete's deletion time (nanoseconds since the Unix epoch); `None`
+    /// for a put.
+    pub fn deleted_at_unix_ns(&self) -> Option<u64> {
+        match self.kind {
+            FrameKind::Put => None,
+            FrameKind::Delete => Some(le_u64(self.payload, 0)),
+        }
+    }
 }
 
 /// Why bytes are not a valid header or frame.
@@ -420,6 +469,8 @@ pub fn frame_crc(payload_crc: u32, header_and_key: &[u8], salt: FrameSalt) -> u3
 /// The fields of a frame to encode.
 #[derive(Debug, Clone, Copy)]
 pub struct FrameFields<'a> {
+    /// A put or a delete.
+    pub kind: FrameKind,
     /// The record's version.
     pub version: i64,
     /// Log sequence number.
@@ -428,7 +479,7 @@ pub struct FrameFields<'a> {
     pub generation: u64,
     /// The key (1..=MAX_KEY_BYTES bytes).
     pub key: &'a str,
-    /// The archived record.
+    /// The archived record (a put) or the deletion time (a delete).
     pub payload: &'a [u8],
     /// CRC32C of `payload` alone (computed on the caller's thread).
     pub payload_crc: u32,
@@ -463,7 +514,11 @@ pub fn encode_frame_flagged(
             value: key.len() as u64,
         });
     }
-    if f.payload.len() > MAX_RECORD_BYTES_LIMIT {
+    let payload_ok = match f.kind {
+        FrameKind::Put => f.payload.len() <= MAX_RECORD_BYTES_LIMIT,
+        FrameKind::Delete => f.payload.len() == DELETE_PAYLOAD_LEN,
+    };
+    if !payload_ok {
         return Err(FormatError::BadField {
             field: "payload_len",
             value: f.payload.len() as u64,
@@ -481,7 +536,7 @@ pub fn encode_frame_flagged(
     // Every write below lies inside `out[..footprint]`.
     put(out, 0, &(len as u32).to_le_bytes());
     let flags = if batch_start { FLAG_BATCH_START } else { 0 };
-    put(out, 8, &[KIND_PUT, flags]);
+    put(out, 8, &[f.kind.byte(), flags]);
     put(out, 10, &(key.len() as u16).to_le_bytes());
     put(out, 12, &(f.payload.len() as u32).to_le_bytes());
     put(out, 16, &f.version.to_le_bytes());
@@ -502,7 +557,7 @@ pub fn encode_frame_flagged(
     put(out, 4, &crc.to_le_bytes());
     debug_assert!(matches!(
         decode_frame(out.get(..len).unwrap_or_default(), salt),
-        Ok(fr) if fr.key == f.key && fr.payload == f.payload && fr.version == f.version && fr.lsn == f.lsn
+        Ok(fr) if fr.kind == f.kind && fr.key == f.key && fr.payload == f.payload && fr.version == f.version && fr.lsn == f.lsn
     ));
     Ok(footprint)
 }
@@ -695,13 +750,22 @@ pub fn decode_frame(bytes: &[u8], salt: FrameSalt) -> Result<Frame<'_>, FormatEr
     if stored != computed {
         return Err(FormatError::ChecksumMismatch { stored, computed });
     }
-    let kind = frame.get(8).copied().unwrap_or(0);
-    if kind != KIND_PUT {
-        return Err(FormatError::BadField {
-            field: "kind",
-            value: kind.into(),
-        });
-    }
+    let kind = match frame.get(8).copied().unwrap_or(0) {
+        KIND_PUT => FrameKind::Put,
+        KIND_DELETE if payload_len == DELETE_PAYLOAD_LEN => FrameKind::Delete,
+        KIND_DELETE => {
+            return Err(FormatError::BadField {
+                field: "delete payload_len",
+                value: payload_len as u64,
+            });
+        }
+        other => {
+            return Err(FormatError::BadField {
+                field: "kind",
+                value: other.into(),
+            });
+        }
+    };
     let flags = frame.get(9).copied().unwrap_or(0);
     if flags & !FLAG_BATCH_START != 0 {
         return Err(FormatError::BadField {
@@ -717,6 +781,7 @@ pub fn decode_frame(bytes: &[u8], salt: FrameSalt) -> Result<Frame<'_>, FormatEr
         })?;
     let key = std::str::from_utf8(key).map_err(|_| FormatError::KeyNotUtf8)?;
     Ok(Frame {
+        kind,
         version: le_u64(frame, 16) as i64,
         lsn: le_u64(frame, 24),
         generation: le_u64(frame, 32),
@@ -737,6 +802,7 @@ mod tests {
         let mut out = vec![0xAA; frame_footprint(key.len(), payload.len())];
         let n = encode_frame(
             &FrameFields {
+                kind: FrameKind::Put,
                 version: -7,
                 lsn: 42,
                 generation: 3,
@@ -870,6 +936,7 @@ mod tests {
     fn encoding_into_too_small_a_buffer_fails_and_writes_nothing() {
         let payload = b"0123456789";
         let fields = FrameFields {
+            kind: FrameKind::Put,
             version: 1,
             lsn: 1,
             generation: 1,
@@ -920,6 +987,48 @@ mod tests {
         assert!(decode_frame(&out, SALT).is_err(), "a mark is not a put");
         assert!(decode_mark(&out, FrameSalt::segment(6)).is_err());
         assert!(encode_mark(1, 1, SALT, &mut [0; MARK_LEN - 1]).is_err());
+    }
+
+    #[test]
+    fn a_delete_round_trips_with_its_time_and_needs_an_8_byte_payload() {
+        let when = 1_700_000_000_123_456_789u64.to_le_bytes();
+        let fields = FrameFields {
+            kind: FrameKind::Delete,
+            version: 9,
+            lsn: 4,
+            generation: 2,
+            key: "gone",
+            payload: &when,
+            payload_crc: crc32c::crc32c(&when),
+        };
+        let mut out = vec![0xAA; frame_footprint(4, when.len())];
+        encode_frame(&fields, SALT, &mut out).unwrap();
+        let f = decode_frame(&out[..frame_len(4, 8)], SALT).unwrap();
+        assert_eq!((f.kind, f.key, f.version), (FrameKind::Delete, "gone", 9));
+        assert_eq!(f.deleted_at_unix_ns(), Some(1_700_000_000_123_456_789));
+        let long = [0u8; 9];
+        let bad = FrameFields {
+            payload: &long,
+            payload_crc: crc32c::crc32c(&long),
+            ..fields
+        };
+        assert!(encode_frame(&bad, SALT, &mut [0; 128]).is_err());
+        // A put frame relabelled as a delete (CRC recomputed) is refused
+        // unless its payload is exactly the 8-byte time.
+        let put = frame_bytes("k", b"0123456789");
+        let mut forged = put.clone();
+        forged[8] = KIND_DELETE;
+        let p_off = payload_offset(1);
+        let len = frame_len(1, 10);
+        let crc = frame_crc(crc32c::crc32c(&forged[p_off..len]), &forged[8..p_off], SALT);
+        forged[4..8].copy_from_slice(&crc.to_le_bytes());
+        assert!(matches!(
+            decode_frame(&forged[..len], SALT),
+            Err(FormatError::BadField {
+                field: "delete payload_len",
+                ..
+            })
+        ));
     }
 
     #[test]

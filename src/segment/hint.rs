@@ -1,6 +1,7 @@
 //! Hint files: a small index written next to a segment when it is sealed,
 //! `<seq:020>.hint`, holding the newest frame of each key in that segment
-//! (key, version, generation, lsn, offset, length) plus the segment's totals.
+//! (key, version, generation, lsn, offset, length, and whether it is a
+//! delete) plus the segment's totals.
 //! Recovery ranks keys from hints without reading payloads, then reads only
 //! the winning frames. A hint is checked as a whole (CRC32C); a missing,
 //! damaged or mismatched hint just means the segment is scanned instead.
@@ -15,8 +16,11 @@ use crate::segment::format::{FormatError, MAX_FRAME_LEN, MAX_KEY_BYTES, align_up
 
 /// First 8 bytes of every hint file.
 pub const HINT_MAGIC: [u8; 8] = *b"RINGHINT";
-/// Version of the hint format.
-pub const HINT_VERSION: u32 = 1;
+/// Version of the hint format: version 2 adds the entry flags (a delete).
+/// Version 1 hints are still read.
+pub const HINT_VERSION: u32 = 2;
+/// Entry flag (version 2): the newest frame of the key is a delete.
+const ENTRY_DELETE: u8 = 1;
 const HEADER_LEN: usize = 56;
 const ENTRY_FIXED_LEN: usize = 40;
 /// Largest hint accepted from disk (bounds the allocation before the CRC).
@@ -37,6 +41,8 @@ pub struct HintEntry {
     pub offset: u64,
     /// Frame length (`len` field).
     pub len: u32,
+    /// Whether the frame is a delete.
+    pub deleted: bool,
 }
 
 impl HintEntry {
@@ -82,9 +88,11 @@ impl Default for HintBuilder {
 }
 
 impl HintBuilder {
-    /// Notes one appended frame.
+    /// Notes one appended frame (a delete when `deleted`).
+    #[expect(clippy::too_many_arguments, reason = "one frame's fields, named")]
     pub fn add(
         &mut self,
+        deleted: bool,
         key: &str,
         version: i64,
         generation: u64,
@@ -102,6 +110,7 @@ impl HintBuilder {
             lsn,
             offset,
             len,
+            deleted,
         };
         match self.newest.get_mut(key) {
             Some(e) if e.rank() > entry.rank() => {}
@@ -141,7 +150,8 @@ impl Hint {
         debug_assert_eq!(out.len(), HEADER_LEN);
         for e in &self.entries {
             out.extend_from_slice(&(e.key.len() as u16).to_le_bytes());
-            out.extend_from_slice(&[0u8; 2]);
+            let flags = if e.deleted { ENTRY_DELETE } else { 0 };
+            out.extend_from_slice(&[flags, 0]);
             out.extend_from_slice(&e.len.to_le_bytes());
             out.extend_from_slice(&e.offset.to_le_bytes());
             out.extend_from_slice(&e.version.to_le_bytes());
@@ -176,7 +186,7 @@ impl Hint {
             return Err(FormatError::BadMagic);
         }
         let version = u32_at(body, 8);
-        if version != HINT_VERSION {
+        if !(1..=HINT_VERSION).contains(&version) {
             return Err(FormatError::UnsupportedVersion(version));
         }
         let count = u32_at(body, 12) as usize;
@@ -194,6 +204,14 @@ impl Hint {
                 return Err(FormatError::BadField {
                     field: "hint key_len",
                     value: key_len as u64,
+                });
+            }
+            let flags = body.get(at + 2).copied().unwrap_or(0);
+            let known = if version >= 2 { ENTRY_DELETE } else { 0 };
+            if flags & !known != 0 {
+                return Err(FormatError::BadField {
+                    field: "hint flags",
+                    value: flags.into(),
                 });
             }
             let len = u32_at(body, at + 4);
@@ -215,6 +233,7 @@ impl Hint {
                 lsn: u64_at(body, at + 32),
                 offset: u64_at(body, at + 8),
                 len,
+                deleted: flags & ENTRY_DELETE != 0,
             });
             at = align_up(key_at + key_len, 8);
         }
@@ -284,15 +303,16 @@ mod tests {
     #[test]
     fn hint_round_trips_and_keeps_the_newest_per_key() {
         let mut b = HintBuilder::default();
-        b.add("a", 5, 1, 1, 4096, 100);
-        b.add("b", 7, 1, 2, 8192, 100);
-        b.add("a", 5, 1, 3, 12288, 100);
-        b.add("a", 4, 1, 4, 16384, 100);
+        b.add(false, "a", 5, 1, 1, 4096, 100);
+        b.add(false, "b", 7, 1, 2, 8192, 100);
+        b.add(true, "a", 5, 1, 3, 12288, 100);
+        b.add(false, "a", 4, 1, 4, 16384, 100);
         let h = b.finish(20480);
         assert_eq!(h.frames, 4);
         assert_eq!((h.min_version, h.max_version), (4, 7));
         let a = h.entries.iter().find(|e| &*e.key == "a").unwrap();
         assert_eq!(a.offset, 12288, "tie on version goes to the later lsn");
+        assert!(a.deleted, "the newest frame of `a` is its delete");
         let bytes = h.encode();
         assert_eq!(Hint::decode(&bytes).unwrap(), h);
         for i in 0..bytes.len() {

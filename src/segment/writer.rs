@@ -28,8 +28,8 @@ use crate::error::Error;
 use crate::io::{LogBuffer, LogFile, LogFs};
 use crate::layout::{hint_path, segment_file_name};
 use crate::segment::format::{
-    FORMAT_VERSION, FrameFields, FrameSalt, MARK_LEN, MIN_BLOCK_SIZE, SegmentHeader, align_up,
-    encode_frame_flagged, encode_mark, frame_footprint, frame_len,
+    FORMAT_VERSION, FrameFields, FrameKind, FrameSalt, MARK_LEN, MIN_BLOCK_SIZE, SegmentHeader,
+    align_up, encode_frame_flagged, encode_mark, frame_footprint, frame_len,
 };
 use crate::segment::hint::HintBuilder;
 use crate::shard::stats::IoTimes;
@@ -320,6 +320,7 @@ impl<Fs: LogFs> SegmentWriter<Fs> {
         // Only a batch that encoded whole is described by the hint.
         for (fields, offset) in entries {
             self.hint.add(
+                fields.kind == FrameKind::Delete,
                 fields.key,
                 fields.version,
                 fields.generation,

@@ -17,6 +17,14 @@
 //!
 //! Superseded records are freed on the thread that advances the epoch:
 //! usually a writer at its next publish, sometimes a reader.
+//!
+//! A versioned delete publishes a tombstone like a put publishes a record:
+//! the record is released, `get` and iteration see no record, and the
+//! tombstone's version still makes older writes `Stale`. A checkpoint
+//! forgets a tombstone older than `Config::tombstone_retention` by removing
+//! the key's entry ([`forget`]): the slot is first marked dead (so no write
+//! can land in it), then removed, and a writer that met the dead slot looks
+//! the key up again.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -26,6 +34,7 @@ use xxhash_rust::xxh3::Xxh3Builder;
 
 use crate::outcome::PutOutcome;
 use crate::record_ref::RecordRef;
+use crate::write::{Tombstone, Write};
 
 /// Where a write stands in its key's history, after its version: ties of
 /// version go to the higher rank, in memory exactly as in recovery.
@@ -37,17 +46,35 @@ pub(crate) struct LogRank {
     pub lsn: u64,
 }
 
-/// A record with the rank of the frame that holds it.
+/// A write (record or tombstone) with the rank of the frame that holds it.
 struct Ranked {
-    record: RecordRef,
+    write: Write,
     rank: LogRank,
+    /// A tombstone's stale hits: bit 0, an older write lost to it since it
+    /// was last placed (published or copied by a checkpoint); bit 1, one
+    /// did in the period before. Such a write's frame may follow the
+    /// tombstone's in the log, so forgetting the tombstone waits until two
+    /// checkpoints have seen no hit (see [`Slot::carry`]).
+    hits: u8,
 }
 
 impl Ranked {
     /// Whether `self` wins over a write of `version` at `rank`.
     fn beats(&self, version: i64, rank: LogRank) -> bool {
-        (self.record.version(), self.rank) > (version, rank)
+        (self.write.version(), self.rank) > (version, rank)
     }
+}
+
+/// Tag of a slot being forgotten: nothing may be written into it any more.
+const DEAD: Tag = Tag::First;
+
+/// What an offer to a slot did.
+enum Offered {
+    /// Applied or stale; the `i8` is the change in keys holding a record.
+    Done(PutOutcome, i8),
+    /// The slot is being forgotten: look the key up again and offer the
+    /// write (given back) there.
+    Dead(Write),
 }
 
 /// The newest record of one key.
@@ -71,54 +98,75 @@ impl Slot {
     /// records are freed within a few puts instead of piling up for the
     /// collector's default cadence (128 guards: about 20 MB per shard of
     /// 100 KB records).
-    /// The `bool` says whether the slot held no record before.
-    fn offer(&self, record: RecordRef, rank: LogRank, guard: &Guard) -> (PutOutcome, bool) {
-        let version = record.version();
-        let mut new = Some(Shared::new(Ranked { record, rank }));
+    fn offer(&self, write: Write, rank: LogRank, guard: &Guard) -> Offered {
+        let version = write.version();
+        let adds_record = write.record().is_some();
         let mut current = self.current.load(Ordering::Acquire, guard);
+        if current.tag() == DEAD {
+            return Offered::Dead(write);
+        }
+        let new = Shared::new(Ranked {
+            write,
+            rank,
+            hits: 0,
+        });
         // Each failed exchange means another writer moved the key forward,
         // so this ends once the slot stops changing or outranks us.
         loop {
+            if current.tag() == DEAD {
+                // Rare (a key forgotten while written): give the write back.
+                return Offered::Dead(new.write.clone());
+            }
             if let Some(c) = current.as_ref() {
                 if c.beats(version, rank) {
+                    if !self.note_hit(c, guard) {
+                        // Changed meanwhile: decide again.
+                        current = self.current.load(Ordering::Acquire, guard);
+                        continue;
+                    }
                     let stale = PutOutcome::Stale {
-                        current_version: c.record.version(),
+                        current_version: c.write.version(),
                     };
-                    return (stale, false);
+                    return Offered::Done(stale, 0);
                 }
             }
             match self.current.compare_exchange(
                 current,
-                (new.take(), Tag::None),
+                (Some(new.clone()), Tag::None),
                 Ordering::AcqRel,
                 Ordering::Acquire,
                 guard,
             ) {
                 Ok((previous, _)) => {
                     guard.accelerate();
-                    return (PutOutcome::Applied, previous.is_none());
+                    let had_record = previous
+                        .as_ref()
+                        .is_some_and(|p| p.write.record().is_some());
+                    let delta = i8::from(adds_record) - i8::from(had_record);
+                    return Offered::Done(PutOutcome::Applied, delta);
                 }
-                Err((ours, actual)) => {
-                    new = ours;
-                    current = actual;
-                }
+                Err((_, actual)) => current = actual,
             }
         }
     }
 
-    /// Gives the current record the new rank `rank` (a checkpoint copying
+    /// Gives the current write the new rank `rank` (a checkpoint copying
     /// it into a fresh frame) and returns it; `None` unless the current
-    /// record is still the write ranked `seen` (ranks are unique per write):
-    /// a newer put's frame follows the checkpoint.
-    fn rerank(&self, seen: LogRank, rank: LogRank, guard: &Guard) -> Option<RecordRef> {
+    /// write is still the one ranked `seen` (ranks are unique per write):
+    /// a newer write's frame follows the checkpoint.
+    fn rerank(&self, seen: LogRank, rank: LogRank, guard: &Guard) -> Option<Write> {
         let current = self.current.load(Ordering::Acquire, guard);
-        let record = match current.as_ref() {
-            Some(c) if c.rank == seen => c.record.clone(),
+        if current.tag() == DEAD {
+            return None;
+        }
+        let write = match current.as_ref() {
+            Some(c) if c.rank == seen => c.write.clone(),
             _ => return None,
         };
         let moved = Shared::new(Ranked {
-            record: record.clone(),
+            write: write.clone(),
             rank,
+            hits: current.as_ref().map_or(0, |c| (c.hits & 1) << 1),
         });
         self.current
             .compare_exchange(
@@ -129,13 +177,116 @@ impl Slot {
                 guard,
             )
             .ok()
-            .map(|_| record)
+            .map(|_| write)
     }
 
-    /// The current record; `guard` keeps it from being reclaimed meanwhile.
+    /// The current write; `guard` keeps it from being reclaimed meanwhile.
     fn load<'g>(&self, guard: &'g Guard) -> Option<&'g Ranked> {
         self.current.load(Ordering::Acquire, guard).as_ref()
     }
+
+    /// The current record, unless the key is deleted.
+    fn record<'g>(&self, guard: &'g Guard) -> Option<&'g RecordRef> {
+        self.load(guard).and_then(|r| r.write.record())
+    }
+
+    /// Notes that an older write lost to `seen`, the current tombstone as
+    /// loaded: sets its hit bit. Returns false if the slot changed
+    /// meanwhile (the caller decides again); true when done or when the
+    /// write is a record (nothing to note).
+    fn note_hit(&self, seen: &Ranked, guard: &Guard) -> bool {
+        if seen.write.record().is_some() || seen.hits & 1 == 1 {
+            return true;
+        }
+        let current = self.current.load(Ordering::Acquire, guard);
+        let Some(c) = current.as_ref().filter(|c| std::ptr::eq(*c, seen)) else {
+            return false;
+        };
+        let marked = Shared::new(Ranked {
+            write: c.write.clone(),
+            rank: c.rank,
+            hits: c.hits | 1,
+        });
+        self.current
+            .compare_exchange(
+                current,
+                (Some(marked), Tag::None),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+                guard,
+            )
+            .is_ok()
+    }
+
+    /// What a checkpoint does with this key, whose write it saw ranked
+    /// `seen`: copies it with rank `rank()` ([`Slot::rerank`]), or, for a
+    /// tombstone that `forget` lets go and that no older write hit for two
+    /// periods, marks the slot dead (the caller removes the entry).
+    fn carry(
+        &self,
+        seen: LogRank,
+        forget: &Forget,
+        rank: impl FnOnce() -> LogRank,
+        guard: &Guard,
+    ) -> Carry {
+        let current = self.current.load(Ordering::Acquire, guard);
+        let expired = match current.as_ref() {
+            _ if current.tag() == DEAD => return Carry::Moved,
+            Some(c) if c.rank == seen => {
+                c.hits == 0 && c.write.tombstone().is_some_and(|t| forget.lets_go(t))
+            }
+            _ => return Carry::Moved,
+        };
+        if !expired {
+            return match self.rerank(seen, rank(), guard) {
+                Some(w) => Carry::Copy(w),
+                None => Carry::Moved,
+            };
+        }
+        match self.current.compare_exchange(
+            current,
+            (None, DEAD),
+            Ordering::AcqRel,
+            Ordering::Acquire,
+            guard,
+        ) {
+            Ok(_) => Carry::Forgot,
+            Err(_) => Carry::Moved,
+        }
+    }
+}
+
+/// When a checkpoint may forget a tombstone: once it is older than the
+/// retention (`Config::tombstone_retention`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Forget {
+    /// Now, nanoseconds since the Unix epoch.
+    pub now_unix_ns: u64,
+    /// The retention, in nanoseconds.
+    pub retention_ns: u64,
+}
+
+impl Forget {
+    /// Forgets nothing.
+    pub const NEVER: Forget = Forget {
+        now_unix_ns: 0,
+        retention_ns: u64::MAX,
+    };
+
+    fn lets_go(&self, t: &Tombstone) -> bool {
+        t.deleted_at_unix_ns().saturating_add(self.retention_ns) <= self.now_unix_ns
+    }
+}
+
+/// What a checkpoint did with one key.
+pub(crate) enum Carry {
+    /// Copied into the checkpoint with a new rank.
+    Copy(Write),
+    /// A tombstone forgotten: the key's entry is dead (remove it).
+    Forgot,
+    /// A newer write replaced what the checkpoint saw: its frame follows
+    /// the checkpoint's start.
+    Moved,
 }
 
 /// A shard's map, with its count of keys holding a record.
@@ -168,49 +319,67 @@ pub(crate) fn get(index: &Index, key: &str) -> Option<RecordRef> {
     index
         .map
         .peek(key, &guard)
-        .and_then(|slot| slot.load(&guard))
-        .map(|r| r.record.clone())
+        .and_then(|slot| slot.record(&guard))
+        .cloned()
 }
 
-/// The version stored for `key`.
+/// The version stored for `key`: its record's, or its tombstone's.
 pub(crate) fn version_of(index: &Index, key: &str) -> Option<i64> {
     let guard = Guard::new();
     index
         .map
         .peek(key, &guard)
         .and_then(|slot| slot.load(&guard))
-        .map(|r| r.record.version())
+        .map(|r| r.write.version())
 }
 
-/// Newest wins: makes `record` the record of its key unless the key holds
-/// a higher (version, rank), and says which happened and at what rank.
-/// `take_rank` runs once the key's slot exists — creating a slot may wait
-/// for the map's bucket lock — and from then on nothing waits: a caller
-/// that takes an LSN in `take_rank` holds it only for one compare-and-swap
-/// loop. Entries are never removed, so the entry found stays valid.
+/// Newest wins: makes `write` (a record or a tombstone) current for its
+/// key unless the key holds a higher (version, rank), and says which
+/// happened and at what rank. `take_rank` runs once the key's live slot
+/// exists — creating a slot may wait for the map's bucket lock, or for a
+/// checkpoint forgetting the key — and from then on nothing waits: a
+/// caller that takes an LSN in `take_rank` holds it only for one
+/// compare-and-swap loop. A slot is removed only after it is marked dead,
+/// and nothing is written into a dead slot.
 pub(crate) fn publish(
     index: &Index,
-    record: RecordRef,
+    write: Write,
     take_rank: impl FnOnce() -> LogRank,
 ) -> (PutOutcome, LogRank) {
     let guard = Guard::new();
-    let slot = slot(index, record.key(), &guard);
+    let mut slot = live_slot(index, write.key(), &guard);
     let rank = take_rank();
-    let (outcome, first) = slot.offer(record, rank, &guard);
-    if first {
-        index.live.fetch_add(1, Ordering::Relaxed);
+    let mut write = write;
+    loop {
+        match slot.offer(write, rank, &guard) {
+            Offered::Done(outcome, delta) => {
+                if delta > 0 {
+                    index.live.fetch_add(1, Ordering::Relaxed);
+                } else if delta < 0 {
+                    index.live.fetch_sub(1, Ordering::Relaxed);
+                }
+                return (outcome, rank);
+            }
+            Offered::Dead(back) => {
+                slot = live_slot(index, back.key(), &guard);
+                write = back;
+            }
+        }
     }
-    (outcome, rank)
 }
 
-/// The slot of `key`, created empty if there is none.
-fn slot<'g>(index: &'g Index, key: &str, guard: &'g Guard) -> &'g Slot {
+/// The live slot of `key`, created empty if there is none; waits while a
+/// checkpoint removes a dead one (a few instructions on its executor).
+fn live_slot<'g>(index: &'g Index, key: &str, guard: &'g Guard) -> &'g Slot {
     loop {
         if let Some(slot) = index.map.peek(key, guard) {
-            return slot;
+            if slot.current.load(Ordering::Acquire, guard).tag() != DEAD {
+                return slot;
+            }
+            std::thread::yield_now();
+            continue;
         }
-        // Inserted (by us or a concurrent put) and never removed: the next
-        // peek finds it.
+        // Inserted (by us or a concurrent writer); removed only once dead.
         if let Entry::Vacant(v) = index.map.entry_sync(key.into()) {
             v.insert_entry(Slot::empty());
         }
@@ -230,7 +399,7 @@ pub(crate) fn records(index: &Index, keep: impl Fn(&str) -> bool) -> Vec<RecordR
         .map
         .iter(&guard)
         .filter(|(key, _)| keep(key) && seen.insert(*key))
-        .filter_map(|(_, slot)| slot.load(&guard).map(|r| r.record.clone()))
+        .filter_map(|(_, slot)| slot.record(&guard).cloned())
         .collect()
 }
 
@@ -246,27 +415,41 @@ pub(crate) fn reclaim() {
     }
 }
 
-/// For a checkpoint: gives every key's current record a new rank from
-/// `next_rank` and returns the records with their new LSNs. A key that a
-/// concurrent put moved forward meanwhile is left out: that put's frame is
-/// written after the checkpoint. Every rank taken is either returned or
-/// was spent on such a key.
-pub(crate) fn rerank_all(
+/// For a checkpoint: gives every key's current write a new rank from
+/// `next_rank` and returns the writes with their new LSNs, forgetting the
+/// tombstones `forget` lets go (their entries are removed). A key that a
+/// concurrent write moved forward meanwhile is left out: that write's frame
+/// is written after the checkpoint. Every rank taken is either returned or
+/// was spent on such a key. Returns the copies and the tombstones forgotten.
+pub(crate) fn carry_all(
     index: &Index,
+    forget: &Forget,
     mut next_rank: impl FnMut() -> LogRank,
-) -> Vec<(RecordRef, u64)> {
+) -> (Vec<(Write, u64)>, usize) {
     let guard = Guard::new();
     let mut out = Vec::with_capacity(index.len());
-    for (_, slot) in index.map.iter(&guard) {
+    let mut dead = Vec::new();
+    for (key, slot) in index.map.iter(&guard) {
         let Some(seen) = slot.load(&guard) else {
             continue;
         };
-        let rank = next_rank();
-        if let Some(record) = slot.rerank(seen.rank, rank, &guard) {
-            out.push((record, rank.lsn));
+        let mut taken = None;
+        match slot.carry(seen.rank, forget, || *taken.insert(next_rank()), &guard) {
+            Carry::Copy(w) => {
+                if let Some(rank) = taken {
+                    out.push((w, rank.lsn));
+                }
+            }
+            Carry::Forgot => dead.push(key.clone()),
+            Carry::Moved => {}
         }
     }
-    out
+    drop(guard);
+    let forgotten = dead.len();
+    for key in dead {
+        index.map.remove_sync(&key);
+    }
+    (out, forgotten)
 }
 
 /// For a checkpoint written in steps: every key with the rank of its
@@ -282,27 +465,60 @@ pub(crate) fn live_ranks(index: &Index) -> Vec<(Box<str>, LogRank)> {
     out
 }
 
-/// One step of such a checkpoint: gives `key`'s record the rank `rank` if
-/// it is still the write ranked `seen`, and returns it; `None` if a newer
-/// put replaced it (that put's frame follows the checkpoint's start).
-pub(crate) fn rerank_key(
+/// One step of such a checkpoint: what it does with `key`, whose write it
+/// saw ranked `seen` ([`Slot::carry`]); a forgotten key's entry is removed.
+pub(crate) fn carry_key(
     index: &Index,
     key: &str,
     seen: LogRank,
-    rank: LogRank,
-) -> Option<RecordRef> {
+    forget: &Forget,
+    rank: impl FnOnce() -> LogRank,
+) -> Carry {
     let guard = Guard::new();
-    index.map.peek(key, &guard)?.rerank(seen, rank, &guard)
+    let Some(slot) = index.map.peek(key, &guard) else {
+        return Carry::Moved;
+    };
+    let carried = slot.carry(seen, forget, rank, &guard);
+    drop(guard);
+    if matches!(carried, Carry::Forgot) {
+        index.map.remove_sync(key);
+    }
+    carried
+}
+
+/// `Sync` mode, on the executor: an older write of `key` lost to its
+/// tombstone (decided there, not by a publish); see [`Ranked::hits`].
+pub(crate) fn note_stale(index: &Index, key: &str) {
+    let guard = Guard::new();
+    if let Some(slot) = index.map.peek(key, &guard) {
+        // Only the executor writes in Sync mode: the slot cannot change.
+        if let Some(seen) = slot.load(&guard) {
+            let noted = slot.note_hit(seen, &guard);
+            debug_assert!(noted, "a Sync slot changed under its executor");
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn record(key: &str, version: i64) -> RecordRef {
+    fn record(key: &str, version: i64) -> Write {
         let r = crate::Record::new().with("collection_time", version);
         let bytes = rkyv::to_bytes::<rkyv::rancor::Error>(&r).expect("serialize");
-        RecordRef::from_untrusted(key, version, &bytes).expect("a valid record")
+        Write::Put(RecordRef::from_untrusted(key, version, &bytes).expect("a valid record"))
+    }
+
+    fn delete(key: &str, version: i64, at_unix_ns: u64) -> Write {
+        Write::Delete(std::sync::Arc::new(Tombstone::at(key, version, at_unix_ns)))
+    }
+
+    /// Forgets tombstones made before `now`.
+    fn forget_before(now_unix_ns: u64) -> Forget {
+        Forget {
+            now_unix_ns,
+            retention_ns: 0,
+        }
     }
 
     fn rank(lsn: u64) -> LogRank {
@@ -321,7 +537,7 @@ mod tests {
         assert_eq!(index.len(), 1, "replaced and stale puts add nothing");
         let _ = publish(&index, record("b", 1), || rank(4));
         assert_eq!(index.len(), 2);
-        let _ = rerank_all(&index, || rank(9));
+        let _ = carry_all(&index, &Forget::NEVER, || rank(9));
         assert_eq!(index.len(), 2, "a checkpoint's re-rank adds nothing");
     }
 
@@ -383,7 +599,7 @@ mod tests {
         let _ = publish(&index, record("a", 1), || rank(1)).0;
         let _ = publish(&index, record("b", 1), || rank(2)).0;
         let mut next = 10;
-        let moved = rerank_all(&index, || {
+        let (moved, _) = carry_all(&index, &Forget::NEVER, || {
             next += 1;
             rank(next)
         });
@@ -396,5 +612,115 @@ mod tests {
             publish(&index, record("a", 1), || rank(5)).0,
             PutOutcome::Stale { current_version: 1 }
         );
+    }
+
+    #[test]
+    fn a_delete_hides_the_record_and_keeps_older_writes_out() {
+        let index = new_index();
+        let _ = publish(&index, record("k", 5), || rank(1));
+        assert_eq!(index.len(), 1);
+        assert_eq!(
+            publish(&index, delete("k", 4, 0), || rank(2)).0,
+            PutOutcome::Stale { current_version: 5 },
+            "a delete older than the record changes nothing"
+        );
+        assert!(get(&index, "k").is_some());
+        assert_eq!(
+            publish(&index, delete("k", 5, 0), || rank(3)).0,
+            PutOutcome::Applied
+        );
+        assert!(get(&index, "k").is_none());
+        assert_eq!(index.len(), 0, "a deleted key holds no record");
+        assert_eq!(
+            version_of(&index, "k"),
+            Some(5),
+            "the tombstone keeps its version"
+        );
+        assert!(records(&index, |_| true).is_empty());
+        assert_eq!(
+            publish(&index, record("k", 4), || rank(4)).0,
+            PutOutcome::Stale { current_version: 5 }
+        );
+        assert_eq!(
+            publish(&index, record("k", 6), || rank(5)).0,
+            PutOutcome::Applied
+        );
+        assert_eq!(index.len(), 1, "a newer put brings the key back");
+        assert_eq!(get(&index, "k").map(|r| r.version()), Some(6));
+    }
+
+    #[test]
+    fn a_checkpoint_copies_young_tombstones_and_forgets_old_ones() {
+        let index = new_index();
+        let _ = publish(&index, delete("old", 1, 100), || rank(1));
+        let _ = publish(&index, delete("young", 1, 900), || rank(2));
+        let _ = publish(&index, record("kept", 1), || rank(3));
+        let mut next = 10;
+        let (copied, forgotten) = carry_all(&index, &forget_before(500), || {
+            next += 1;
+            rank(next)
+        });
+        assert_eq!(forgotten, 1);
+        let mut keys: Vec<&str> = copied.iter().map(|(w, _)| w.key()).collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["kept", "young"]);
+        let guard = Guard::new();
+        assert!(index.map.peek("old", &guard).is_none(), "its entry is gone");
+        drop(guard);
+        assert_eq!(version_of(&index, "old"), None);
+        // The key is unknown now: any version applies.
+        assert_eq!(
+            publish(&index, record("old", 0), || rank(20)).0,
+            PutOutcome::Applied
+        );
+    }
+
+    /// An older write that lost to a tombstone may have its frame after the
+    /// tombstone's in the log: the tombstone outlives it by two checkpoints.
+    #[test]
+    fn a_tombstone_an_older_write_hit_is_kept_two_more_checkpoints() {
+        let index = new_index();
+        let _ = publish(&index, delete("k", 5, 0), || rank(1));
+        assert_eq!(
+            publish(&index, record("k", 3), || rank(2)).0,
+            PutOutcome::Stale { current_version: 5 }
+        );
+        let mut next = 10;
+        let mut checkpoint = || {
+            carry_all(&index, &forget_before(1), || {
+                next += 1;
+                rank(next)
+            })
+            .1
+        };
+        assert_eq!(checkpoint(), 0, "hit since placed: copied");
+        assert_eq!(checkpoint(), 0, "hit in the period before: copied");
+        assert_eq!(checkpoint(), 1, "no hit for two periods: forgotten");
+    }
+
+    #[test]
+    fn a_write_into_a_dead_slot_lands_in_a_new_one() {
+        let index = new_index();
+        let _ = publish(&index, delete("k", 5, 0), || rank(1));
+        let guard = Guard::new();
+        let slot = index.map.peek("k", &guard).expect("slot");
+        let seen = slot.load(&guard).expect("tombstone").rank;
+        assert!(matches!(
+            slot.carry(seen, &forget_before(1), || rank(2), &guard),
+            Carry::Forgot
+        ));
+        // A writer that found the dead slot gets its write back.
+        assert!(matches!(
+            slot.offer(record("k", 1), rank(3), &guard),
+            Offered::Dead(_)
+        ));
+        drop(guard);
+        index.map.remove_sync("k");
+        assert_eq!(
+            publish(&index, record("k", 1), || rank(3)).0,
+            PutOutcome::Applied
+        );
+        assert_eq!(get(&index, "k").map(|r| r.version()), Some(1));
+        assert_eq!(index.len(), 1);
     }
 }

@@ -9,16 +9,16 @@ pub(crate) mod submission;
 pub(crate) mod watchdog;
 pub(crate) mod worker;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::channel::oneshot;
 
 use crate::config::Durability;
 use crate::error::Error;
 use crate::outcome::PutOutcome;
-use crate::record_ref::RecordRef;
+use crate::write::Write;
 use index::{Index, LogRank};
 use stats::ShardCounters;
 use submission::{Queue, Submission, Unwritten};
@@ -53,6 +53,13 @@ pub(crate) struct ShardShared {
     /// Set once a write or fsync failed: the shard refuses writes until the
     /// store is reopened.
     failure: OnceLock<String>,
+    /// How long a checkpoint remembers a tombstone
+    /// (`Config::tombstone_retention`).
+    tombstone_retention: Duration,
+    /// Whether a checkpoint may forget tombstones: only once the previous
+    /// compaction retired every segment before its checkpoint (none kept
+    /// for the shipper), so no older frame of a forgotten key survives.
+    forget_allowed: AtomicBool,
 }
 
 impl ShardShared {
@@ -62,6 +69,8 @@ impl ShardShared {
         queue: Queue,
         durability: Durability,
         generation: u64,
+        tombstone_retention: Duration,
+        retain_until_shipped: bool,
     ) -> Self {
         ShardShared {
             id,
@@ -73,6 +82,28 @@ impl ShardShared {
             durability,
             generation,
             lsn: AtomicU64::new(0),
+            tombstone_retention,
+            forget_allowed: AtomicBool::new(!retain_until_shipped),
+        }
+    }
+
+    /// Records whether the last compaction retired every superseded
+    /// segment (see `forget_allowed`).
+    pub fn allow_forgetting(&self, allowed: bool) {
+        self.forget_allowed.store(allowed, Ordering::Release);
+    }
+
+    /// What a checkpoint starting now may forget.
+    pub fn forget_now(&self) -> index::Forget {
+        if !self.forget_allowed.load(Ordering::Acquire) {
+            return index::Forget::NEVER;
+        }
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        index::Forget {
+            now_unix_ns: now,
+            retention_ns: u64::try_from(self.tombstone_retention.as_nanos()).unwrap_or(u64::MAX),
         }
     }
 
@@ -93,24 +124,24 @@ impl ShardShared {
     /// plain puts; `PutOptions` for `put_with`).
     pub async fn put(
         &self,
-        record: RecordRef,
+        write: Write,
         payload_crc: u32,
         durability: Durability,
     ) -> Result<PutOutcome, Error> {
         match (self.durability, durability) {
             (Durability::Sync, Durability::Sync) => {
-                self.put_durable(record, payload_crc, false).await
+                self.put_durable(write, payload_crc, false).await
             }
             // Decided and written like any Sync put (and readable only once
             // durable), but answered as soon as it is handed to a write.
             (Durability::Sync, Durability::Async) => {
-                self.put_durable(record, payload_crc, true).await
+                self.put_durable(write, payload_crc, true).await
             }
-            (Durability::Async, Durability::Async) => self.put_async(record, payload_crc).await,
+            (Durability::Async, Durability::Async) => self.put_async(write, payload_crc).await,
             // An Async put, then a flush of this shard: the record went
             // into the queue before the flush request, so the flush covers it.
             (Durability::Async, Durability::Sync) => {
-                let outcome = self.put_async(record, payload_crc).await?;
+                let outcome = self.put_async(write, payload_crc).await?;
                 self.flush().await?;
                 Ok(outcome)
             }
@@ -131,12 +162,12 @@ impl ShardShared {
     /// the reply.
     async fn put_durable(
         &self,
-        record: RecordRef,
+        write: Write,
         payload_crc: u32,
         ack_when_staged: bool,
     ) -> Result<PutOutcome, Error> {
         self.refuse_if_failed()?;
-        let cost = self.queue.cost(&record);
+        let cost = self.queue.cost(&write);
         let (reply, outcome) = oneshot::channel();
         self.queue.reserve(cost).await?;
         let sending = match self.queue.enter() {
@@ -148,7 +179,7 @@ impl ShardShared {
         };
         sending.send(
             Submission {
-                record,
+                write,
                 payload_crc,
                 reply: Some(reply),
                 ack_when_staged,
@@ -169,9 +200,9 @@ impl ShardShared {
     /// by compare-and-swap (newest wins by version, then LSN, as in
     /// recovery) and hands the frame to the shard for writing. Lock-free;
     /// the only wait is for budget.
-    async fn put_async(&self, record: RecordRef, payload_crc: u32) -> Result<PutOutcome, Error> {
+    async fn put_async(&self, write: Write, payload_crc: u32) -> Result<PutOutcome, Error> {
         self.refuse_if_failed()?;
-        let cost = self.queue.cost(&record);
+        let cost = self.queue.cost(&write);
         self.queue.reserve(cost).await?;
         // From here to the push, the shard's close waits for us: a put that
         // is published and acknowledged is also drained and written, and
@@ -190,14 +221,14 @@ impl ShardShared {
         // before it calls us for the rank): the shard, which writes frames
         // in LSN order, never waits long for an LSN, and a put future
         // dropped by its caller either took no LSN or has sent it.
-        let (outcome, rank) = index::publish(&self.index, record.clone(), || {
+        let (outcome, rank) = index::publish(&self.index, write.clone(), || {
             let lsn = self.take_lsns(1);
             sending.took_lsn(lsn);
             self.rank(lsn)
         });
         sending.append(
             Unwritten {
-                record,
+                write,
                 payload_crc,
                 lsn: rank.lsn,
             },

@@ -24,13 +24,14 @@ use tokio::sync::Semaphore;
 
 use crate::error::Error;
 use crate::outcome::PutOutcome;
-use crate::record_ref::RecordRef;
 use crate::segment::format::frame_footprint;
+use crate::write::Write;
 
 /// One put on its way to the shard.
 pub(crate) struct Submission {
-    /// Key, version and archived bytes (shared with the map once published).
-    pub record: RecordRef,
+    /// The put's record or the delete's tombstone (shared with the map
+    /// once published).
+    pub write: Write,
     /// CRC32C of the archived bytes, computed on the caller's thread.
     pub payload_crc: u32,
     /// Where the outcome goes (taken once answered).
@@ -61,7 +62,7 @@ impl Submission {
 /// `Async` mode: a put already published and acknowledged by its caller,
 /// on its way to a write.
 pub(crate) struct Unwritten {
-    pub record: RecordRef,
+    pub write: Write,
     pub payload_crc: u32,
     /// Its LSN, taken by the caller: the shard writes frames in LSN order.
     pub lsn: u64,
@@ -105,8 +106,10 @@ pub(crate) struct Checkpointed {
     /// Seq of the first segment to keep: every older one of the shard's
     /// folder holds only superseded frames.
     pub keep_from: u64,
-    /// Live records copied into the checkpoint.
+    /// Live records and remembered tombstones copied into the checkpoint.
     pub records: usize,
+    /// Tombstones forgotten (older than `Config::tombstone_retention`).
+    pub tombstones_forgotten: usize,
 }
 
 /// The producer side, shared by every `Store` clone.
@@ -197,8 +200,8 @@ impl Sending<'_> {
 impl Queue {
     /// What a put of `record` holds of the budget: its frame bytes, at
     /// least the minimum cost, at most the whole budget.
-    pub fn cost(&self, record: &RecordRef) -> usize {
-        frame_footprint(record.key().len(), record.as_bytes().len())
+    pub fn cost(&self, write: &Write) -> usize {
+        frame_footprint(write.key().len(), write.payload().len())
             .clamp(self.gate.min_cost, self.gate.capacity)
     }
 
@@ -288,7 +291,7 @@ impl QueueReceiver {
         while let Ok(msg) = self.rx.try_recv() {
             match msg {
                 Msg::Put(sub) => {
-                    self.release(queue.cost(&sub.record));
+                    self.release(queue.cost(&sub.write));
                     sub.reply(Err(Error::Closed));
                 }
                 Msg::Append(u) => appends.push(u),
@@ -322,6 +325,7 @@ impl Drop for QueueReceiver {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record_ref::RecordRef;
     use futures::FutureExt;
     use std::pin::pin;
     use std::task::{Context, Poll};
@@ -342,13 +346,21 @@ mod tests {
     #[test]
     fn costs_are_frame_bytes_between_the_minimum_and_the_budget() {
         let (q, _r) = queue(64 << 10, 1000);
-        assert_eq!(q.cost(&record(10)), 1000, "small puts cost the minimum");
+        assert_eq!(
+            q.cost(&Write::Put(record(10))),
+            1000,
+            "small puts cost the minimum"
+        );
         let mid = record(20 << 10);
         assert_eq!(
-            q.cost(&mid),
+            q.cost(&Write::Put(mid.clone())),
             frame_footprint(mid.key().len(), mid.as_bytes().len())
         );
-        assert_eq!(q.cost(&record(1 << 20)), 64 << 10, "clamped to the budget");
+        assert_eq!(
+            q.cost(&Write::Put(record(1 << 20))),
+            64 << 10,
+            "clamped to the budget"
+        );
     }
 
     /// Regression: the hand-written budget let an oversize record wait
@@ -414,7 +426,7 @@ mod tests {
         let sending = q.enter().expect("open");
         sending.took_lsn(8);
         let u = Unwritten {
-            record: record(10),
+            write: Write::Put(record(10)),
             payload_crc: 0,
             lsn: 8,
         };
@@ -442,7 +454,7 @@ mod tests {
                 entered_tx.send(()).expect("test alive");
                 go_rx.recv().expect("test alive");
                 let u = Unwritten {
-                    record: record(10),
+                    write: Write::Put(record(10)),
                     payload_crc: 0,
                     lsn: 1,
                 };

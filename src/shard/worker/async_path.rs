@@ -133,7 +133,7 @@ impl AsyncPath {
     /// Takes in a record sent by its caller; it waits for a write once
     /// every LSN before it has arrived.
     pub fn arrive<Fs: LogFs>(&mut self, p: &Pipeline<Fs>, u: Unwritten) {
-        self.unwritten_cost += p.shared.queue.cost(&u.record);
+        self.unwritten_cost += p.shared.queue.cost(&u.write);
         self.arrived_lsn = self.arrived_lsn.max(u.lsn);
         if let Some(waited) = self.reorder.arrive(u.lsn, Some(u), &mut self.unwritten) {
             p.shared.stats.lsn_waited(waited);
@@ -170,8 +170,8 @@ impl AsyncPath {
             }
             let mut count = 0usize;
             let mut footprint = 0usize;
-            for Unwritten { record, .. } in &self.unwritten {
-                let bytes = frame_footprint(record.key().len(), record.as_bytes().len());
+            for Unwritten { write, .. } in &self.unwritten {
+                let bytes = frame_footprint(write.key().len(), write.payload().len());
                 if count > 0 && footprint + bytes > p.max_batch_bytes.min(ASYNC_WRITE_BYTES) {
                     break;
                 }
@@ -190,10 +190,10 @@ impl AsyncPath {
             }
             let chunk: Vec<Unwritten> = self.unwritten.drain(..count).collect();
             let last_lsn = chunk.last().map_or(0, |u| u.lsn);
-            let cost: usize = chunk.iter().map(|u| p.shared.queue.cost(&u.record)).sum();
+            let cost: usize = chunk.iter().map(|u| p.shared.queue.cost(&u.write)).sum();
             self.unwritten_cost = self.unwritten_cost.saturating_sub(cost);
             let frames = frames_of(
-                chunk.iter().map(|u| (&u.record, u.payload_crc, u.lsn)),
+                chunk.iter().map(|u| (&u.write, u.payload_crc, u.lsn)),
                 p.writer.generation(),
             );
             let staged = p.stage(&frames, footprint);

@@ -1,6 +1,8 @@
-//! A shard's checkpoint (`Store::compact`): every live record copied into
-//! a fresh segment with a new LSN, after which every older segment of the
-//! shard's folder holds only superseded frames.
+//! A shard's checkpoint (`Store::compact`): every live record, and every
+//! tombstone still remembered, copied into a fresh segment with a new LSN,
+//! after which every older segment of the shard's folder holds only
+//! superseded frames. A tombstone older than `Config::tombstone_retention`
+//! that no older write hit lately is forgotten instead (`index::Carry`).
 //!
 //! `Sync` mode writes it in chunks between put batches (`CheckpointJob`),
 //! one chunk in flight at a time, so puts keep flowing. `Async` mode writes
@@ -14,10 +16,10 @@ use futures::channel::oneshot;
 
 use crate::error::Error;
 use crate::io::LogFs;
-use crate::record_ref::RecordRef;
 use crate::segment::format::frame_footprint;
 use crate::shard::index;
 use crate::shard::submission::{Checkpointed, QueueReceiver};
+use crate::write::Write;
 
 use super::async_path::AsyncPath;
 use super::frames_of;
@@ -44,8 +46,10 @@ pub(super) struct CheckpointJob {
     pub chunks_in_flight: usize,
     /// Seq of the segment the checkpoint began in.
     keep_from: u64,
-    /// Records copied so far.
+    /// Records and tombstones copied so far.
     copied: usize,
+    /// Tombstones forgotten so far.
+    forgotten: usize,
     /// Every `Store::compact` waiting for this checkpoint.
     replies: Vec<CheckpointReply>,
 }
@@ -83,6 +87,7 @@ impl SyncPath {
             chunks_in_flight: 0,
             keep_from: p.writer.seq(),
             copied: 0,
+            forgotten: 0,
             replies: vec![reply],
         });
         // Puts waited only for this much.
@@ -113,7 +118,8 @@ impl SyncPath {
         }
         // Copy the next records, each with a fresh LSN taken now: later
         // than every frame staged before, earlier than every put after.
-        let mut records: Vec<(RecordRef, u64)> = Vec::new();
+        let forget = p.shared.forget_now();
+        let mut records: Vec<(Write, u64)> = Vec::new();
         let mut bytes = 0;
         while bytes < CHECKPOINT_CHUNK_BYTES {
             let Some((key, seen)) = job.live.get(job.next) else {
@@ -125,10 +131,24 @@ impl SyncPath {
             if self.decided.contains_key(key) {
                 continue;
             }
-            let lsn = p.shared.take_lsns(1);
-            if let Some(r) = index::rerank_key(&p.shared.index, key, *seen, p.shared.rank(lsn)) {
-                bytes += r.as_bytes().len();
-                records.push((r, lsn));
+            // A stale write in flight may follow the key's tombstone: keep it.
+            let forget = if self.stale_in_flight.contains_key(key) {
+                index::Forget::NEVER
+            } else {
+                forget
+            };
+            let mut lsn = 0;
+            let carried = index::carry_key(&p.shared.index, key, *seen, &forget, || {
+                lsn = p.shared.take_lsns(1);
+                p.shared.rank(lsn)
+            });
+            match carried {
+                index::Carry::Copy(w) => {
+                    bytes += w.payload().len();
+                    records.push((w, lsn));
+                }
+                index::Carry::Forgot => job.forgotten += 1,
+                index::Carry::Moved => {}
             }
         }
         job.copied += records.len();
@@ -139,7 +159,7 @@ impl SyncPath {
         }
         let footprint: usize = records
             .iter()
-            .map(|(r, _)| frame_footprint(r.key().len(), r.as_bytes().len()))
+            .map(|(w, _)| frame_footprint(w.key().len(), w.payload().len()))
             .sum();
         if p.writer.needs_rotation(footprint, records.len()) {
             if let Err(e) = self.quiesce_and_rotate(p).await {
@@ -151,7 +171,7 @@ impl SyncPath {
         let frames = frames_of(
             records
                 .iter()
-                .map(|(r, lsn)| (r, crc32c::crc32c(r.as_bytes()), *lsn)),
+                .map(|(w, lsn)| (w, crc32c::crc32c(w.payload()), *lsn)),
             p.writer.generation(),
         );
         let staged = p.stage(&frames, footprint);
@@ -192,6 +212,7 @@ impl SyncPath {
                 None => Ok(Checkpointed {
                     keep_from: job.keep_from,
                     records: job.copied,
+                    tombstones_forgotten: job.forgotten,
                 }),
                 Some(e) => Err(e.clone()),
             });
@@ -235,7 +256,8 @@ impl AsyncPath {
         // agreeing on version ties with Async puts published meanwhile.
         // Those LSNs never come through the queue: the order skips them.
         let (shared, reorder, unwritten) = (&p.shared, &mut self.reorder, &mut self.unwritten);
-        let live = index::rerank_all(&shared.index, || {
+        let forget = shared.forget_now();
+        let (live, forgotten) = index::carry_all(&shared.index, &forget, || {
             let lsn = shared.take_lsns(1);
             // A wait this ends was for a put's LSN, counted when it came.
             let _ = reorder.arrive(lsn, None, unwritten);
@@ -246,14 +268,14 @@ impl AsyncPath {
             let mut end = start;
             let mut bytes = 0;
             while end < live.len() && (end == start || bytes < p.max_batch_bytes) {
-                bytes += live.get(end).map_or(0, |(r, _)| r.as_bytes().len());
+                bytes += live.get(end).map_or(0, |(w, _)| w.payload().len());
                 end += 1;
             }
             let chunk = live.get(start..end).unwrap_or_default();
             let frames = frames_of(
                 chunk
                     .iter()
-                    .map(|(r, lsn)| (r, crc32c::crc32c(r.as_bytes()), *lsn)),
+                    .map(|(w, lsn)| (w, crc32c::crc32c(w.payload()), *lsn)),
                 generation,
             );
             p.writer.append(&frames).await?;
@@ -266,6 +288,7 @@ impl AsyncPath {
         Ok(Checkpointed {
             keep_from,
             records: live.len(),
+            tombstones_forgotten: forgotten,
         })
     }
 }

@@ -29,12 +29,12 @@ use std::time::{Duration, Instant};
 use crate::config::Durability;
 use crate::error::Error;
 use crate::io::LogFs;
-use crate::record_ref::RecordRef;
 use crate::segment::format::FrameFields;
 use crate::segment::writer::{PendingFrame, SegmentWriter, WriterSpec};
 use crate::shard::ShardShared;
 use crate::shard::index;
 use crate::shard::submission::{Msg, QueueReceiver};
+use crate::write::Write;
 
 use async_path::AsyncPath;
 use inflight::Completion;
@@ -244,12 +244,12 @@ impl<Fs: LogFs> Worker<Fs> {
         while let Some(msg) = next.take() {
             match (msg, &mut self.mode) {
                 (Msg::Put(s), Mode::Sync(_)) => {
-                    bytes += s.record.as_bytes().len();
-                    taken_cost += p.shared.queue.cost(&s.record);
+                    bytes += s.write.payload().len();
+                    taken_cost += p.shared.queue.cost(&s.write);
                     batch.push(s);
                 }
                 (Msg::Append(u), Mode::Async(a)) => {
-                    bytes += u.record.as_bytes().len();
+                    bytes += u.write.payload().len();
                     a.arrive(p, u);
                 }
                 (Msg::Skip(lsn), Mode::Async(a)) => a.skip(p, lsn),
@@ -368,19 +368,20 @@ impl<Fs: LogFs> Worker<Fs> {
     }
 }
 
-/// The frames of `records` (with their payload CRCs and LSNs).
+/// The frames of `writes` (with their payload CRCs and LSNs).
 fn frames_of<'a>(
-    records: impl Iterator<Item = (&'a RecordRef, u32, u64)>,
+    writes: impl Iterator<Item = (&'a Write, u32, u64)>,
     generation: u64,
 ) -> Vec<PendingFrame<'a>> {
-    records
-        .map(|(r, payload_crc, lsn)| PendingFrame {
+    writes
+        .map(|(w, payload_crc, lsn)| PendingFrame {
             fields: FrameFields {
-                version: r.version(),
+                kind: w.kind(),
+                version: w.version(),
                 lsn,
                 generation,
-                key: r.key(),
-                payload: r.as_bytes(),
+                key: w.key(),
+                payload: w.payload(),
                 payload_crc,
             },
         })

@@ -95,7 +95,9 @@ mod tests {
         let r = crate::Record::new().with("collection_time", 1i64);
         let bytes = rkyv::to_bytes::<rkyv::rancor::Error>(&r).expect("serialize");
         Unwritten {
-            record: RecordRef::from_untrusted("k", 1, &bytes).expect("a valid record"),
+            write: crate::write::Write::Put(
+                RecordRef::from_untrusted("k", 1, &bytes).expect("a valid record"),
+            ),
             payload_crc: 0,
             lsn,
         }

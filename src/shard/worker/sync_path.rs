@@ -39,6 +39,9 @@ pub(super) struct SyncPath {
     /// Versions decided for batches in flight but not yet published: the
     /// recency check consults them before the map.
     pub decided: HashMap<Box<str>, i64>,
+    /// Stale writes in flight, per key: a checkpoint does not forget a
+    /// key's tombstone meanwhile (their frames follow it in the log).
+    pub stale_in_flight: HashMap<Box<str>, usize>,
     /// The checkpoint being written, if any.
     pub checkpoint: Option<CheckpointJob>,
 }
@@ -97,7 +100,7 @@ impl SyncPath {
         }
         let footprint: usize = batch
             .iter()
-            .map(|s| frame_footprint(s.record.key().len(), s.record.as_bytes().len()))
+            .map(|s| frame_footprint(s.write.key().len(), s.write.payload().len()))
             .sum();
         if p.writer.needs_rotation(footprint, batch.len()) {
             if let Err(e) = self.quiesce_and_rotate(p).await {
@@ -112,7 +115,7 @@ impl SyncPath {
             batch
                 .iter()
                 .zip(first_lsn..)
-                .map(|(s, lsn)| (&s.record, s.payload_crc, lsn)),
+                .map(|(s, lsn)| (&s.write, s.payload_crc, lsn)),
             p.writer.generation(),
         );
         let staged = p.stage(&frames, footprint);
@@ -142,14 +145,15 @@ impl SyncPath {
         }
     }
 
-    /// Newest wins: a put applies when its version is at least the newest
-    /// known for its key (ties go to the later write), counting puts of this
-    /// batch and of batches still in flight.
+    /// Newest wins: a write (put or delete) applies when its version is at
+    /// least the newest known for its key, record or tombstone (ties go to
+    /// the later write), counting writes of this batch and of batches still
+    /// in flight.
     fn decide<Fs: LogFs>(&mut self, p: &Pipeline<Fs>, batch: &[Submission]) -> Vec<PutOutcome> {
         let mut outcomes = Vec::with_capacity(batch.len());
         for s in batch {
-            let key = s.record.key();
-            let version = s.record.version();
+            let key = s.write.key();
+            let version = s.write.version();
             let current = self
                 .decided
                 .get(key)
@@ -157,6 +161,7 @@ impl SyncPath {
                 .or_else(|| index::version_of(&p.shared.index, key));
             match current {
                 Some(current_version) if version < current_version => {
+                    *self.stale_in_flight.entry(key.into()).or_default() += 1;
                     outcomes.push(PutOutcome::Stale { current_version });
                 }
                 _ => {
@@ -209,8 +214,9 @@ impl SyncPath {
         }
     }
 
-    /// Publishes an applied put of a durable batch (written with `lsn`) and
-    /// acknowledges it.
+    /// Publishes an applied write of a durable batch (written with `lsn`)
+    /// and acknowledges it; a stale one is noted against the key's
+    /// tombstone, if that is what it lost to.
     fn publish_and_reply<Fs: LogFs>(
         &mut self,
         p: &Pipeline<Fs>,
@@ -218,16 +224,19 @@ impl SyncPath {
         outcome: PutOutcome,
         lsn: u64,
     ) {
+        let key = sub.write.key();
         if outcome == PutOutcome::Applied {
             let (published, _) =
-                index::publish(&p.shared.index, sub.record.clone(), || p.shared.rank(lsn));
+                index::publish(&p.shared.index, sub.write.clone(), || p.shared.rank(lsn));
             // Only the executor publishes in Sync mode, in log order.
             debug_assert_eq!(published, PutOutcome::Applied);
             // Once the map holds the decided version, forget it here.
-            let key = sub.record.key();
-            if self.decided.get(key) == Some(&sub.record.version()) {
+            if self.decided.get(key) == Some(&sub.write.version()) {
                 self.decided.remove(key);
             }
+        } else {
+            index::note_stale(&p.shared.index, key);
+            self.stale_landed(key);
         }
         p.shared.stats.put_answered(sub.queued_at.elapsed());
         sub.reply(Ok(outcome));
@@ -274,6 +283,18 @@ impl SyncPath {
             .as_ref()
             .is_some_and(|j| j.next == j.live.len() && j.chunks_in_flight == 0);
         self.finish_checkpoint(if done { None } else { Some(Error::Closed) });
+    }
+}
+
+impl SyncPath {
+    /// A stale write of `key` is no longer in flight.
+    fn stale_landed(&mut self, key: &str) {
+        if let Some(n) = self.stale_in_flight.get_mut(key) {
+            *n -= 1;
+            if *n == 0 {
+                self.stale_in_flight.remove(key);
+            }
+        }
     }
 }
 

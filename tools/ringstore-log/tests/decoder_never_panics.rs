@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use common::{crc32c, header_block};
 use ringstore::inspect::SegmentReader;
 use ringstore::inspect::format::{
-    FrameFields, FrameSalt, MIN_BLOCK_SIZE, encode_frame, frame_footprint,
+    FrameFields, FrameKind, FrameSalt, MIN_BLOCK_SIZE, encode_frame, frame_footprint,
 };
 use ringstore_log::source::discover;
 use ringstore_log::verify::{VerifyOptions, verify};
@@ -53,6 +53,7 @@ fn segment_with(payloads: &[Vec<u8>], rng: &mut Rng) -> Vec<u8> {
         let mut f = vec![0u8; frame_footprint(key.len(), p.len())];
         encode_frame(
             &FrameFields {
+                kind: FrameKind::Put,
                 version: rng.next() as i64,
                 lsn: i as u64,
                 generation: 1,

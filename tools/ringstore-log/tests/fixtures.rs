@@ -127,7 +127,9 @@ fn corrupt_middle_fixture_is_judged_as_open_judges_it() {
 #[test]
 #[ignore = "regenerates the committed fixtures"]
 fn write_fixtures() {
-    use ringstore::inspect::format::{FrameFields, FrameSalt, encode_frame, frame_footprint};
+    use ringstore::inspect::format::{
+        FrameFields, FrameKind, FrameSalt, encode_frame, frame_footprint,
+    };
     if std::env::var_os("RINGSTORE_LOG_WRITE_FIXTURES").is_none() {
         return;
     }
@@ -159,6 +161,7 @@ fn write_fixtures() {
         let n = frame_footprint(k.len(), p.len());
         encode_frame(
             &FrameFields {
+                kind: FrameKind::Put,
                 version: i as i64 + 1,
                 lsn: i as u64 + 1,
                 generation: 1,

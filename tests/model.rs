@@ -1,7 +1,8 @@
 //! Model-based test of the whole lifecycle: seeded random sequences of
 //! `open` (1–4 shards, Sync or Async, small segment limits so segments rotate
 //! every few records, 0–3 spare files kept, io_uring or portable backend),
-//! puts (fresh and stale versions),
+//! puts (fresh and stale versions), deletes (fresh and stale versions;
+//! some stores forget tombstones at every compaction),
 //! `compact` (which retires segments into spares that later segments
 //! overwrite, across shard-count changes), `close`, drop without `close`, and
 //! SIGKILL of a child process that writes and compacts in the same dir —
@@ -10,7 +11,10 @@
 //!
 //! * `open` never fails;
 //! * every acknowledged Sync put (and every acknowledged Async put once a
-//!   `close` returned `Ok`) is there, at its version or a newer one;
+//!   `close` returned `Ok`) is there, at its version or a newer one, unless
+//!   a delete of at least its version was issued;
+//! * an acknowledged delete holds: the key is absent or holds a newer put
+//!   (or, once a store that forgets tombstones compacted, any put);
 //! * nothing else wins: every record found carries a version that was put
 //!   for its key.
 //!
@@ -71,6 +75,8 @@ struct Shape {
     segment_records: u64,
     spares: usize,
     portable: bool,
+    /// Tombstones forgotten at every compaction (`tombstone_retention` 0).
+    forget: bool,
 }
 
 impl Shape {
@@ -81,6 +87,7 @@ impl Shape {
             segment_records: 2 + rng.below(6),
             spares: rng.below(4) as usize,
             portable: rng.below(4) == 0,
+            forget: rng.below(4) == 0,
         }
     }
 
@@ -97,16 +104,21 @@ impl Shape {
                 true => IoBackend::Portable,
                 false => IoBackend::Auto,
             })
+            .tombstone_retention(match self.forget {
+                true => Duration::ZERO,
+                false => Duration::from_secs(3600),
+            })
     }
 
     fn encode(&self) -> String {
         format!(
-            "{},{},{},{},{}",
+            "{},{},{},{},{},{}",
             self.shards,
             u8::from(self.sync),
             self.segment_records,
             self.spares,
-            u8::from(self.portable)
+            u8::from(self.portable),
+            u8::from(self.forget)
         )
     }
 
@@ -118,8 +130,16 @@ impl Shape {
             segment_records: f[2],
             spares: f[3] as usize,
             portable: f[4] == 1,
+            forget: f[5] == 1,
         }
     }
+}
+
+/// A put or a delete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Put,
+    Delete,
 }
 
 /// What the store must hold.
@@ -127,35 +147,59 @@ impl Shape {
 struct Oracle {
     /// Every version ever put (or about to be put) per key.
     issued: HashMap<String, BTreeSet<i64>>,
-    /// The newest version per key that must survive.
-    durable: HashMap<String, i64>,
-    /// Acknowledged Async puts: durable once a `close` returns `Ok`.
-    pending: Vec<(String, i64)>,
+    /// Every version ever deleted (or about to be) per key.
+    issued_deletes: HashMap<String, BTreeSet<i64>>,
+    /// The newest acknowledged write per key that must survive (a tie of
+    /// version goes to the later acknowledgement).
+    durable: HashMap<String, (i64, Op)>,
+    /// Acknowledged Async writes: durable once a `close` returns `Ok`.
+    pending: Vec<(String, i64, Op)>,
+    /// A store that forgets tombstones has compacted: an older put of a
+    /// deleted key may apply again.
+    forgot: bool,
 }
 
 impl Oracle {
-    fn issue(&mut self, key: &str, version: i64) {
-        self.issued
-            .entry(key.to_owned())
-            .or_default()
-            .insert(version);
+    fn issue(&mut self, key: &str, version: i64, op: Op) {
+        let issued = match op {
+            Op::Put => &mut self.issued,
+            Op::Delete => &mut self.issued_deletes,
+        };
+        issued.entry(key.to_owned()).or_default().insert(version);
     }
 
-    fn acknowledged(&mut self, key: &str, version: i64) {
-        let v = self.durable.entry(key.to_owned()).or_insert(version);
-        *v = (*v).max(version);
+    fn acknowledged(&mut self, key: &str, version: i64, op: Op) {
+        let v = self.durable.entry(key.to_owned()).or_insert((version, op));
+        if version >= v.0 {
+            *v = (version, op);
+        }
+    }
+
+    /// Whether a delete of `key` at `version` or later was issued.
+    fn deleted_at_or_after(&self, key: &str, version: i64) -> bool {
+        self.issued_deletes
+            .get(key)
+            .is_some_and(|d| d.range(version..).next().is_some())
     }
 
     fn check(&self, store: &Store, context: &str) {
-        for (key, version) in &self.durable {
-            let got = store
-                .get(key)
-                .unwrap_or_else(|| panic!("{context}: {key} (acknowledged v{version}) lost"));
-            assert!(
-                got.version() >= *version,
-                "{context}: {key} has v{} < acknowledged v{version}",
-                got.version()
-            );
+        for (key, (version, op)) in &self.durable {
+            let got = store.get(key).map(|r| r.version());
+            match (op, got) {
+                (Op::Put, Some(v)) => assert!(
+                    v >= *version,
+                    "{context}: {key} has v{v} < acknowledged v{version}"
+                ),
+                (Op::Put, None) => assert!(
+                    self.deleted_at_or_after(key, *version),
+                    "{context}: {key} (acknowledged v{version}) lost"
+                ),
+                (Op::Delete, Some(v)) => assert!(
+                    v >= *version || self.forgot,
+                    "{context}: {key} has v{v}, older than its acknowledged delete v{version}"
+                ),
+                (Op::Delete, None) => {}
+            }
         }
         for key in store.keys_for_test() {
             let got = store.get(&key).unwrap().version();
@@ -194,11 +238,17 @@ fn run_child(dir: &str, spec: &str) {
     for i in 0..100_000i64 {
         let key = format!("k{}", rng.below(KEYS));
         let version = base + i;
-        println!("ISSUE {key} {version}");
-        store
-            .put_blocking(&key, &common::record(version, "child"))
-            .unwrap();
-        println!("ACK {key} {version}");
+        if rng.below(6) == 0 {
+            println!("ISSUE-DEL {key} {version}");
+            store.delete_blocking(&key, version).unwrap();
+            println!("ACK-DEL {key} {version}");
+        } else {
+            println!("ISSUE {key} {version}");
+            store
+                .put_blocking(&key, &common::record(version, "child"))
+                .unwrap();
+            println!("ACK {key} {version}");
+        }
         if rng.below(8) == 0 {
             store.compact().unwrap();
         }
@@ -235,7 +285,7 @@ fn sequence(seed: u64) -> usize {
                 let (s, shape) = store.as_ref().unwrap();
                 for _ in 0..1 + rng.below(12) {
                     let key = format!("k{}", rng.below(KEYS));
-                    // One put in five is stale (an older version).
+                    // One write in five is stale (an older version).
                     let version = match rng.below(5) {
                         0 => next_version - 1 - rng.below(20) as i64,
                         _ => {
@@ -243,26 +293,35 @@ fn sequence(seed: u64) -> usize {
                             next_version
                         }
                     };
-                    oracle.issue(&key, version);
-                    s.put_blocking(&key, &common::record(version, "model"))
-                        .unwrap_or_else(|e| panic!("{context}: put failed: {e}"));
+                    // One write in five is a delete.
+                    let op = match rng.below(5) {
+                        0 => Op::Delete,
+                        _ => Op::Put,
+                    };
+                    oracle.issue(&key, version, op);
+                    let outcome = match op {
+                        Op::Put => s.put_blocking(&key, &common::record(version, "model")),
+                        Op::Delete => s.delete_blocking(&key, version),
+                    };
+                    outcome.unwrap_or_else(|e| panic!("{context}: {op:?} failed: {e}"));
                     match shape.sync {
-                        true => oracle.acknowledged(&key, version),
-                        false => oracle.pending.push((key, version)),
+                        true => oracle.acknowledged(&key, version, op),
+                        false => oracle.pending.push((key, version, op)),
                     }
                 }
             }
             (true, 5..=6) => {
-                let (s, _) = store.as_ref().unwrap();
+                let (s, shape) = store.as_ref().unwrap();
                 s.compact()
                     .unwrap_or_else(|e| panic!("{context}: compact failed: {e}"));
+                oracle.forgot |= shape.forget;
             }
             (true, 7..=8) => {
                 let (s, _) = store.take().unwrap();
                 s.close()
                     .unwrap_or_else(|e| panic!("{context}: close failed: {e}"));
-                for (key, version) in std::mem::take(&mut oracle.pending) {
-                    oracle.acknowledged(&key, version);
+                for (key, version, op) in std::mem::take(&mut oracle.pending) {
+                    oracle.acknowledged(&key, version, op);
                 }
             }
             (true, _) => {
@@ -276,8 +335,8 @@ fn sequence(seed: u64) -> usize {
     }
     if let Some((s, _)) = store.take() {
         s.close().unwrap();
-        for (key, version) in std::mem::take(&mut oracle.pending) {
-            oracle.acknowledged(&key, version);
+        for (key, version, op) in std::mem::take(&mut oracle.pending) {
+            oracle.acknowledged(&key, version, op);
         }
     }
     let shape = Shape::random(&mut rng);
@@ -299,6 +358,8 @@ fn kill_a_child(
 ) {
     let base = *next_version + 1;
     let kill_after = 1 + rng.below(40);
+    // The child compacts: with this shape, tombstones may go.
+    oracle.forgot |= shape.forget;
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", TEST_NAME, "--nocapture"])
         .env(CHILD_DIR, dir)
@@ -324,12 +385,16 @@ fn kill_a_child(
             continue;
         };
         *next_version = (*next_version).max(version);
+        let op = match what {
+            Some("ISSUE-DEL" | "ACK-DEL") => Op::Delete,
+            _ => Op::Put,
+        };
         match what {
-            Some("ISSUE") => oracle.issue(key, version),
-            Some("ACK") => {
+            Some("ISSUE" | "ISSUE-DEL") => oracle.issue(key, version, op),
+            Some("ACK" | "ACK-DEL") => {
                 acks += 1;
                 if shape.sync {
-                    oracle.acknowledged(key, version);
+                    oracle.acknowledged(key, version, op);
                 }
                 if acks >= kill_after && !killed {
                     child.kill().unwrap();

@@ -3,17 +3,19 @@
 
 use crate::config::Durability;
 
-/// What a put did to the in-memory map. Both outcomes are persisted: the log
-/// keeps the full history.
+/// What a put (or a delete) did to the in-memory map. Both outcomes are
+/// persisted: the log keeps the full history.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PutOutcome {
-    /// The record is now the readable one for its key.
+    /// The record is now the readable one for its key (a delete: the key
+    /// now has no record).
     Applied,
-    /// A record with a higher version was already stored; it stays readable.
-    /// (`Async` mode: or a concurrent put of the same version, later in the
-    /// log, won the tie; `current_version` then equals the put's own.)
+    /// A write with a higher version was already stored: a record, which
+    /// stays readable, or a delete, which keeps the key absent. (`Async`
+    /// mode: or a concurrent write of the same version, later in the log,
+    /// won the tie; `current_version` then equals the write's own.)
     Stale {
-        /// The version that stays readable.
+        /// The version that stays current (a record's or a delete's).
         current_version: i64,
     },
 }

@@ -3,6 +3,11 @@
 //! is copied forward by compaction while remembered and forgotten after
 //! `Config::tombstone_retention` — never letting a write it beat come back.
 
+#![expect(
+    clippy::unwrap_used,
+    reason = "test code: a failure here is a test failure"
+)]
+
 mod common;
 
 use std::io::{BufRead, BufReader, Write};

@@ -723,4 +723,34 @@ mod tests {
         assert_eq!(get(&index, "k").map(|r| r.version()), Some(1));
         assert_eq!(index.len(), 1);
     }
+
+    /// A writer that finds a dead slot still in the map waits for its
+    /// removal, then writes into a fresh slot: the write is never lost in
+    /// the dead one.
+    #[test]
+    fn a_writer_waits_for_a_dead_slot_to_be_removed() {
+        let index = new_index();
+        let _ = publish(&index, delete("k", 5, 0), || rank(1));
+        {
+            let guard = Guard::new();
+            let slot = index.map.peek("k", &guard).expect("slot");
+            let seen = slot.load(&guard).expect("tombstone").rank;
+            assert!(matches!(
+                slot.carry(seen, &forget_before(1), || rank(2), &guard),
+                Carry::Forgot
+            ));
+        }
+        std::thread::scope(|s| {
+            let writer = s.spawn(|| publish(&index, record("k", 1), || rank(3)).0);
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            assert!(
+                !writer.is_finished(),
+                "it waits while the dead slot is there"
+            );
+            index.map.remove_sync("k");
+            assert_eq!(writer.join().expect("writer"), PutOutcome::Applied);
+        });
+        assert_eq!(get(&index, "k").map(|r| r.version()), Some(1));
+        assert_eq!(index.len(), 1);
+    }
 }

@@ -698,8 +698,9 @@ mod tests {
         assert_eq!(checkpoint(), 1, "no hit for two periods: forgotten");
     }
 
-    #[test]
-    fn a_write_into_a_dead_slot_lands_in_a_new_one() {
+    /// An index whose key `k` was deleted and whose slot a checkpoint then
+    /// marked dead, not removed yet.
+    fn with_a_dead_slot() -> Index {
         let index = new_index();
         let _ = publish(&index, delete("k", 5, 0), || rank(1));
         let guard = Guard::new();
@@ -709,6 +710,15 @@ mod tests {
             slot.carry(seen, &forget_before(1), || rank(2), &guard),
             Carry::Forgot
         ));
+        drop(guard);
+        index
+    }
+
+    #[test]
+    fn a_write_into_a_dead_slot_lands_in_a_new_one() {
+        let index = with_a_dead_slot();
+        let guard = Guard::new();
+        let slot = index.map.peek("k", &guard).expect("slot");
         // A writer that found the dead slot gets its write back.
         assert!(matches!(
             slot.offer(record("k", 1), rank(3), &guard),
@@ -729,17 +739,7 @@ mod tests {
     /// the dead one.
     #[test]
     fn a_writer_waits_for_a_dead_slot_to_be_removed() {
-        let index = new_index();
-        let _ = publish(&index, delete("k", 5, 0), || rank(1));
-        {
-            let guard = Guard::new();
-            let slot = index.map.peek("k", &guard).expect("slot");
-            let seen = slot.load(&guard).expect("tombstone").rank;
-            assert!(matches!(
-                slot.carry(seen, &forget_before(1), || rank(2), &guard),
-                Carry::Forgot
-            ));
-        }
+        let index = with_a_dead_slot();
         std::thread::scope(|s| {
             let writer = s.spawn(|| publish(&index, record("k", 1), || rank(3)).0);
             std::thread::sleep(std::time::Duration::from_millis(50));

@@ -124,6 +124,7 @@ pub fn export_jsonl(dir: &Path, out: &Path) {
         format: ExportFormat::Jsonl,
         out: out.to_path_buf(),
         latest: false,
+        include_deleted: false,
         mode: ringstore::RecoveryMode::TolerateTornTail,
         progress: false,
     };

@@ -114,9 +114,10 @@ impl Latest {
     pub fn note_hidden_deletes(&self, warn: &mut dyn Write) -> Result<(), ToolError> {
         let hidden = self.deleted_keys.saturating_sub(self.deletes.len());
         if hidden > 0 {
+            let keys = if hidden == 1 { "key" } else { "keys" };
             writeln!(
                 warn,
-                "ringstore-log: {hidden} deleted keys not listed (their newest frame is a delete; --include-deleted lists them)"
+                "ringstore-log: {hidden} deleted {keys} not listed (their newest frame is a delete; --include-deleted lists them)"
             )?;
         }
         Ok(())

@@ -1,15 +1,15 @@
-//! `dump`: every record of the log as JSON Lines (or frame headers as a
-//! table), filtered by key and version range. Streaming: one frame in memory
-//! at a time.
+//! `dump`: every put and delete of the log as JSON Lines (or frame headers
+//! as a table), filtered by key and version range. Streaming: one frame in
+//! memory at a time.
 
 use std::fmt::Write as _;
 use std::io::Write;
 
-use ringstore::inspect::format::{Frame, SegmentHeader};
+use ringstore::inspect::format::{Frame, FrameKind, SegmentHeader};
 use ringstore::inspect::write_json_str;
 
 use crate::error::{ToolError, exit_code};
-use crate::export::Row;
+use crate::export::{Row, RowOp};
 use crate::json;
 use crate::source::{SegmentFile, Source, seq_of, shard_of};
 
@@ -24,7 +24,7 @@ pub struct DumpFilter {
     pub since_version: Option<i64>,
     /// Only versions <= this.
     pub until_version: Option<i64>,
-    /// Stop after this many records.
+    /// Stop after this many lines (puts and deletes).
     pub limit: Option<u64>,
 }
 
@@ -41,7 +41,7 @@ impl DumpFilter {
 /// Output shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DumpFormat {
-    /// One JSON object per record.
+    /// One JSON object per put or delete.
     #[default]
     Json,
     /// Frame headers only, as an aligned text table.
@@ -51,8 +51,10 @@ pub enum DumpFormat {
 /// What `dump` saw.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DumpSummary {
-    /// Records written.
+    /// Lines written (puts and deletes).
     pub records: u64,
+    /// Of them, deletes.
+    pub deletes: u64,
     /// Valid frames read (filtered out or not).
     pub frames: u64,
     /// Problems met (reported on the warning stream, skipped).
@@ -88,8 +90,8 @@ pub fn dump(
     if format == DumpFormat::Table {
         writeln!(
             v.out,
-            "{:>5} {:>20} {:>12} {:>9} {:>12} {:>6} {:>20}  key",
-            "shard", "segment", "offset", "len", "lsn", "gen", "version"
+            "{:>5} {:>20} {:>12} {:>9} {:>12} {:>6} {:>20} {:>6}  key",
+            "shard", "segment", "offset", "len", "lsn", "gen", "version", "op"
         )?;
     }
     if filter.limit != Some(0) {
@@ -130,19 +132,20 @@ impl Visitor for DumpVisitor<'_> {
             DumpFormat::Table => {
                 let _ = write!(
                     self.line,
-                    "{:>5} {:>20} {offset:>12} {:>9} {:>12} {:>6} {:>20}  ",
+                    "{:>5} {:>20} {offset:>12} {:>9} {:>12} {:>6} {:>20} {:>6}  ",
                     shard.unwrap_or_default(),
                     seq.unwrap_or_default(),
                     frame.len,
                     frame.lsn,
                     frame.generation,
-                    frame.version
+                    frame.version,
+                    frame.kind.name()
                 );
                 write_json_str(frame.key, &mut self.line);
                 self.line.push('\n');
             }
             DumpFormat::Json => {
-                let Some(record) = self.skips.record(src, offset, number, frame)? else {
+                let Some(content) = self.skips.content(src, offset, number, frame)? else {
                     return Ok(Flow::Continue);
                 };
                 let row = Row {
@@ -151,13 +154,16 @@ impl Visitor for DumpVisitor<'_> {
                     shard,
                     segment: seq,
                     offset: Some(offset),
-                    record: record.archived(),
+                    op: RowOp::of(&content),
                 };
                 json::push_row(&row, &mut self.line);
             }
         }
         self.out.write_all(self.line.as_bytes())?;
         self.summary.records += 1;
+        if frame.kind == FrameKind::Delete {
+            self.summary.deletes += 1;
+        }
         if self.filter.limit.is_some_and(|l| self.summary.records >= l) {
             return Ok(Flow::Stop);
         }

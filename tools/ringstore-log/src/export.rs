@@ -1,5 +1,6 @@
 //! `export`: the full history (or only the newest record per key) to a file
-//! for analytics engines, as JSON Lines or Parquet. The history streams
+//! for analytics engines, as JSON Lines or Parquet. Every row has an `op`,
+//! `put` or `delete`; a delete has no record and a deletion time. The history streams
 //! (Parquet reads it twice: once for the union of fields, once for the rows),
 //! so memory stays bounded by one row group whatever the log size.
 
@@ -8,7 +9,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use ringstore::inspect::format::{Frame, SegmentHeader};
+use ringstore::inspect::format::{Frame, FrameKind, SegmentHeader};
 use ringstore::{ArchivedRecord, RecoveryMode};
 
 use crate::error::{ToolError, exit_code};
@@ -16,14 +17,15 @@ use crate::json::JsonlSink;
 use crate::latest::latest;
 use crate::progress::Progress;
 use crate::source::{SegmentFile, Source, parent_dir, seq_of, shard_of};
-use crate::walk::{Finding, Flow, Skips, Visitor, walk_intact};
+use crate::walk::{Content, Finding, Flow, Skips, Visitor, walk_intact};
 
 /// Output file format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExportFormat {
     /// JSON Lines, the same lines as `dump`.
     Jsonl,
-    /// Apache Parquet: one row per record, top-level fields as typed columns.
+    /// Apache Parquet: one row per frame (put or delete), top-level fields
+    /// of the records as typed columns.
     Parquet,
 }
 
@@ -36,6 +38,10 @@ pub struct ExportOptions {
     pub out: PathBuf,
     /// Only the newest record of each key (as recovery chooses it).
     pub latest: bool,
+    /// With `latest`: also the keys whose newest frame is a delete, as
+    /// delete rows (without it they are left out, as `Store::get` has
+    /// nothing for them).
+    pub include_deleted: bool,
     /// Recovery mode for `latest`.
     pub mode: RecoveryMode,
     /// Progress on stderr when it is a terminal.
@@ -64,7 +70,60 @@ impl ExportSummary {
     }
 }
 
-/// One record to export.
+/// What a row records: a put's record or a delete.
+#[derive(Clone, Copy)]
+pub enum RowOp<'a> {
+    /// A put and its validated record.
+    Put(&'a ArchivedRecord),
+    /// A versioned delete (no record).
+    Delete {
+        /// When the delete was made, nanoseconds since the Unix epoch.
+        deleted_at_unix_ns: u64,
+    },
+}
+
+impl<'a> RowOp<'a> {
+    /// The row's content, borrowed from a walked frame's.
+    pub fn of(content: &'a Content) -> Self {
+        match content {
+            Content::Record(r) => RowOp::Put(r.archived()),
+            Content::Deleted { at_unix_ns } => RowOp::Delete {
+                deleted_at_unix_ns: *at_unix_ns,
+            },
+        }
+    }
+
+    /// `put` or `delete`, as the `op` column says it.
+    pub fn name(&self) -> &'static str {
+        self.kind().name()
+    }
+
+    /// The frame kind.
+    pub fn kind(&self) -> FrameKind {
+        match self {
+            RowOp::Put(_) => FrameKind::Put,
+            RowOp::Delete { .. } => FrameKind::Delete,
+        }
+    }
+
+    /// A put's record; `None` for a delete.
+    pub fn record(&self) -> Option<&'a ArchivedRecord> {
+        match *self {
+            RowOp::Put(r) => Some(r),
+            RowOp::Delete { .. } => None,
+        }
+    }
+
+    /// A delete's deletion time; `None` for a put.
+    pub fn deleted_at_unix_ns(&self) -> Option<u64> {
+        match *self {
+            RowOp::Put(_) => None,
+            RowOp::Delete { deleted_at_unix_ns } => Some(deleted_at_unix_ns),
+        }
+    }
+}
+
+/// One frame to export: a put's record or a delete.
 #[derive(Clone, Copy)]
 pub struct Row<'a> {
     /// The key.
@@ -77,8 +136,8 @@ pub struct Row<'a> {
     pub segment: Option<u64>,
     /// Frame offset.
     pub offset: Option<u64>,
-    /// The validated record.
-    pub record: &'a ArchivedRecord,
+    /// The put's record, or the delete.
+    pub op: RowOp<'a>,
 }
 
 /// Receives rows.
@@ -87,7 +146,8 @@ pub trait RowSink {
     fn row(&mut self, row: &Row<'_>) -> Result<(), ToolError>;
 }
 
-/// Feeds every valid record of `source` to `sink`, in log order. Damage is
+/// Feeds every valid frame of `source` (puts and deletes) to `sink`, in log
+/// order. Damage is
 /// reported on `warn` (if given) and skipped; returns the number of problems.
 pub fn history_rows(
     source: &Source,
@@ -119,14 +179,14 @@ impl Visitor for HistoryVisitor<'_, '_> {
         number: u64,
         frame: &Frame<'_>,
     ) -> Result<Flow, ToolError> {
-        if let Some(record) = self.skips.record(src, offset, number, frame)? {
+        if let Some(content) = self.skips.content(src, offset, number, frame)? {
             self.sink.row(&Row {
                 key: frame.key,
                 version: frame.version,
                 shard: shard_of(src, Some(header)),
                 segment: seq_of(src, Some(header)),
                 offset: Some(offset),
-                record: record.archived(),
+                op: RowOp::of(&content),
             })?;
         }
         self.progress.at(offset);
@@ -191,8 +251,9 @@ pub fn export(
     check_out_path(path, &opts.out)?;
     let bytes_read = source.total_bytes();
     let latest_records = if opts.latest {
-        let l = latest(source, path, opts.mode)?;
+        let l = latest(source, path, opts.mode, opts.include_deleted)?;
         l.warn_torn_tails(warn)?;
+        l.note_hidden_deletes(warn)?;
         Some(l)
     } else {
         None

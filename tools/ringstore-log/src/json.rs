@@ -1,8 +1,12 @@
 //! The JSON Lines shape of a record, shared by `dump`, `latest` and
 //! `export --format jsonl`:
-//! `{"key","version","shard","segment","offset","record":{...}}`. Keys and
-//! records are rendered by the library (`write_json_str`,
-//! `ArchivedRecord::write_json`), so the tool and `Record::to_json` agree.
+//! `{"key","version","op","shard","segment","offset","deleted_at_unix_ns","record"}`,
+//! with `op` `"put"` (a record, `deleted_at_unix_ns` null) or `"delete"`
+//! (`record` null, `deleted_at_unix_ns` the deletion time in nanoseconds
+//! since the Unix epoch). Every line has every field, so engines that infer
+//! a schema from JSON see one. Keys and records are rendered by the library
+//! (`write_json_str`, `ArchivedRecord::write_json`), so the tool and
+//! `Record::to_json` agree.
 
 use std::fmt::Write as _;
 use std::io::Write;
@@ -17,11 +21,17 @@ use crate::export::{Row, RowSink};
 pub fn push_row(row: &Row<'_>, out: &mut String) {
     out.push_str("{\"key\":");
     write_json_str(row.key, out);
-    let _ = write!(out, ",\"version\":{}", row.version);
+    let _ = write!(
+        out,
+        ",\"version\":{},\"op\":\"{}\"",
+        row.version,
+        row.op.name()
+    );
     for (name, v) in [
         ("shard", row.shard),
         ("segment", row.segment),
         ("offset", row.offset),
+        ("deleted_at_unix_ns", row.op.deleted_at_unix_ns()),
     ] {
         match v {
             Some(v) => {
@@ -33,7 +43,10 @@ pub fn push_row(row: &Row<'_>, out: &mut String) {
         }
     }
     out.push_str(",\"record\":");
-    row.record.write_json(out);
+    match row.op.record() {
+        Some(r) => r.write_json(out),
+        None => out.push_str("null"),
+    }
     out.push_str("}\n");
 }
 

@@ -1,4 +1,4 @@
-//! `ls`: shards and segments (seq, size, records, version range, sealed or
+//! `ls`: shards and segments (seq, size, records, deletes, version range, sealed or
 //! active, written over a reused file), the spare files kept for reuse, and
 //! totals. Reads frame headers only; payloads are not validated (that is
 //! `verify`'s job).
@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::io::Write;
 
-use ringstore::inspect::format::{Frame, SegmentHeader};
+use ringstore::inspect::format::{Frame, FrameKind, SegmentHeader};
 
 use crate::error::ToolError;
 use crate::source::{SegmentFile, Source, seq_of, shard_of};
@@ -21,8 +21,10 @@ pub struct SegmentStats {
     pub seq: Option<u64>,
     /// File size in bytes.
     pub bytes: u64,
-    /// Valid frames.
+    /// Valid put frames.
     pub records: u64,
+    /// Valid delete frames.
+    pub deletes: u64,
     /// Version of the first frame.
     pub first_version: Option<i64>,
     /// Version of the last frame.
@@ -77,6 +79,7 @@ pub fn ls(source: &Source, json: bool, out: &mut dyn Write) -> Result<(), ToolEr
     let shards: BTreeSet<u64> = all.iter().filter_map(|s| s.shard).collect();
     let bytes: u64 = all.iter().map(|s| s.bytes).sum();
     let records: u64 = all.iter().map(|s| s.records).sum();
+    let deletes: u64 = all.iter().map(|s| s.deletes).sum();
     let damaged = all.iter().filter(|s| s.problems > 0).count();
     let spares = spare_files(source);
     let spare_bytes: u64 = spares.iter().map(|(_, _, b)| b).sum();
@@ -89,6 +92,7 @@ pub fn ls(source: &Source, json: bool, out: &mut dyn Write) -> Result<(), ToolEr
                 "segment": s.seq,
                 "bytes": s.bytes,
                 "records": s.records,
+                "deletes": s.deletes,
                 "first_version": s.first_version,
                 "last_version": s.last_version,
                 "min_version": s.min_version,
@@ -116,6 +120,7 @@ pub fn ls(source: &Source, json: bool, out: &mut dyn Write) -> Result<(), ToolEr
             "segments": all.len(),
             "bytes": bytes,
             "records": records,
+            "deletes": deletes,
             "damaged_segments": damaged,
             "spare_files": spares.iter().map(|(_, n, _)| n).sum::<usize>(),
             "spare_bytes": spare_bytes,
@@ -124,17 +129,18 @@ pub fn ls(source: &Source, json: bool, out: &mut dyn Write) -> Result<(), ToolEr
     } else {
         writeln!(
             out,
-            "{:>5} {:>20} {:>14} {:>10} {:>20} {:>20}  state",
-            "shard", "segment", "bytes", "records", "first_version", "last_version"
+            "{:>5} {:>20} {:>14} {:>10} {:>8} {:>20} {:>20}  state",
+            "shard", "segment", "bytes", "records", "deletes", "first_version", "last_version"
         )?;
         for s in &all {
             writeln!(
                 out,
-                "{:>5} {:>20} {:>14} {:>10} {:>20} {:>20}  {}",
+                "{:>5} {:>20} {:>14} {:>10} {:>8} {:>20} {:>20}  {}",
                 s.shard.map_or_else(|| "-".to_owned(), |v| v.to_string()),
                 s.seq.map_or_else(|| "-".to_owned(), |v| v.to_string()),
                 s.bytes,
                 s.records,
+                s.deletes,
                 opt(s.first_version),
                 opt(s.last_version),
                 s.state()
@@ -142,7 +148,7 @@ pub fn ls(source: &Source, json: bool, out: &mut dyn Write) -> Result<(), ToolEr
         }
         writeln!(
             out,
-            "total: {} shards, {} segments, {bytes} bytes, {records} records",
+            "total: {} shards, {} segments, {bytes} bytes, {records} records, {deletes} deletes",
             shards.len(),
             all.len()
         )?;
@@ -230,7 +236,10 @@ impl Visitor for LsVisitor {
     ) -> Result<Flow, ToolError> {
         if let Some(s) = self.cur.as_mut() {
             let v = frame.version;
-            s.records += 1;
+            match frame.kind {
+                FrameKind::Put => s.records += 1,
+                FrameKind::Delete => s.deletes += 1,
+            }
             s.first_version.get_or_insert(v);
             s.last_version = Some(v);
             s.min_version = Some(s.min_version.map_or(v, |m| m.min(v)));

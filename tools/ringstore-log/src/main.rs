@@ -40,7 +40,8 @@ enum Command {
     },
     /// Check every segment header, frame, CRC and record payload; print each
     /// problem with file, byte offset, frame number and reason. Streams with
-    /// constant memory.
+    /// constant memory. Deletes (tombstones) are counted in the summary
+    /// ("deletes"), never reported as damage.
     ///
     /// Damage is judged exactly as Store::open judges it in the chosen
     /// recovery mode (the same library call): what a crash leaves and open
@@ -69,10 +70,12 @@ enum Command {
         #[arg(long, default_value = "collection_time")]
         version_field: String,
     },
-    /// Print records as JSON Lines:
-    /// {"key","version","shard","segment","offset","record":{...}}, in log
-    /// order (shard, then segment, then offset). Damage is reported on stderr
-    /// and skipped (exit 1).
+    /// Print every put and delete as JSON Lines:
+    /// {"key","version","op","shard","segment","offset","deleted_at_unix_ns","record"},
+    /// in log order (shard, then segment, then offset). A put has "op":"put",
+    /// its record, and "deleted_at_unix_ns":null; a delete has "op":"delete",
+    /// the deletion time (nanoseconds since the Unix epoch) and
+    /// "record":null. Damage is reported on stderr and skipped (exit 1).
     Dump {
         /// Data dir, shard folder or segment file.
         path: PathBuf,
@@ -85,27 +88,36 @@ enum Command {
         /// Only versions <= this.
         #[arg(long, allow_hyphen_values = true)]
         until_version: Option<i64>,
-        /// Stop after this many records.
+        /// Stop after this many lines (puts and deletes).
         #[arg(long)]
         limit: Option<u64>,
-        /// json: JSON Lines records; table: frame headers only (shard,
-        /// segment, offset, len, lsn, generation, version, key).
+        /// json: JSON Lines; table: frame headers only (shard, segment,
+        /// offset, len, lsn, generation, version, op, key).
         #[arg(long, value_enum, default_value_t = DumpFormatArg::Json)]
         format: DumpFormatArg,
     },
     /// Print the newest record of every key exactly as Store::open would
-    /// recover it, as JSON Lines sorted by key.
+    /// recover it, as JSON Lines sorted by key (the lines of `dump`).
+    ///
+    /// A key whose newest frame is a delete has no record (Store::get
+    /// returns None): it is left out, and stderr says how many were; with
+    /// --include-deleted it is listed as a delete line ("op":"delete",
+    /// "record":null, its version and deletion time).
     Latest {
         /// Data dir.
         path: PathBuf,
         /// What damage to tolerate, as the store's RecoveryMode.
         #[arg(long, value_enum, default_value_t = ModeArg::TolerateTornTail)]
         mode: ModeArg,
+        /// Also list the keys whose newest frame is a delete.
+        #[arg(long)]
+        include_deleted: bool,
     },
     /// Write the full history (or only the newest record per key) to a file:
-    /// JSON Lines (the lines of `dump`) or Parquet (one row per record:
-    /// key, version, shard, segment, offset, then one typed column per
-    /// top-level field, nested values as JSON strings).
+    /// JSON Lines (the lines of `dump`) or Parquet (one row per put or
+    /// delete: key, version, op, shard, segment, offset, deleted_at_unix_ns,
+    /// then one typed column per top-level record field, nested values as
+    /// JSON strings; a delete's field columns are null).
     Export {
         /// Data dir (or shard folder / segment file, without --latest).
         path: PathBuf,
@@ -121,6 +133,10 @@ enum Command {
         /// With --latest: what damage to tolerate, as the store's RecoveryMode.
         #[arg(long, value_enum, default_value_t = ModeArg::TolerateTornTail)]
         mode: ModeArg,
+        /// With --latest: also the keys whose newest frame is a delete, as
+        /// delete rows (left out without it).
+        #[arg(long, requires = "latest")]
+        include_deleted: bool,
     },
 }
 
@@ -220,10 +236,16 @@ fn run(cli: Cli) -> Result<u8, ToolError> {
             let summary = ringstore_log::dump::dump(&source, &filter, format, &mut out, &mut err)?;
             Ok(summary.exit_code())
         }
-        Command::Latest { path, mode } => {
+        Command::Latest {
+            path,
+            mode,
+            include_deleted,
+        } => {
             let source = discover(&path)?;
-            let latest = ringstore_log::latest::latest(&source, &path, mode.into())?;
+            let latest =
+                ringstore_log::latest::latest(&source, &path, mode.into(), include_deleted)?;
             latest.warn_torn_tails(&mut err)?;
+            latest.note_hidden_deletes(&mut err)?;
             ringstore_log::latest::write_latest(&latest, &mut out)?;
             Ok(exit_code(latest.report.skipped.len() as u64))
         }
@@ -233,30 +255,27 @@ fn run(cli: Cli) -> Result<u8, ToolError> {
             out: out_path,
             latest,
             mode,
-        } => export(&path, format, out_path, latest, mode, &mut err),
+            include_deleted,
+        } => {
+            let opts = ExportOptions {
+                format: match format {
+                    ExportFormatArg::Jsonl => ExportFormat::Jsonl,
+                    ExportFormatArg::Parquet => ExportFormat::Parquet,
+                },
+                out: out_path,
+                latest,
+                include_deleted,
+                mode: mode.into(),
+                progress: true,
+            };
+            export(&path, &opts, &mut err)
+        }
     }
 }
 
-fn export(
-    path: &Path,
-    format: ExportFormatArg,
-    out: PathBuf,
-    latest: bool,
-    mode: ModeArg,
-    err: &mut dyn Write,
-) -> Result<u8, ToolError> {
+fn export(path: &Path, opts: &ExportOptions, err: &mut dyn Write) -> Result<u8, ToolError> {
     let source = discover(path)?;
-    let opts = ExportOptions {
-        format: match format {
-            ExportFormatArg::Jsonl => ExportFormat::Jsonl,
-            ExportFormatArg::Parquet => ExportFormat::Parquet,
-        },
-        out,
-        latest,
-        mode: mode.into(),
-        progress: true,
-    };
-    let s = ringstore_log::export::export(&source, path, &opts, err)?;
+    let s = ringstore_log::export::export(&source, path, opts, err)?;
     let secs = s.elapsed.as_secs_f64();
     writeln!(
         err,

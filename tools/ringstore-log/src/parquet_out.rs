@@ -1,6 +1,9 @@
 //! Parquet export through the parquet crate's low-level column writers (no
-//! Arrow). One row per record: `key`, `version`, `shard`, `segment`, `offset`,
-//! then one typed column per top-level field seen in any record (the union):
+//! Arrow). One row per frame: `key`, `version`, `op` (`put` or `delete`),
+//! `shard`, `segment`, `offset`, `deleted_at_unix_ns` (a delete's deletion
+//! time, nanoseconds since the Unix epoch; null for a put), then one typed
+//! column per top-level field seen in any record (the union; all null in a
+//! delete's row):
 //!
 //! | values of the field | column |
 //! |---|---|
@@ -86,7 +89,10 @@ struct SchemaPass {
 
 impl RowSink for SchemaPass {
     fn row(&mut self, row: &Row<'_>) -> Result<(), ToolError> {
-        for (name, v) in row.record.iter() {
+        let Some(record) = row.op.record() else {
+            return Ok(());
+        };
+        for (name, v) in record.iter() {
             let k = kind_of(v);
             match self.fields.get_mut(name) {
                 Some(have) => *have = merge(*have, k),
@@ -141,16 +147,26 @@ impl ColumnBuf {
     }
 }
 
-const FIXED: [&str; 5] = ["key", "version", "shard", "segment", "offset"];
+const FIXED: [&str; 7] = [
+    "key",
+    "version",
+    "op",
+    "shard",
+    "segment",
+    "offset",
+    "deleted_at_unix_ns",
+];
 
 /// Pass 2: rows into column buffers, row groups into the file.
 struct WritePass {
     writer: SerializedFileWriter<BufWriter<File>>,
     key: ColumnBuf,
     version: ColumnBuf,
+    op: ColumnBuf,
     shard: ColumnBuf,
     segment: ColumnBuf,
     offset: ColumnBuf,
+    deleted_at: ColumnBuf,
     fields: Vec<FieldColumn>,
     by_name: BTreeMap<String, usize>,
     rows_in_group: usize,
@@ -175,9 +191,21 @@ fn column_types(fields: &[FieldColumn]) -> Result<Vec<Arc<Type>>, ToolError> {
             Some(LogicalType::String),
         )?,
         prim("version", PhysicalType::INT64, Repetition::REQUIRED, None)?,
+        prim(
+            "op",
+            PhysicalType::BYTE_ARRAY,
+            Repetition::REQUIRED,
+            Some(LogicalType::String),
+        )?,
         prim("shard", PhysicalType::INT64, Repetition::OPTIONAL, None)?,
         prim("segment", PhysicalType::INT64, Repetition::OPTIONAL, None)?,
         prim("offset", PhysicalType::INT64, Repetition::OPTIONAL, None)?,
+        prim(
+            "deleted_at_unix_ns",
+            PhysicalType::INT64,
+            Repetition::OPTIONAL,
+            None,
+        )?,
     ];
     let mut taken: HashSet<String> = FIXED.iter().map(|s| (*s).to_owned()).collect();
     for f in fields {
@@ -236,9 +264,11 @@ impl WritePass {
             writer,
             key: ColumnBuf::default(),
             version: ColumnBuf::default(),
+            op: ColumnBuf::default(),
             shard: ColumnBuf::default(),
             segment: ColumnBuf::default(),
             offset: ColumnBuf::default(),
+            deleted_at: ColumnBuf::default(),
             fields,
             by_name,
             rows_in_group: 0,
@@ -256,9 +286,11 @@ impl WritePass {
         let fixed = [
             (&self.key, Kind::Str, false),
             (&self.version, Kind::Int, false),
+            (&self.op, Kind::Str, false),
             (&self.shard, Kind::Int, true),
             (&self.segment, Kind::Int, true),
             (&self.offset, Kind::Int, true),
+            (&self.deleted_at, Kind::Int, true),
         ];
         let all = fixed
             .into_iter()
@@ -276,9 +308,11 @@ impl WritePass {
         for b in [
             &mut self.key,
             &mut self.version,
+            &mut self.op,
             &mut self.shard,
             &mut self.segment,
             &mut self.offset,
+            &mut self.deleted_at,
         ] {
             b.clear();
         }
@@ -336,14 +370,20 @@ impl RowSink for WritePass {
             .push(ByteArray::from(row.key.as_bytes().to_vec()));
         self.version.def.push(1);
         self.version.ints.push(row.version);
+        self.op.def.push(1);
+        self.op
+            .bytes
+            .push(ByteArray::from(row.op.name().as_bytes().to_vec()));
         self.shard.int(row.shard);
         self.segment.int(row.segment);
         self.offset.int(row.offset);
-        let mut bytes = row.key.len() + 40;
+        self.deleted_at.int(row.op.deleted_at_unix_ns());
+        let mut bytes = row.key.len() + 56;
         // Fields of the record not in the schema (a record appended between
-        // the two passes while a store runs) are left out.
+        // the two passes while a store runs) are left out; a delete has none.
         let mut seen = 0usize;
-        for (name, v) in row.record.iter() {
+        let fields = row.op.record().map(|r| r.iter());
+        for (name, v) in fields.into_iter().flatten() {
             let Some(&i) = self.by_name.get(name) else {
                 continue;
             };
@@ -496,6 +536,6 @@ mod tests {
             .collect();
         let unique: HashSet<&String> = names.iter().collect();
         assert_eq!(unique.len(), names.len(), "{names:?}");
-        assert_eq!(&names[5..], ["field_key", "field_field_key", "field_", "x"]);
+        assert_eq!(&names[7..], ["field_key", "field_field_key", "field_", "x"]);
     }
 }

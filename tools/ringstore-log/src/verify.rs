@@ -1,6 +1,8 @@
 //! `verify`: checks every header, frame, CRC and payload, streaming (one
 //! bounded read window at a time), and reports each problem with its file,
-//! byte offset, frame number and reason. Damage is judged by the library's
+//! byte offset, frame number and reason. A put's payload must be a valid
+//! record; a delete's is its deletion time (counted, never read as a
+//! record, and not damage). Damage is judged by the library's
 //! classifier, as `Store::open` judges it in the chosen recovery mode: the
 //! exit code is 1 exactly when `open` would refuse the dir, or when a frame
 //! whose CRC holds carries an invalid record (which no crash produces).
@@ -14,7 +16,7 @@ use ringstore::{ArchivedValue, RecoveryMode};
 use crate::error::{ToolError, exit_code};
 use crate::progress::Progress;
 use crate::source::{SegmentFile, Source, seq_of, shard_of};
-use crate::walk::{DamageKind, Finding, Flow, Visitor, WalkOptions, record_of, walk};
+use crate::walk::{Content, DamageKind, Finding, Flow, Visitor, WalkOptions, content_of, walk};
 
 /// How to verify.
 #[derive(Debug, Clone, Default)]
@@ -37,8 +39,10 @@ pub struct VerifyOptions {
 pub struct VerifySummary {
     /// Segment files read.
     pub segments: u64,
-    /// Valid frames.
+    /// Valid frames (puts and deletes).
     pub frames: u64,
+    /// Of them, deletes (tombstones: not damage).
+    pub deletes: u64,
     /// Bytes of segment files.
     pub bytes: u64,
     /// Problems: damage `Store::open` refuses in the chosen mode, and
@@ -189,9 +193,12 @@ impl Visitor for VerifyVisitor<'_> {
         frame: &Frame<'_>,
     ) -> Result<Flow, ToolError> {
         self.summary.frames += 1;
-        match record_of(frame) {
+        match content_of(frame) {
             Err(reason) => self.problem(src, header, offset, number, reason)?,
-            Ok(record) => {
+            // A delete carries its deletion time, no record: nothing more to
+            // check (the decoder admits it only with its 8-byte payload).
+            Ok(Content::Deleted { .. }) => self.summary.deletes += 1,
+            Ok(Content::Record(record)) => {
                 let field = self.opts.version_field.as_deref();
                 if let Some((name, ArchivedValue::Int(v))) =
                     field.and_then(|n| Some((n, record.archived().get(n)?)))
@@ -283,6 +290,7 @@ fn write_summary(s: &VerifySummary, json: bool, out: &mut dyn Write) -> Result<(
             "kind": "summary",
             "segments": s.segments,
             "frames": s.frames,
+            "deletes": s.deletes,
             "bytes": s.bytes,
             "problems": s.problems,
             "torn_tails": s.torn_tails,
@@ -300,9 +308,10 @@ fn write_summary(s: &VerifySummary, json: bool, out: &mut dyn Write) -> Result<(
         };
         writeln!(
             out,
-            "{verdict}: {} segments, {} frames, {} bytes in {:.3} s ({:.1} MB/s); {} problems, {} torn tails, {} skipped",
+            "{verdict}: {} segments, {} frames ({} deletes), {} bytes in {:.3} s ({:.1} MB/s); {} problems, {} torn tails, {} skipped",
             s.segments,
             s.frames,
+            s.deletes,
             s.bytes,
             s.elapsed.as_secs_f64(),
             s.mb_per_s(),

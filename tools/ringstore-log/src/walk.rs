@@ -8,7 +8,7 @@
 use std::io::Write;
 
 use ringstore::inspect::damage::{self, Damage, Step, Verdict};
-use ringstore::inspect::format::{Frame, SegmentHeader};
+use ringstore::inspect::format::{Frame, FrameKind, SegmentHeader};
 use ringstore::inspect::{ReadError, SegmentReader};
 use ringstore::{RecordRef, RecoveryMode};
 
@@ -116,11 +116,32 @@ pub trait Visitor {
     }
 }
 
-/// The record of a valid frame, its payload checked (rkyv validation); the
-/// error is the reason to report.
-pub fn record_of(frame: &Frame<'_>) -> Result<RecordRef, String> {
-    RecordRef::from_untrusted(frame.key, frame.version, frame.payload)
-        .map_err(|e| format!("invalid record payload: {}", e.0))
+/// What a valid frame holds, its payload checked.
+#[derive(Debug, Clone)]
+pub enum Content {
+    /// A put: its record (validated rkyv access).
+    Record(RecordRef),
+    /// A versioned delete: its payload is the deletion time, never a record.
+    Deleted {
+        /// When the delete was made, nanoseconds since the Unix epoch.
+        at_unix_ns: u64,
+    },
+}
+
+/// The content of a valid frame: a put's record (rkyv validation), or a
+/// delete's deletion time (a delete's payload is never read as a record);
+/// the error is the reason to report.
+pub fn content_of(frame: &Frame<'_>) -> Result<Content, String> {
+    match frame.kind {
+        FrameKind::Put => RecordRef::from_untrusted(frame.key, frame.version, frame.payload)
+            .map(Content::Record)
+            .map_err(|e| format!("invalid record payload: {}", e.0)),
+        // The decoder admits a delete only with its 8-byte payload.
+        FrameKind::Delete => frame
+            .deleted_at_unix_ns()
+            .map(|at_unix_ns| Content::Deleted { at_unix_ns })
+            .ok_or_else(|| "delete frame without a deletion time".to_owned()),
+    }
 }
 
 /// How the streaming commands (`dump`, `export`) meet damage: count it, say
@@ -172,17 +193,17 @@ impl<'w> Skips<'w> {
         Ok(())
     }
 
-    /// The record of frame `number` at `offset`, or `None` once its invalid
-    /// payload has been reported as a problem.
-    pub fn record(
+    /// The content of frame `number` at `offset` (a record or a delete),
+    /// or `None` once its invalid payload has been reported as a problem.
+    pub fn content(
         &mut self,
         src: &SegmentFile,
         offset: u64,
         number: u64,
         frame: &Frame<'_>,
-    ) -> Result<Option<RecordRef>, ToolError> {
-        match record_of(frame) {
-            Ok(record) => Ok(Some(record)),
+    ) -> Result<Option<Content>, ToolError> {
+        match content_of(frame) {
+            Ok(content) => Ok(Some(content)),
             Err(reason) => {
                 let f = Finding {
                     kind: DamageKind::Problem,

@@ -86,9 +86,11 @@ mod parquet_export {
             [
                 "key",
                 "version",
+                "op",
                 "shard",
                 "segment",
                 "offset",
+                "deleted_at_unix_ns",
                 "collection_time",
                 "name",
                 "ok",

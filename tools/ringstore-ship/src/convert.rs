@@ -10,7 +10,7 @@ use ringstore::inspect::SegmentReader;
 use ringstore::inspect::format::{Frame, SegmentHeader};
 use ringstore_log::source::SegmentFile;
 use ringstore_log::walk::{
-    DamageKind, Finding, Flow, Visitor, WalkOptions, record_of, walk_segment,
+    Content, DamageKind, Finding, Flow, Visitor, WalkOptions, content_of, walk_segment,
 };
 
 use crate::error::ShipError;
@@ -21,6 +21,9 @@ use crate::segments::Sealed;
 const BATCH_ROWS: usize = 64 * 1024;
 /// Approximate bytes of keys and records buffered before a batch is sent.
 const BATCH_BYTES: usize = 32 << 20;
+
+/// The `record` of a delete's row: the JSON `null` (the column is required).
+pub const DELETE_RECORD_JSON: &str = "null";
 
 /// What converting one segment gave.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,8 +179,8 @@ impl Visitor for Rows<'_, '_> {
         number: u64,
         frame: &Frame<'_>,
     ) -> Result<Flow, ringstore_log::ToolError> {
-        let record = match record_of(frame) {
-            Ok(r) => r,
+        let content = match content_of(frame) {
+            Ok(c) => c,
             Err(reason) => {
                 self.damage = Some(Finding {
                     kind: DamageKind::Problem,
@@ -194,7 +197,7 @@ impl Visitor for Rows<'_, '_> {
             b.instance.append_value(self.instance);
             b.key.append_value(frame.key);
             b.version.append_value(frame.version);
-            b.op.append_value("put");
+            b.op.append_value(frame.kind.name());
             b.shard.append_value(
                 i32::try_from(src.shard_folder.unwrap_or(header.shard as usize))
                     .unwrap_or(i32::MAX),
@@ -204,8 +207,13 @@ impl Visitor for Rows<'_, '_> {
             b.lsn.append_value(to_i64(frame.lsn, "lsn", src)?);
             b.generation
                 .append_value(to_i64(frame.generation, "generation", src)?);
+            // `record` is a required column (tables created before deletes
+            // existed have it so): a delete's is the JSON `null`.
             let mut json = String::with_capacity(frame.payload.len() + 16);
-            record.archived().write_json(&mut json);
+            match &content {
+                Content::Record(record) => record.archived().write_json(&mut json),
+                Content::Deleted { .. } => json.push_str(DELETE_RECORD_JSON),
+            }
             b.bytes += json.len() + frame.key.len() + 64;
             b.record.append_value(&json);
             b.rows += 1;

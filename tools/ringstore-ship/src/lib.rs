@@ -12,8 +12,10 @@
 //!
 //! # Table schema
 //!
-//! One row per frame; see [`schema`] for the columns. The newest record per
-//! key (what `Store::open` recovers), in DuckDB, Spark or Trino SQL:
+//! One row per frame, put or delete (`op`); see [`schema`] for the columns.
+//! The newest record per key (what `Store::open` recovers), in DuckDB, Spark
+//! or Trino SQL: rank every row of a key as recovery ranks frames, and leave
+//! out the keys whose newest row is a delete (after ranking, never before):
 //!
 //! ```sql
 //! SELECT * FROM (
@@ -21,7 +23,7 @@
 //!     PARTITION BY instance, key
 //!     ORDER BY version DESC, generation DESC, lsn DESC) AS rn
 //!   FROM lake.ringstore.history) t
-//! WHERE rn = 1;
+//! WHERE rn = 1 AND op = 'put';
 //! ```
 //!
 //! # Exactly once

@@ -5,15 +5,16 @@
 //! | 1 | `instance` | string | the shipper's `--instance` |
 //! | 2 | `key` | string | the record's key |
 //! | 3 | `version` | long | the record's version (its `version_field`) |
-//! | 4 | `op` | string | `put` (the only frame kind of format version 2) |
+//! | 4 | `op` | string | `put` or `delete` (a versioned delete, format version 4) |
 //! | 5 | `shard` | int | index of the `shard-<i>` folder |
 //! | 6 | `segment` | long | the segment's seq |
 //! | 7 | `offset` | long | the frame's byte offset in the segment |
 //! | 8 | `lsn` | long | the frame's log sequence number |
 //! | 9 | `generation` | long | the store generation that wrote the frame |
-//! | 10 | `record` | string | the whole record as JSON (`Record::to_json`) |
+//! | 10 | `record` | string | the whole record as JSON (`Record::to_json`); a delete's is the JSON `null` |
 //!
-//! All columns are required. A table created elsewhere is accepted when it
+//! All columns are required (so a delete's `record` is the text `null`, not
+//! a SQL null: tables created before deletes existed keep their schema). A table created elsewhere is accepted when it
 //! has each of these columns, by name, with this type (required or
 //! optional), and every other column is optional (written as null).
 

@@ -2,8 +2,8 @@
 and DuckDB's iceberg extension (loaded from its wheel, no network), and
 prints one JSON object with, per reader: rows, sum(version), an
 order-independent hash of the keys, the number of duplicate (instance,
-shard, segment, offset) rows, and the newest version per key (the README's
-query). With --export FILE (JSON Lines of `ringstore-log export`), the same
+shard, segment, offset) rows, the number of delete rows, and the newest
+version per key whose newest row is a put (the README's query). With --export FILE (JSON Lines of `ringstore-log export`), the same
 figures for the export.
 
 Connection settings come from the environment (see run-tests.sh):
@@ -28,13 +28,14 @@ def key_hash(keys):
 
 
 def figures(rows, newest):
-    """rows: (instance, key, version, shard, segment, offset) tuples."""
+    """rows: (instance, key, version, shard, segment, offset, op) tuples."""
     places = {(r[0], r[3], r[4], r[5]) for r in rows}
     return {
         "rows": len(rows),
         "sum_version": sum(r[2] for r in rows),
         "key_hash": key_hash(r[1] for r in rows),
         "duplicates": len(rows) - len(places),
+        "deletes": sum(1 for r in rows if r[6] == "delete"),
         "newest": newest,
     }
 
@@ -45,7 +46,7 @@ SELECT key, version FROM (
     PARTITION BY instance, key
     ORDER BY version DESC, generation DESC, lsn DESC) AS rn
   FROM {table}) t
-WHERE rn = 1 AND instance = ?
+WHERE rn = 1 AND op = 'put' AND instance = ?
 """
 
 
@@ -73,16 +74,20 @@ def main():
     )
     t = cat.load_table(f"{args.namespace}.{args.table}")
     a = t.scan(row_filter=f"instance == '{args.instance}'").to_arrow()
-    cols = [a.column(c).to_pylist() for c in ["instance", "key", "version", "shard", "segment", "offset"]]
+    cols = [a.column(c).to_pylist()
+            for c in ["instance", "key", "version", "shard", "segment", "offset", "op"]]
     rows = list(zip(*cols))
     best = {}
     gen = a.column("generation").to_pylist()
     lsn = a.column("lsn").to_pylist()
-    for r, g, l in zip(rows, gen, lsn):
+    records = a.column("record").to_pylist()
+    for r, g, l, rec in zip(rows, gen, lsn, records):
+        if r[6] == "delete" and rec != "null":
+            raise SystemExit(f"delete row with a record: {r} {rec!r}")
         rank = (r[2], g, l)
         if r[1] not in best or rank > best[r[1]][0]:
-            best[r[1]] = (rank, r[2])
-    out["pyiceberg"] = figures(rows, {k: v[1] for k, v in best.items()})
+            best[r[1]] = (rank, r[2], r[6])
+    out["pyiceberg"] = figures(rows, {k: v[1] for k, v in best.items() if v[2] == "put"})
     out["pyiceberg"]["snapshots"] = len(t.snapshots())
 
     import duckdb
@@ -102,7 +107,7 @@ def main():
     con.execute(f"ATTACH '{bucket}' AS lake (TYPE iceberg, ENDPOINT '{uri}', SECRET ice)")
     table = f'lake."{args.namespace}"."{args.table}"'
     rows = con.execute(
-        f'SELECT instance, key, version, shard, segment, "offset" FROM {table} WHERE instance = ?',
+        f'SELECT instance, key, version, shard, segment, "offset", op FROM {table} WHERE instance = ?',
         [args.instance]).fetchall()
     newest = dict(con.execute(NEWEST.format(table=table), [args.instance]).fetchall())
     out["duckdb"] = figures(rows, newest)
@@ -112,7 +117,8 @@ def main():
         with open(args.export) as f:
             for line in f:
                 o = json.loads(line)
-                rows.append((args.instance, o["key"], o["version"], o["shard"], o["segment"], o["offset"]))
+                rows.append((args.instance, o["key"], o["version"], o["shard"], o["segment"],
+                             o["offset"], o["op"]))
         out["export"] = figures(rows, {})
     json.dump(out, sys.stdout)
 

@@ -101,6 +101,10 @@ pub struct DiskFrame {
     pub len: u32,
     pub key: String,
     pub version: i64,
+    /// `put` or `delete`.
+    pub op: &'static str,
+    /// A delete's deletion time.
+    pub deleted_at_unix_ns: Option<u64>,
 }
 
 /// Segments of every shard folder, sorted (shard, seq).
@@ -136,6 +140,8 @@ pub fn frames(dir: &Path) -> Vec<DiskFrame> {
                 len: f.len,
                 key: f.key.to_owned(),
                 version: f.version,
+                op: f.kind.name(),
+                deleted_at_unix_ns: f.deleted_at_unix_ns(),
             });
         }
     }

@@ -124,6 +124,7 @@ pub fn export_jsonl(dir: &Path, out: &Path) {
         format: ExportFormat::Jsonl,
         out: out.to_path_buf(),
         latest: false,
+        include_deleted: false,
         mode: ringstore::RecoveryMode::TolerateTornTail,
         progress: false,
     };
@@ -251,7 +252,7 @@ pub fn assert_table_equals_export(
     assert!(export["rows"].as_u64().unwrap() > 0, "empty export");
     for reader in ["pyiceberg", "duckdb"] {
         let r = &got[reader];
-        for figure in ["rows", "sum_version", "key_hash"] {
+        for figure in ["rows", "sum_version", "key_hash", "deletes"] {
             assert_eq!(r[figure], export[figure], "{reader} {figure}: {got}");
         }
         assert_eq!(r["duplicates"], 0, "{reader} duplicates: {got}");

@@ -39,6 +39,17 @@ impl DurabilityArg {
     }
 }
 
+/// A design to run the same workload through (`--compare`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CompareArg {
+    /// The seed project's architecture made durable: 8 RwLock<HashMap>
+    /// shards, one bounded channel, 16 persister threads each appending to
+    /// its own buffered file, one fdatasync per group of up to 64 records
+    /// (no fdatasync with --durability async).
+    SeedDesign,
+}
+
 /// How Sync batches are made durable (see `ringstore::SyncMethod`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -254,6 +265,13 @@ pub struct Args {
     /// latency.
     #[arg(long)]
     pub baseline: bool,
+
+    /// Also run the same workload (same seed, keys and records) in the same
+    /// dir through another design, before and after the store, and report
+    /// the store's puts/s, put latency and CPU per put as ratios to the
+    /// mean of those two runs (`seed_design` in the JSON).
+    #[arg(long, value_enum, value_name = "DESIGN")]
+    pub compare: Option<CompareArg>,
 
     /// MiB written by each baseline bandwidth test.
     #[arg(long, default_value_t = 256)]

@@ -58,6 +58,13 @@ pub enum LoadError {
         reason: String,
     },
 
+    /// A put of the seed-design baseline (`--compare seed-design`) failed.
+    #[error("seed-design baseline: {reason}")]
+    SeedDesign {
+        /// The put's error.
+        reason: String,
+    },
+
     /// A worker thread panicked (a bug in the harness).
     #[error("a {role} thread panicked")]
     Panicked {

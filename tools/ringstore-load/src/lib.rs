@@ -19,6 +19,7 @@ mod progress;
 pub mod report;
 pub mod run;
 pub mod sampling;
+pub mod seed_design;
 pub mod system;
 pub mod verify;
 pub mod workload;

@@ -341,6 +341,26 @@ pub struct Report {
     /// `cpu_seconds` minus the load generator's own CPU (writer threads
     /// outside `put_blocking`), per GB persisted: the store's CPU cost.
     pub store_cpu_seconds_per_gb: Option<f64>,
+    /// CPU per put, µs: the process's CPU (user + system, every thread,
+    /// io_uring workers included; not kernel threads such as the journal's)
+    /// from the workload's start to the end of `close`, minus the writer
+    /// threads' CPU outside `put_blocking` and the reader threads' CPU,
+    /// divided by the puts.
+    pub store_cpu_us_per_put: Option<f64>,
+    /// Bytes the process sent to storage over the same window
+    /// (/proc/self/io `write_bytes`; journal writes not included).
+    pub process_write_bytes: Option<u64>,
+    /// `process_write_bytes` ÷ the frame bytes persisted (keys, records
+    /// and frame headers).
+    pub process_write_bytes_per_frame_byte: Option<f64>,
+    /// Bytes written to the data dir's block device over the same window,
+    /// by everyone (journal and other processes included; sysfs).
+    pub device_write_bytes: Option<u64>,
+    /// `device_write_bytes` ÷ the frame bytes persisted.
+    pub device_write_bytes_per_frame_byte: Option<f64>,
+    /// `--compare seed-design`: the seed's architecture on the same
+    /// workload, and the store's figures as ratios to it; else null.
+    pub seed_design: Option<crate::seed_design::Comparison>,
     /// Record material preparation, kept out of the latencies.
     pub generation: Generation,
     /// Per shard: batches and where their time went.
@@ -666,10 +686,57 @@ pub fn render(r: &Report) -> String {
     );
     let _ = writeln!(
         out,
+        "  per put     store CPU {} µs (process minus writers outside puts and readers); \
+         written by the process {} bytes, to the device {} bytes per frame byte",
+        opt_us(r.store_cpu_us_per_put),
+        ratio(r.process_write_bytes_per_frame_byte),
+        ratio(r.device_write_bytes_per_frame_byte),
+    );
+    if let Some(c) = &r.seed_design {
+        render_comparison(&mut out, r, c);
+    }
+    let _ = writeln!(
+        out,
         "  seed (Go, no fsync, its own hardware): writes/ms 1.66, reads/ms 17.2, \
          put mean 576 µs max 113289 µs, get mean 17.6 µs max 79856 µs"
     );
     out
+}
+
+fn render_comparison(out: &mut String, r: &Report, c: &crate::seed_design::Comparison) {
+    let _ = writeln!(
+        out,
+        "  seed design {} shards, {} persister threads, {} ({} records per group at most); \
+         runs before / after the store: {:.0} / {:.0} puts/s, put p99 {} / {} µs, CPU {} / {} µs per put",
+        c.shards,
+        c.persisters,
+        if c.durable {
+            "one fdatasync per group"
+        } else {
+            "no fsync"
+        },
+        c.group_max_records,
+        c.before.puts_per_s,
+        c.after.puts_per_s,
+        us(c.before.put_latency_us.p99),
+        us(c.after.put_latency_us.p99),
+        opt_us(c.before.cpu_us_per_put),
+        opt_us(c.after.cpu_us_per_put),
+    );
+    let _ = writeln!(
+        out,
+        "  vs seed design  store {:.0} puts/s = {:.2} x the design's {:.0}; put p50 {} µs = {:.2} x, \
+         p99 {} µs = {:.2} x; CPU {} µs per put = {} x",
+        r.writes_per_ms * 1e3,
+        c.puts_per_s_ratio,
+        c.puts_per_s,
+        us(r.put_latency_us.p50),
+        c.put_p50_ratio,
+        us(r.put_latency_us.p99),
+        c.put_p99_ratio,
+        opt_us(r.store_cpu_us_per_put),
+        ratio(c.cpu_per_put_ratio),
+    );
 }
 
 fn mb(bytes: Option<u64>) -> String {

@@ -11,13 +11,14 @@ use ringstore::{Config, Store};
 
 use crate::acklog::AckLog;
 use crate::baseline::{self, Baseline, BaselineSpec};
-use crate::cli::{self, Args, DurabilityArg};
+use crate::cli::{self, Args, CompareArg, DurabilityArg};
 use crate::error::LoadError;
 use crate::payload::{Payload, PayloadSpec};
 use crate::report::{
     Generation, LatencySummary, RecoveryFigures, Report, ShardFigures, SlowGetFigures,
 };
 use crate::sampling;
+use crate::seed_design::{self, Comparison};
 use crate::system;
 use crate::verify::{self, Check, ms};
 use crate::workload::{self, WorkloadSpec};
@@ -90,6 +91,41 @@ pub fn run(mut args: Args) -> Result<Outcome, LoadError> {
     );
     let keys: Vec<String> = (0..args.keys).map(|i| format!("sensor{i}")).collect();
 
+    let spec = WorkloadSpec {
+        writers: args.writers,
+        writes_per_writer: args.writes_per_writer,
+        write_interval: args.write_interval(),
+        readers: args.readers,
+        read_interval: args.read_interval(),
+        duration: args.duration.map(Duration::from_secs_f64),
+        seed: args.seed,
+        sample_interval: (args.sample_interval_ms > 0)
+            .then(|| Duration::from_millis(args.sample_interval_ms)),
+        ack_dir: temp.path().join("acked"),
+        get_cpu: args.get_cpu,
+    };
+    let design_dir = temp.path().join("seed-design");
+    let design_spec = |round: &str| WorkloadSpec {
+        ack_dir: temp.path().join(format!("seed-design-acked-{round}")),
+        // The sampler's time series is the store's.
+        sample_interval: None,
+        ..spec.clone()
+    };
+    let durable_design = args.durability == DurabilityArg::Sync;
+    let design_before = match args.compare {
+        Some(CompareArg::SeedDesign) => {
+            note("seed-design baseline (before)");
+            Some(seed_design::measure(
+                &design_dir,
+                durable_design,
+                &payload,
+                &keys,
+                &design_spec("before"),
+            )?)
+        }
+        None => None,
+    };
+
     let mut config = Config::new(&store_dir)
         .durability(args.durability.into())
         .sync_method(args.sync_method.into())
@@ -124,23 +160,16 @@ pub fn run(mut args: Args) -> Result<Outcome, LoadError> {
     let io_backend = cli::backend_name(store.io_backend());
     note(&format!("I/O backend {io_backend}"));
 
-    let spec = WorkloadSpec {
-        writers: args.writers,
-        writes_per_writer: args.writes_per_writer,
-        write_interval: args.write_interval(),
-        readers: args.readers,
-        read_interval: args.read_interval(),
-        duration: args.duration.map(Duration::from_secs_f64),
-        seed: args.seed,
-        sample_interval: (args.sample_interval_ms > 0)
-            .then(|| Duration::from_millis(args.sample_interval_ms)),
-        ack_dir: temp.path().join("acked"),
-        get_cpu: args.get_cpu,
-    };
     note("running the workload");
     let rss_before_workload = system::rss_bytes();
     let peak_reset = system::reset_peak_rss();
     let cpu_before = system::cpu_seconds();
+    let process_cpu_before = system::process_cpu();
+    let process_written_before = system::process_write_bytes();
+    let device_written_before = device
+        .block_device
+        .as_deref()
+        .and_then(system::device_write_bytes);
     let idle_before: Vec<std::time::Duration> =
         store.shard_stats().iter().map(|s| s.idle).collect();
     let workload_started = Instant::now();
@@ -165,10 +194,38 @@ pub fn run(mut args: Args) -> Result<Outcome, LoadError> {
         .collect();
     let close_time = close_started.elapsed();
     let cpu_after = system::cpu_seconds();
+    let process_cpu_after = system::process_cpu();
+    let process_written = process_written_before
+        .zip(system::process_write_bytes())
+        .map(|(a, b)| b.saturating_sub(a));
+    let device_written = device_written_before
+        .zip(
+            device
+                .block_device
+                .as_deref()
+                .and_then(system::device_write_bytes),
+        )
+        .map(|(a, b)| b.saturating_sub(a));
     // Without the reset the kernel's peak would include the baseline.
     let peak_rss = system::peak_rss_bytes().filter(|_| peak_reset);
     drop(store);
     let result = result?;
+    let store_cpu_us_per_put =
+        seed_design::cpu_us_per_put(process_cpu_before, process_cpu_after, &result);
+
+    let design_after = match design_before {
+        Some(_) => {
+            note("seed-design baseline (after)");
+            Some(seed_design::measure(
+                &design_dir,
+                durable_design,
+                &payload,
+                &keys,
+                &design_spec("after"),
+            )?)
+        }
+        None => None,
+    };
 
     let baseline = match before {
         Some(before) => {
@@ -243,6 +300,19 @@ pub fn run(mut args: Args) -> Result<Outcome, LoadError> {
         .zip(cpu_after)
         .map(|((u0, s0), (u1, s1))| (u1 - u0, s1 - s0));
     let soak = sampling::summarize(&result.samples);
+    let put_latency_us = LatencySummary::from_ns(&result.put_latency_ns);
+    let seed_design = design_before.zip(design_after).map(|(before, after)| {
+        Comparison::new(
+            durable_design,
+            before,
+            after,
+            result.puts as f64 * 1e3 / wall_ms.max(1e-9),
+            &put_latency_us,
+            store_cpu_us_per_put,
+        )
+    });
+    let per_frame_byte =
+        |bytes: Option<u64>| bytes.map(|b| b as f64 / written_frame_bytes.max(1) as f64);
     let report = Report {
         ringstore_load_version: env!("CARGO_PKG_VERSION"),
         io_backend,
@@ -263,7 +333,7 @@ pub fn run(mut args: Args) -> Result<Outcome, LoadError> {
         disk_mb_per_s: per_s(written_disk_bytes),
         write_bytes_estimated: verification.check == Check::SameOrNewerVersion,
         mean_record_bytes: verification.frame_bytes as f64 / verification.frames.max(1) as f64,
-        put_latency_us: LatencySummary::from_ns(&result.put_latency_ns),
+        put_latency_us,
         put_latency_corrected_us: LatencySummary::from_ns(&result.put_latency_corrected_ns),
         put_in_store_us: put_in_store,
         put_queued_us: put_queued,
@@ -293,6 +363,12 @@ pub fn run(mut args: Args) -> Result<Outcome, LoadError> {
             (u + s - result.generation_cpu.as_secs_f64()).max(0.0)
                 / (written_frame_bytes as f64 / 1e9).max(1e-9)
         }),
+        store_cpu_us_per_put,
+        process_write_bytes: process_written,
+        process_write_bytes_per_frame_byte: per_frame_byte(process_written),
+        device_write_bytes: device_written,
+        device_write_bytes_per_frame_byte: per_frame_byte(device_written),
+        seed_design,
         generation: Generation {
             pool_strings: payload.pool_len(),
             pool_prepare_ms: ms(payload.prepare_time),

@@ -64,6 +64,34 @@ pub fn cpu_seconds() -> Option<(f64, f64)> {
     Some((utime as f64 / ticks, stime as f64 / ticks))
 }
 
+/// Bytes this process has caused to be sent to storage so far
+/// (`write_bytes` of /proc/self/io: direct writes when submitted, buffered
+/// ones when dirtied; not the filesystem journal's).
+pub fn process_write_bytes() -> Option<u64> {
+    let io = fs::read_to_string("/proc/self/io").ok()?;
+    let line = io.lines().find(|l| l.starts_with("write_bytes:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Bytes written to the block device `device` (e.g. `vda`) so far, by
+/// everyone (journal and other processes included): sectors written in
+/// /sys/block/<device>/stat × 512.
+pub fn device_write_bytes(device: &str) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/sys/block/{device}/stat")).ok()?;
+    let sectors: u64 = stat.split_whitespace().nth(6)?.parse().ok()?;
+    Some(sectors * 512)
+}
+
+/// CPU time (user + system) of every thread of this process so far, io_uring
+/// workers included, to the nanosecond (`CLOCK_PROCESS_CPUTIME_ID`).
+pub fn process_cpu() -> std::time::Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    std::time::Duration::new(
+        u64::try_from(t.tv_sec).unwrap_or(0),
+        u32::try_from(t.tv_nsec).unwrap_or(0),
+    )
+}
+
 /// CPU time of the whole host so far, summed over CPUs, in clock ticks:
 /// (busy, total). Busy is everything but idle and iowait.
 pub fn host_cpu_ticks() -> Option<(u64, u64)> {

@@ -3,21 +3,51 @@
 //! operation timed into its thread's HDR histogram (nanoseconds), and with
 //! `--sample-interval-ms` also into its interval histogram for the sampler.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::thread::ScopedJoinHandle;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use ringstore::{PutOutcome, Store};
+use ringstore::{PutOutcome, Record, Store};
 
 use crate::acklog::{AckLog, AckWriter};
 use crate::error::LoadError;
 use crate::pacing::Ticker;
 use crate::payload::{Payload, Rng, STRINGS_PER_PUT, now_ns};
-use crate::progress::{self, Target};
+use crate::progress;
 use crate::sampling::{self, IntervalHistograms, Sample};
+
+/// What the workload runs against: the store, or the seed-design baseline
+/// (`crate::seed_design`), through the same three calls, so both run the
+/// same workload code.
+pub trait Target: Sync {
+    /// What a failed put says.
+    type Error: std::fmt::Display;
+    /// What a get hands back (dropped after the get is timed).
+    type Handle;
+    /// Stores `record` under `key` and returns once it is acknowledged.
+    fn put_blocking(&self, key: &str, record: &Record) -> Result<PutOutcome, Self::Error>;
+    /// The newest record of `key`, if any.
+    fn get(&self, key: &str) -> Option<Self::Handle>;
+    /// The directory it writes to (the sampler measures its size).
+    fn dir(&self) -> &Path;
+}
+
+impl Target for Store {
+    type Error = ringstore::Error;
+    type Handle = ringstore::RecordRef;
+    fn put_blocking(&self, key: &str, record: &Record) -> Result<PutOutcome, Self::Error> {
+        Store::put_blocking(self, key, record)
+    }
+    fn get(&self, key: &str) -> Option<Self::Handle> {
+        Store::get(self, key)
+    }
+    fn dir(&self) -> &Path {
+        Store::dir(self)
+    }
+}
 
 /// Records each writer keeps and refreshes in turn. `put` serializes the
 /// record before it returns, so one is enough; more would only add the load
@@ -217,8 +247,8 @@ struct ReaderOut {
 }
 
 /// Shared read-only inputs of the workers.
-struct Shared<'a> {
-    store: &'a Store,
+struct Shared<'a, T: Target> {
+    store: &'a T,
     payload: &'a Payload,
     keys: &'a [String],
     spec: &'a WorkloadSpec,
@@ -229,8 +259,8 @@ struct Shared<'a> {
 }
 
 /// Runs the workload against `store` and returns what it measured.
-pub fn run(
-    store: &Store,
+pub fn run<T: Target>(
+    store: &T,
     payload: &Payload,
     keys: &[String],
     spec: &WorkloadSpec,
@@ -260,8 +290,8 @@ pub fn run(
         )?);
     }
     let target = match spec.duration {
-        Some(d) => Target::Time(d),
-        None => Target::Puts(spec.writes_per_writer.saturating_mul(spec.writers as u64)),
+        Some(d) => progress::Target::Time(d),
+        None => progress::Target::Puts(spec.writes_per_writer.saturating_mul(spec.writers as u64)),
     };
     std::thread::scope(|scope| {
         let shared = &shared;
@@ -406,7 +436,7 @@ fn merge(
     Ok(result)
 }
 
-fn writer(shared: &Shared<'_>, id: usize, acked: AckWriter) -> WriterOut {
+fn writer<T: Target>(shared: &Shared<'_, T>, id: usize, acked: AckWriter) -> WriterOut {
     let spec = shared.spec;
     let mut rng = Rng::new(spec.seed, id as u64);
     let mut out = WriterOut {
@@ -509,7 +539,7 @@ fn phase(interval: Duration, id: usize, n: usize) -> Duration {
 }
 
 /// CPU time the calling thread has used.
-fn thread_cpu() -> Duration {
+pub fn thread_cpu() -> Duration {
     let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
     Duration::new(
         u64::try_from(t.tv_sec).unwrap_or(0),
@@ -517,7 +547,7 @@ fn thread_cpu() -> Duration {
     )
 }
 
-fn reader(shared: &Shared<'_>, id: usize) -> ReaderOut {
+fn reader<T: Target>(shared: &Shared<'_, T>, id: usize) -> ReaderOut {
     let spec = shared.spec;
     let mut rng = Rng::new(spec.seed, (spec.writers + id) as u64);
     let mut out = ReaderOut {

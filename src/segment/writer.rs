@@ -649,7 +649,7 @@ impl Fence {
 /// the batches after it overwrite those blocks instead of extending the
 /// file. On ext4 an appending durable write also commits the file's size
 /// and extents through the journal and takes the inode lock exclusively;
-/// an overwrite of written blocks is one cache flush (fio on the test disk,
+/// an overwrite of written blocks is one cache flush (fio on an ext4 virtual disk,
 /// 4 KiB O_DSYNC one at a time: 0.9 k/s appending, 1.8 k/s overwriting).
 /// fallocate would not do: its unwritten extents need a journal commit at
 /// the first write too.

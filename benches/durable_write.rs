@@ -4,7 +4,8 @@
 //! per write, on a fresh aligned block each time (as the store writes).
 //! `RINGSTORE_BENCH_DIR` picks the disk (default: the target dir).
 
-use std::path::PathBuf;
+mod common;
+
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -14,19 +15,9 @@ use glommio::{LocalExecutorBuilder, Placement};
 const WRITE_BYTES: usize = 128 << 10;
 const O_DSYNC: i32 = 0o10000;
 
-fn bench_dir() -> Option<tempfile::TempDir> {
-    let parent = std::env::var_os("RINGSTORE_BENCH_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
-    tempfile::Builder::new()
-        .prefix("ringstore-bench-")
-        .tempdir_in(parent)
-        .ok()
-}
-
 /// Runs `iters` durable writes in a fresh executor and returns their total time.
 fn timed(dsync: bool, iters: u64) -> Duration {
-    let Some(dir) = bench_dir() else {
+    let Some(dir) = common::bench_dir() else {
         return Duration::ZERO;
     };
     let path = dir.path().join("bench.seg");

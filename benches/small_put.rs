@@ -7,7 +7,8 @@
 //! `RINGSTORE_BENCH_DIR` picks the disk (default: the target dir; never
 //! tmpfs, which has no O_DIRECT).
 
-use std::path::PathBuf;
+mod common;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -15,16 +16,6 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use ringstore::{Config, Durability, Record, Store};
 
 const KEYS: u64 = 200;
-
-fn bench_dir() -> Option<tempfile::TempDir> {
-    let parent = std::env::var_os("RINGSTORE_BENCH_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
-    tempfile::Builder::new()
-        .prefix("ringstore-bench-")
-        .tempdir_in(parent)
-        .ok()
-}
 
 fn record(version: i64) -> Record {
     let text = "0123456789abcdef".repeat(13);
@@ -60,7 +51,7 @@ fn put_from(store: &Store, callers: u64, iters: u64, next: &AtomicU64) -> Durati
 }
 
 fn small_put(c: &mut Criterion) {
-    let Some(dir) = bench_dir() else {
+    let Some(dir) = common::bench_dir() else {
         eprintln!("small_put: no bench dir (set RINGSTORE_BENCH_DIR to a disk)");
         return;
     };

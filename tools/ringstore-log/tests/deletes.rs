@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use common::{DiskFrame, frames, json_lines, record, run, run_on, stderr, stdout, temp_dir};
+use common::{DiskFrame, export, frames, json_lines, record, run_on, stderr, stdout, temp_dir};
 use ringstore::{PutOutcome, Store};
 
 fn now_unix_ns() -> u64 {
@@ -322,19 +322,6 @@ fn ls_counts_records_and_deletes_apart() {
         assert_eq!(line["deletes"], deletes, "{line}");
         assert_eq!(line["records"], mine.count() - deletes, "{line}");
     }
-}
-
-fn export(dir: &Path, format: &str, out: &Path, extra: &[&str]) -> std::process::Output {
-    let mut args = vec![
-        "export",
-        dir.to_str().unwrap(),
-        "--format",
-        format,
-        "--out",
-        out.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    run(&args)
 }
 
 #[test]

@@ -4,26 +4,7 @@
 
 mod common;
 
-use common::{json_lines, populate, run, stdout, temp_dir};
-
-#[expect(clippy::unwrap_used, reason = "test helper")]
-fn export(
-    dir: &std::path::Path,
-    format: &str,
-    out: &std::path::Path,
-    extra: &[&str],
-) -> std::process::Output {
-    let mut args = vec![
-        "export",
-        dir.to_str().unwrap(),
-        "--format",
-        format,
-        "--out",
-        out.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    run(&args)
-}
+use common::{export, json_lines, populate, stdout, temp_dir};
 
 #[test]
 fn jsonl_export_equals_dump() {

@@ -77,6 +77,20 @@ pub fn run(args: &[&str]) -> Output {
 }
 
 /// Runs the tool on a path.
+/// Runs `ringstore-log export DIR --format FORMAT --out OUT EXTRA...`.
+pub fn export(dir: &Path, format: &str, out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "export",
+        dir.to_str().unwrap(),
+        "--format",
+        format,
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    run(&args)
+}
+
 pub fn run_on(sub: &str, path: &Path, extra: &[&str]) -> Output {
     let mut args = vec![sub, path.to_str().unwrap()];
     args.extend_from_slice(extra);

@@ -170,7 +170,7 @@ pub const DEFAULT_TOMBSTONE_RETENTION: Duration = Duration::from_secs(24 * 60 * 
 pub const MAX_TOMBSTONE_RETENTION: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
 /// Default `spare_segments`: 4 retired segment files kept per shard (with
 /// 2, a third of the rotations between compactions still appended in the
-/// harness's retention runs; `docs/BENCHMARKS.md` section 9).
+/// harness's retention runs).
 pub const DEFAULT_SPARE_SEGMENTS: usize = 4;
 
 impl Config {
@@ -376,7 +376,7 @@ impl Config {
     /// to its record drops. Reused buffers are already resident and leave
     /// no free chunks in the allocator's per-thread arenas: in the seed
     /// workload, 8 × fewer page faults and a peak RSS of 81 instead of
-    /// 97 MB (docs/BENCHMARKS.md section 13). Default 8 MiB; 0 frees every
+    /// 97 MB. Default 8 MiB; 0 frees every
     /// buffer. Bound: 0..=1 GiB.
     pub fn record_buffer_pool_bytes(mut self, bytes: usize) -> Self {
         self.record_buffer_pool_bytes = bytes;

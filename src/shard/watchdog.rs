@@ -6,7 +6,7 @@
 //! finished at the device; its 2 ms timer does not wake it either, and
 //! attaching a debugger (which interrupts the sleep) releases it at once. The cause was not found (a completion left
 //! as io_uring task work for a thread never woken to run it, or a wake-up
-//! lost below; docs/BENCHMARKS.md section 11). A signal delivered to the
+//! lost below). A signal delivered to the
 //! thread wakes it, runs its pending task work and makes `io_uring_enter`
 //! return `EINTR`, which glommio treats as an ordinary wake-up.
 //!

@@ -302,6 +302,50 @@ fn a_stale_put_never_comes_back_after_its_tombstone_is_forgotten() {
     store.close().unwrap();
 }
 
+/// Regression guard: with `retain_until_shipped`, a compaction may keep a
+/// folder the shipper has not shipped (here the folder of a run with more
+/// shards, holding an older put of the key) while it retires the
+/// tombstone's own segments. Forgetting the tombstone then would let that
+/// put come back at the next open; a checkpoint forgets nothing until a
+/// compaction kept nothing back.
+#[test]
+fn a_tombstone_outlives_older_puts_the_shipper_holds_back() {
+    let dir = common::temp_dir();
+    // A key that two shards route to folder 1.
+    let key = (0..)
+        .map(|i| format!("k{i}"))
+        .find(|k| ringstore::inspect::shard_for(k, 2) == 1)
+        .unwrap();
+    let store = Store::open(common::config(dir.path()).shards(2)).unwrap();
+    store.put_blocking(&key, &common::record(5, "v5")).unwrap();
+    store.close().unwrap();
+
+    let cfg = || {
+        common::config(dir.path())
+            .shards(1)
+            .max_segment_records(1)
+            .retain_until_shipped(true)
+            .tombstone_retention(Duration::ZERO)
+    };
+    let store = Store::open(cfg()).unwrap();
+    store.delete_blocking(&key, 7).unwrap();
+    // The shipper has all of folder 0 and nothing of folder 1.
+    mark_shipped(dir.path(), u64::MAX / 2);
+    let reports: Vec<_> = (0..3).map(|_| store.compact().unwrap()).collect();
+    store.close().unwrap();
+    let store = Store::open(cfg()).unwrap();
+    assert!(
+        store.get(&key).is_none(),
+        "the put the shipper held back came back: {:?}",
+        store.get(&key).map(|r| r.to_json())
+    );
+    store.close().unwrap();
+    for report in reports {
+        assert_eq!(report.tombstones_forgotten, 0, "{report:?}");
+        assert!(report.segments_kept_unshipped > 0, "{report:?}");
+    }
+}
+
 const CHILD_DIR: &str = "RINGSTORE_DELETE_CHILD_DIR";
 
 /// The child: puts key `k{i}` then deletes it, printing each acknowledged

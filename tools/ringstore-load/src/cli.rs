@@ -43,7 +43,7 @@ impl DurabilityArg {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum CompareArg {
-    /// The seed project's architecture made durable: 8 RwLock<HashMap>
+    /// The seed project's architecture made durable: 8 `RwLock<HashMap>`
     /// shards, one bounded channel, 16 persister threads each appending to
     /// its own buffered file, one fdatasync per group of up to 64 records
     /// (no fdatasync with --durability async).

@@ -75,7 +75,7 @@ pub fn process_write_bytes() -> Option<u64> {
 
 /// Bytes written to the block device `device` (e.g. `vda`) so far, by
 /// everyone (journal and other processes included): sectors written in
-/// /sys/block/<device>/stat × 512.
+/// `/sys/block/<device>/stat` × 512.
 pub fn device_write_bytes(device: &str) -> Option<u64> {
     let stat = fs::read_to_string(format!("/sys/block/{device}/stat")).ok()?;
     let sectors: u64 = stat.split_whitespace().nth(6)?.parse().ok()?;

@@ -22,7 +22,7 @@
 //! the record is released, `get` and iteration see no record, and the
 //! tombstone's version still makes older writes `Stale`. A checkpoint
 //! forgets a tombstone older than `Config::tombstone_retention` by removing
-//! the key's entry ([`forget`]): the slot is first marked dead (so no write
+//! the key's entry ([`Slot::carry`]): the slot is first marked dead (so no write
 //! can land in it), then removed, and a writer that met the dead slot looks
 //! the key up again.
 
@@ -154,19 +154,17 @@ impl Slot {
     /// it into a fresh frame) and returns it; `None` unless the current
     /// write is still the one ranked `seen` (ranks are unique per write):
     /// a newer write's frame follows the checkpoint.
+    /// A dead slot holds no write, so it is never re-ranked.
     fn rerank(&self, seen: LogRank, rank: LogRank, guard: &Guard) -> Option<Write> {
         let current = self.current.load(Ordering::Acquire, guard);
-        if current.tag() == DEAD {
-            return None;
-        }
-        let write = match current.as_ref() {
-            Some(c) if c.rank == seen => c.write.clone(),
+        let (write, hits) = match current.as_ref() {
+            Some(c) if c.rank == seen => (c.write.clone(), (c.hits & 1) << 1),
             _ => return None,
         };
         let moved = Shared::new(Ranked {
             write: write.clone(),
             rank,
-            hits: current.as_ref().map_or(0, |c| (c.hits & 1) << 1),
+            hits,
         });
         self.current
             .compare_exchange(
@@ -219,9 +217,10 @@ impl Slot {
     }
 
     /// What a checkpoint does with this key, whose write it saw ranked
-    /// `seen`: copies it with rank `rank()` ([`Slot::rerank`]), or, for a
-    /// tombstone that `forget` lets go and that no older write hit for two
-    /// periods, marks the slot dead (the caller removes the entry).
+    /// `seen`: copies it with rank `rank()` ([`Slot::rerank`]; `rank` runs
+    /// only then), or, for a tombstone that `forget` lets go and that no
+    /// older write hit for two periods, marks the slot dead (the caller
+    /// removes the entry). A dead slot holds no write: `Moved`.
     fn carry(
         &self,
         seen: LogRank,
@@ -231,15 +230,15 @@ impl Slot {
     ) -> Carry {
         let current = self.current.load(Ordering::Acquire, guard);
         let expired = match current.as_ref() {
-            _ if current.tag() == DEAD => return Carry::Moved,
             Some(c) if c.rank == seen => {
                 c.hits == 0 && c.write.tombstone().is_some_and(|t| forget.lets_go(t))
             }
             _ => return Carry::Moved,
         };
         if !expired {
-            return match self.rerank(seen, rank(), guard) {
-                Some(w) => Carry::Copy(w),
+            let rank = rank();
+            return match self.rerank(seen, rank, guard) {
+                Some(w) => Carry::Copy(w, rank),
                 None => Carry::Moved,
             };
         }
@@ -280,8 +279,8 @@ impl Forget {
 
 /// What a checkpoint did with one key.
 pub(crate) enum Carry {
-    /// Copied into the checkpoint with a new rank.
-    Copy(Write),
+    /// Copied into the checkpoint with this new rank.
+    Copy(Write, LogRank),
     /// A tombstone forgotten: the key's entry is dead (remove it).
     Forgot,
     /// A newer write replaced what the checkpoint saw: its frame follows
@@ -433,13 +432,8 @@ pub(crate) fn carry_all(
         let Some(seen) = slot.load(&guard) else {
             continue;
         };
-        let mut taken = None;
-        match slot.carry(seen.rank, forget, || *taken.insert(next_rank()), &guard) {
-            Carry::Copy(w) => {
-                if let Some(rank) = taken {
-                    out.push((w, rank.lsn));
-                }
-            }
+        match slot.carry(seen.rank, forget, &mut next_rank, &guard) {
+            Carry::Copy(w, rank) => out.push((w, rank.lsn)),
             Carry::Forgot => dead.push(key.clone()),
             Carry::Moved => {}
         }

@@ -137,15 +137,13 @@ impl SyncPath {
             } else {
                 forget
             };
-            let mut lsn = 0;
             let carried = index::carry_key(&p.shared.index, key, *seen, &forget, || {
-                lsn = p.shared.take_lsns(1);
-                p.shared.rank(lsn)
+                p.shared.rank(p.shared.take_lsns(1))
             });
             match carried {
-                index::Carry::Copy(w) => {
+                index::Carry::Copy(w, rank) => {
                     bytes += w.payload().len();
-                    records.push((w, lsn));
+                    records.push((w, rank.lsn));
                 }
                 index::Carry::Forgot => job.forgotten += 1,
                 index::Carry::Moved => {}

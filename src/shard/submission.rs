@@ -14,12 +14,23 @@
 //! such section to end before its final drain, so a message is either
 //! drained or its sender learned `Closed` — never pushed unseen after the
 //! drain (an `Async` put would then be acknowledged and never written).
+//!
+//! Waking the shard is the receiver's choice: it says how many frame bytes
+//! must be queued before a put is worth a wake-up ([`QueueReceiver::poll_take`]).
+//! A shard with nothing in flight wants every put at once; one whose write
+//! is in flight takes the queued puts when that write completes, unless
+//! enough gathered for a write of their own. Every wake-up of an executor
+//! costs it a park and a wake (system calls and a cross-CPU barrier), so a
+//! put that cannot be written sooner does not wake it. Other messages
+//! (control, skips) always wake it.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use futures::channel::{mpsc, oneshot};
+use futures::task::AtomicWaker;
 use tokio::sync::Semaphore;
 
 use crate::error::Error;
@@ -98,6 +109,59 @@ struct Gate {
     closed: AtomicBool,
     /// Senders inside a [`Sending`] section.
     senders: AtomicUsize,
+    /// Frame bytes of the puts pushed and not yet taken. Counted after the
+    /// push and uncounted after the take, so it may dip below zero for a
+    /// moment.
+    queued_bytes: AtomicI64,
+    /// Messages other than puts pushed and not yet taken.
+    queued_other: AtomicI64,
+    /// The receiver wants a wake-up once `queued_bytes` reaches this
+    /// (`i64::MAX`: only for other messages).
+    wake_at_bytes: AtomicI64,
+    /// The receiver's task.
+    waker: AtomicWaker,
+}
+
+impl Gate {
+    /// Whether the receiver should take a message now, for a threshold of
+    /// `wake_at` queued bytes.
+    fn worth_taking(&self, wake_at: i64) -> bool {
+        self.queued_other.load(Ordering::SeqCst) > 0
+            || self.queued_bytes.load(Ordering::SeqCst) >= wake_at
+    }
+
+    /// Counts a pushed message of `bytes` (0: not a put) and wakes the
+    /// receiver if it asked for it.
+    fn pushed(&self, bytes: i64) {
+        if bytes == 0 {
+            self.queued_other.fetch_add(1, Ordering::SeqCst);
+            self.waker.wake();
+            return;
+        }
+        let queued = self.queued_bytes.fetch_add(bytes, Ordering::SeqCst) + bytes;
+        // SeqCst on both sides (here: count, then read the threshold; the
+        // receiver: store the threshold, then read the count): either this
+        // sender sees the receiver's threshold or the receiver sees this
+        // put, so no put is left without a wake-up it asked for.
+        if queued >= self.wake_at_bytes.load(Ordering::SeqCst) {
+            self.waker.wake();
+        }
+    }
+}
+
+impl Msg {
+    /// What the message counts for in [`Gate::queued_bytes`]: a put's frame
+    /// bytes (at least 1); 0 for other messages.
+    fn queued_bytes(&self) -> i64 {
+        let write = match self {
+            Msg::Put(s) => &s.write,
+            Msg::Append(u) => &u.write,
+            _ => return 0,
+        };
+        i64::try_from(frame_footprint(write.key().len(), write.payload().len()))
+            .unwrap_or(i64::MAX)
+            .max(1)
+    }
 }
 
 /// What a shard's checkpoint did (see `Store::compact`).
@@ -120,7 +184,7 @@ pub(crate) struct Queue {
 
 /// The consumer side, owned by the shard's executor.
 pub(crate) struct QueueReceiver {
-    pub rx: mpsc::UnboundedReceiver<Msg>,
+    rx: mpsc::UnboundedReceiver<Msg>,
     gate: Arc<Gate>,
 }
 
@@ -137,6 +201,10 @@ pub(crate) fn queue(capacity_bytes: usize, min_cost_bytes: usize) -> (Queue, Que
         min_cost: min_cost_bytes.min(capacity),
         closed: AtomicBool::new(false),
         senders: AtomicUsize::new(0),
+        queued_bytes: AtomicI64::new(0),
+        queued_other: AtomicI64::new(0),
+        wake_at_bytes: AtomicI64::new(1),
+        waker: AtomicWaker::new(),
     });
     (
         Queue {
@@ -162,7 +230,7 @@ impl Drop for Sending<'_> {
         // later Async record of the shard queued behind it): tell the shard
         // to skip it. The receiver is still open (its close waits for us).
         if let Some(lsn) = self.unsent_lsn.take() {
-            let _ = self.queue.tx.unbounded_send(Msg::Skip(lsn));
+            self.queue.send_counted(Msg::Skip(lsn));
         }
         self.queue.gate.senders.fetch_sub(1, Ordering::SeqCst);
     }
@@ -189,7 +257,7 @@ impl Sending<'_> {
     fn push(&self, msg: Msg, cost: usize) -> Result<(), Error> {
         // The receiver is open while any `Sending` lives (its `close` waits
         // for us), so this fails only if the shard's executor is gone.
-        if self.queue.tx.unbounded_send(msg).is_err() {
+        if !self.queue.send_counted(msg) {
             self.queue.unreserve(cost);
             return Err(Error::Closed);
         }
@@ -198,6 +266,17 @@ impl Sending<'_> {
 }
 
 impl Queue {
+    /// Pushes `msg` and counts it for the receiver's wake-up; false if the
+    /// receiver is gone.
+    fn send_counted(&self, msg: Msg) -> bool {
+        let bytes = msg.queued_bytes();
+        if self.tx.unbounded_send(msg).is_err() {
+            return false;
+        }
+        self.gate.pushed(bytes);
+        true
+    }
+
     /// What a put of `record` holds of the budget: its frame bytes, at
     /// least the minimum cost, at most the whole budget.
     pub fn cost(&self, write: &Write) -> usize {
@@ -248,7 +327,7 @@ impl Queue {
     /// Asks the shard to stop after draining; later submits fail `Closed`.
     pub fn shutdown(&self) {
         self.gate.closed.store(true, Ordering::SeqCst);
-        let _ = self.tx.unbounded_send(Msg::Shutdown);
+        self.send_counted(Msg::Shutdown);
     }
 
     /// Whether some put holds budget: queued for the shard or (`Async`)
@@ -264,6 +343,46 @@ impl Queue {
 }
 
 impl QueueReceiver {
+    /// The next message, if one is worth taking now: any message that is
+    /// not a put, or a put once at least `wake_at_bytes` of puts' frames
+    /// are queued (1: any put). Otherwise the task is woken when that
+    /// holds. `None` once every sender is gone.
+    pub fn poll_take(&mut self, cx: &mut Context<'_>, wake_at_bytes: usize) -> Poll<Option<Msg>> {
+        let wake_at = i64::try_from(wake_at_bytes).unwrap_or(i64::MAX).max(1);
+        self.gate.waker.register(cx.waker());
+        self.gate.wake_at_bytes.store(wake_at, Ordering::SeqCst);
+        if !self.gate.worth_taking(wake_at) {
+            return Poll::Pending;
+        }
+        match self.rx.try_recv() {
+            Ok(msg) => Poll::Ready(Some(self.taken(msg))),
+            Err(mpsc::TryRecvError::Closed) => Poll::Ready(None),
+            // Counted but already taken (the count lags the push): the
+            // sender's count and its wake-up are still to come.
+            Err(mpsc::TryRecvError::Empty) => Poll::Pending,
+        }
+    }
+
+    /// Asks for no wake-up by puts (while the shard cannot take any);
+    /// other messages still wake it.
+    pub fn mute(&self) {
+        self.gate.wake_at_bytes.store(i64::MAX, Ordering::SeqCst);
+    }
+
+    /// The next queued message, if any, without waiting.
+    pub fn try_take(&mut self) -> Option<Msg> {
+        self.rx.try_recv().ok().map(|msg| self.taken(msg))
+    }
+
+    /// Uncounts a message taken off the queue.
+    fn taken(&self, msg: Msg) -> Msg {
+        match msg.queued_bytes() {
+            0 => self.gate.queued_other.fetch_sub(1, Ordering::SeqCst),
+            bytes => self.gate.queued_bytes.fetch_sub(bytes, Ordering::SeqCst),
+        };
+        msg
+    }
+
     /// Gives back `cost` of the budget; the semaphore wakes the waiters
     /// that now fit, in arrival order.
     pub fn release(&self, cost: usize) {
@@ -417,10 +536,10 @@ mod tests {
             panic!("a bug between taking the LSN and sending");
         }));
         assert!(unwound.is_err());
-        match r.rx.try_recv() {
-            Ok(Msg::Skip(7)) => {}
-            Ok(_) => panic!("expected Skip(7), got another message"),
-            Err(e) => panic!("expected Skip(7), got nothing: {e}"),
+        match r.try_take() {
+            Some(Msg::Skip(7)) => {}
+            Some(_) => panic!("expected Skip(7), got another message"),
+            None => panic!("expected Skip(7), got nothing"),
         }
         // A sender that sent its record leaves nothing to skip.
         let sending = q.enter().expect("open");
@@ -432,8 +551,87 @@ mod tests {
         };
         sending.append(u, 0).expect("open");
         drop(sending);
-        assert!(matches!(r.rx.try_recv(), Ok(Msg::Append(_))));
-        assert!(r.rx.try_recv().is_err(), "no Skip after a sent record");
+        assert!(matches!(r.try_take(), Some(Msg::Append(_))));
+        assert!(r.try_take().is_none(), "no Skip after a sent record");
+        drop(r.close(&q));
+    }
+
+    /// A waker that counts its wake-ups.
+    struct CountingWaker(AtomicUsize);
+
+    impl futures::task::ArcWake for CountingWaker {
+        fn wake_by_ref(arc_self: &Arc<Self>) {
+            arc_self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn put_of(payload_len: usize) -> Submission {
+        Submission {
+            write: Write::Put(record(payload_len)),
+            payload_crc: 0,
+            reply: None,
+            ack_when_staged: false,
+            queued_at: Instant::now(),
+        }
+    }
+
+    /// Every wake-up costs the executor a park and a wake: puts wake the
+    /// receiver only once the bytes it asked for are queued, other
+    /// messages always, and a muted receiver not for puts at all.
+    #[test]
+    fn puts_wake_the_receiver_only_at_its_threshold() {
+        let (q, mut r) = queue(1 << 20, 0);
+        let counter = Arc::new(CountingWaker(AtomicUsize::new(0)));
+        let waker = futures::task::waker(Arc::clone(&counter));
+        let mut cx = Context::from_waker(&waker);
+        let wakes = || counter.0.load(Ordering::SeqCst);
+        let one = {
+            let w = Write::Put(record(100));
+            frame_footprint(w.key().len(), w.payload().len())
+        };
+
+        // Asks for three puts' worth: the first two stay queued, unseen.
+        assert!(r.poll_take(&mut cx, 3 * one).is_pending());
+        for _ in 0..2 {
+            q.enter().expect("open").send(put_of(100), 0).expect("open");
+        }
+        assert_eq!(wakes(), 0, "two puts are below the threshold");
+        assert!(r.poll_take(&mut cx, 3 * one).is_pending());
+        q.enter().expect("open").send(put_of(100), 0).expect("open");
+        assert_eq!(wakes(), 1, "the third reaches it");
+        for _ in 0..3 {
+            assert!(matches!(
+                r.poll_take(&mut cx, 1),
+                Poll::Ready(Some(Msg::Put(_)))
+            ));
+        }
+        assert!(r.poll_take(&mut cx, 1).is_pending(), "all taken");
+
+        // Any put, at a threshold of 1.
+        q.enter().expect("open").send(put_of(100), 0).expect("open");
+        assert_eq!(wakes(), 2);
+        assert!(r.try_take().is_some());
+
+        // Muted: puts never wake it; a control message does.
+        assert!(r.poll_take(&mut cx, 1).is_pending());
+        r.mute();
+        q.enter().expect("open").send(put_of(100), 0).expect("open");
+        assert_eq!(wakes(), 2, "a muted receiver is not woken by puts");
+        let (reply, _done) = oneshot::channel();
+        q.control(Msg::Flush(reply)).expect("open");
+        assert_eq!(wakes(), 3, "control messages always wake");
+        assert!(matches!(
+            r.poll_take(&mut cx, usize::MAX),
+            Poll::Ready(Some(Msg::Put(_)))
+        ));
+        assert!(matches!(
+            r.poll_take(&mut cx, usize::MAX),
+            Poll::Ready(Some(Msg::Flush(_)))
+        ));
+        assert!(
+            r.poll_take(&mut cx, 1).is_pending(),
+            "counts are back to zero"
+        );
         drop(r.close(&q));
     }
 

@@ -266,7 +266,7 @@ impl<Fs: LogFs> Worker<Fs> {
                 }
             }
             if bytes < p.max_batch_bytes {
-                next = self.receiver.rx.try_recv().ok();
+                next = self.receiver.try_take();
             }
         }
         // Sync puts give their budget back once taken; Async records keep
@@ -280,7 +280,8 @@ impl<Fs: LogFs> Worker<Fs> {
     }
 
     /// What happens next: a new message (taken only while the pipeline has
-    /// room), the completion of the oldest write in flight, the end of a
+    /// room, and for puts once they are worth a wake-up: see
+    /// `SyncPath::take_at_bytes`), the completion of the oldest write in flight, the end of a
     /// background flush, or (Async mode) the flush interval running out.
     async fn next_event(&mut self) -> Event {
         let Worker {
@@ -288,16 +289,17 @@ impl<Fs: LogFs> Worker<Fs> {
             receiver,
             mode,
         } = self;
-        let (room, due, gathered, mut flushing) = match mode {
+        // The queued frame bytes worth taking puts for; `None`: none now.
+        let (take_at, due, gathered, mut flushing) = match mode {
             Mode::Sync(s) => (
-                s.has_room(p),
+                s.take_at_bytes(p),
                 None,
                 !s.gathering.is_empty() || s.checkpoint.is_some(),
                 None,
             ),
             // Async: the queue's byte budget bounds what waits.
             Mode::Async(a) => (
-                true,
+                Some(1),
                 a.flush_due(),
                 !a.unwritten.is_empty() || a.flushing.is_some(),
                 Some(&mut a.flushing),
@@ -315,6 +317,10 @@ impl<Fs: LogFs> Worker<Fs> {
             .filter(|_| busy)
             .map(|d| Box::pin(fs.sleep(d)));
         let flush_running = flushing.as_ref().is_some_and(|f| f.is_some());
+        if take_at.is_none() {
+            receiver.mute();
+        }
+        let room = take_at.is_some();
         p.shared
             .pulse
             .waiting(!p.inflight.is_empty() || flush_running, due);
@@ -342,9 +348,8 @@ impl<Fs: LogFs> Worker<Fs> {
                     }
                 }
             }
-            if room {
-                if let Poll::Ready(msg) = futures::StreamExt::poll_next_unpin(&mut receiver.rx, cx)
-                {
+            if let Some(bytes) = take_at {
+                if let Poll::Ready(msg) = receiver.poll_take(cx, bytes) {
                     if rechecked {
                         p.shared.stats.recheck_pickup();
                     }

@@ -53,6 +53,22 @@ impl SyncPath {
         p.has_room() && self.gathering_bytes < p.max_batch_bytes
     }
 
+    /// How many frame bytes must be queued before the loop takes puts
+    /// (`None`: none now). With nothing in flight, or a checkpoint in
+    /// progress (puts alternate with its chunks), any put; with a batch in
+    /// flight, enough for a batch of its own: fewer wait in the queue for
+    /// the completion, which starts the next batch, instead of waking the
+    /// executor one by one to gather.
+    pub fn take_at_bytes<Fs: LogFs>(&self, p: &Pipeline<Fs>) -> Option<usize> {
+        if !self.has_room(p) {
+            None
+        } else if p.inflight.is_empty() || self.checkpoint.is_some() {
+            Some(1)
+        } else {
+            Some(OVERLAP_MIN_BATCH_BYTES.saturating_sub(self.gathering_bytes))
+        }
+    }
+
     /// Takes puts off the queue (`bytes` of records). Writes them at once
     /// when nothing is in flight or enough has gathered, or when a control
     /// message follows (`flush`).

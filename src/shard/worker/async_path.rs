@@ -152,13 +152,29 @@ impl AsyncPath {
         }
     }
 
+    /// How many frame bytes must be queued before the loop takes records
+    /// (`None`: none now): any record with nothing in flight, a full write
+    /// with a write in flight (the rest is taken at its completion).
+    pub fn take_at_bytes<Fs: LogFs>(&self, p: &Pipeline<Fs>) -> Option<usize> {
+        if !p.has_room() {
+            None
+        } else if p.inflight.is_empty() {
+            Some(1)
+        } else {
+            Some(p.max_batch_bytes.min(ASYNC_WRITE_BYTES))
+        }
+    }
+
     /// Hands acknowledged records to writes (up to `max_batch_bytes`, and
-    /// at most [`ASYNC_WRITE_BYTES`], each) while the pipeline has room.
+    /// at most [`ASYNC_WRITE_BYTES`], each) while the pipeline has room:
+    /// with nothing in flight whatever waits, with a write in flight only
+    /// full writes.
     pub async fn write_unwritten<Fs: LogFs>(
         &mut self,
         p: &mut Pipeline<Fs>,
         receiver: &QueueReceiver,
     ) {
+        let write_limit = p.max_batch_bytes.min(ASYNC_WRITE_BYTES);
         while p.has_room() && !self.unwritten.is_empty() {
             if p.failed().is_some() {
                 // Already logged as a loss of acknowledged Async puts.
@@ -172,11 +188,17 @@ impl AsyncPath {
             let mut footprint = 0usize;
             for Unwritten { write, .. } in &self.unwritten {
                 let bytes = frame_footprint(write.key().len(), write.payload().len());
-                if count > 0 && footprint + bytes > p.max_batch_bytes.min(ASYNC_WRITE_BYTES) {
+                if count > 0 && footprint + bytes > write_limit {
                     break;
                 }
                 footprint += bytes;
                 count += 1;
+            }
+            // With a write in flight, only a full write goes now; the rest
+            // waits for that completion (one write instead of many small
+            // ones, each costing the executor a submission and a wake-up).
+            if !p.inflight.is_empty() && count == self.unwritten.len() && footprint < write_limit {
+                break;
             }
             if p.writer.needs_rotation(footprint, count) {
                 if let Err(e) = self.quiesce_and_rotate(p).await {

@@ -297,9 +297,9 @@ impl<Fs: LogFs> Worker<Fs> {
                 !s.gathering.is_empty() || s.checkpoint.is_some(),
                 None,
             ),
-            // Async: the queue's byte budget bounds what waits.
+            // Async: what waits is bounded by the queue's byte budget.
             Mode::Async(a) => (
-                Some(1),
+                a.take_at_bytes(p),
                 a.flush_due(),
                 !a.unwritten.is_empty() || a.flushing.is_some(),
                 Some(&mut a.flushing),

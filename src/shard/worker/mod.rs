@@ -166,8 +166,8 @@ impl<Fs: LogFs> Worker<Fs> {
             if let Mode::Sync(s) = &mut self.mode {
                 s.advance_checkpoint(&mut self.pipeline).await;
             }
-            let first = match self.next_event().await {
-                Event::Message(Some(msg)) => msg,
+            let (first, start_now) = match self.next_event().await {
+                Event::Message(Some(msg)) => (msg, false),
                 Event::Message(None) => break,
                 Event::Completed(done) => {
                     let (then, result) = self.pipeline.completed(done);
@@ -176,13 +176,23 @@ impl<Fs: LogFs> Worker<Fs> {
                         Mode::Sync(s) => {
                             s.completed(p, then, result);
                             s.after_completion(p).await;
+                            // The freed slot takes the puts that queued
+                            // for it, however few (they did not wake the
+                            // shard: they waited for this completion).
+                            if !s.has_room(p) {
+                                continue;
+                            }
+                            match self.receiver.try_take() {
+                                Some(msg) => (msg, true),
+                                None => continue,
+                            }
                         }
                         Mode::Async(a) => {
                             a.completed(p, then, result);
                             a.write_unwritten(p, &self.receiver).await;
+                            continue;
                         }
                     }
-                    continue;
                 }
                 Event::Flushed(result) => {
                     if let Mode::Async(a) = &mut self.mode {
@@ -198,7 +208,7 @@ impl<Fs: LogFs> Worker<Fs> {
                 }
                 Event::Recheck => continue,
             };
-            match self.take_messages(first).await {
+            match self.take_messages(first, start_now).await {
                 Some(Msg::Shutdown) => break,
                 Some(Msg::Checkpoint(reply)) => {
                     let p = &mut self.pipeline;
@@ -233,8 +243,9 @@ impl<Fs: LogFs> Worker<Fs> {
 
     /// Takes `first` and what else is queued, until the batch is full, the
     /// queue is empty, or a control message arrives (returned, to be handled
-    /// after the batch, in order), and hands the puts to the mode.
-    async fn take_messages(&mut self, first: Msg) -> Option<Msg> {
+    /// after the batch, in order), and hands the puts to the mode
+    /// (`start_now`: a Sync batch starts even with another in flight).
+    async fn take_messages(&mut self, first: Msg, start_now: bool) -> Option<Msg> {
         let p = &mut self.pipeline;
         let mut control = None;
         let mut bytes = 0usize;
@@ -273,7 +284,10 @@ impl<Fs: LogFs> Worker<Fs> {
         // theirs until handed to a write.
         self.receiver.release(taken_cost);
         match &mut self.mode {
-            Mode::Sync(s) => s.take(p, batch, bytes, control.is_some()).await,
+            Mode::Sync(s) => {
+                s.take(p, batch, bytes, start_now || control.is_some())
+                    .await
+            }
             Mode::Async(a) => a.write_unwritten(p, &self.receiver).await,
         }
         control

@@ -3,8 +3,10 @@
 //! then published into the map and acknowledged, in log order.
 //!
 //! With nothing in flight a put is written at once; with a batch in flight
-//! the next starts only once `OVERLAP_MIN_BATCH_BYTES` have gathered (each
-//! batch pays a flush).
+//! the next starts when a write completes and frees its slot, or before
+//! that once `OVERLAP_MIN_BATCH_BYTES` are queued (each batch pays a
+//! flush). Puts below that wait in the queue, where they do not wake the
+//! executor (`SyncPath::take_at_bytes`).
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -70,14 +72,15 @@ impl SyncPath {
     }
 
     /// Takes puts off the queue (`bytes` of records). Writes them at once
-    /// when nothing is in flight or enough has gathered, or when a control
-    /// message follows (`flush`).
+    /// when nothing is in flight, enough has gathered, or `now` (a
+    /// completion freed a slot, or a control message such as `flush`
+    /// follows).
     pub async fn take<Fs: LogFs>(
         &mut self,
         p: &mut Pipeline<Fs>,
         mut batch: Vec<Submission>,
         bytes: usize,
-        flush: bool,
+        now: bool,
     ) {
         if !batch.is_empty() {
             self.gathering_bytes += bytes;
@@ -86,7 +89,7 @@ impl SyncPath {
                 self.start_gathered(p).await;
             }
         }
-        if flush && !self.gathering.is_empty() {
+        if now && !self.gathering.is_empty() {
             self.start_gathered(p).await;
         }
     }

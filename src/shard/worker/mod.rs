@@ -294,9 +294,10 @@ impl<Fs: LogFs> Worker<Fs> {
     }
 
     /// What happens next: a new message (taken only while the pipeline has
-    /// room, and for puts once they are worth a wake-up: see
-    /// `SyncPath::take_at_bytes`), the completion of the oldest write in flight, the end of a
-    /// background flush, or (Async mode) the flush interval running out.
+    /// room, and puts only once they are worth a wake-up: see
+    /// `SyncPath::take_at_bytes`), the completion of the oldest write in
+    /// flight, the end of a background flush, or (Async mode) the flush
+    /// interval running out.
     async fn next_event(&mut self) -> Event {
         let Worker {
             pipeline: p,

@@ -234,6 +234,16 @@ fn mark_shipped(dir: &std::path::Path, through: u64) {
 }
 
 /// Seqs of the segments in `shard-0`.
+/// One shard, one record per segment, segments kept until shipped, and
+/// tombstones forgotten at the first compaction that may forget them.
+fn forgetting_behind_a_shipper(dir: &std::path::Path) -> ringstore::Config {
+    common::config(dir)
+        .shards(1)
+        .max_segment_records(1)
+        .retain_until_shipped(true)
+        .tombstone_retention(Duration::ZERO)
+}
+
 fn segment_seqs(dir: &std::path::Path) -> Vec<u64> {
     ringstore::inspect::segments(&dir.join("shard-0"))
         .unwrap()
@@ -251,13 +261,7 @@ fn segment_seqs(dir: &std::path::Path) -> Vec<u64> {
 #[test]
 fn a_stale_put_never_comes_back_after_its_tombstone_is_forgotten() {
     let dir = common::temp_dir();
-    let cfg = || {
-        common::config(dir.path())
-            .shards(1)
-            .max_segment_records(1)
-            .retain_until_shipped(true)
-            .tombstone_retention(Duration::ZERO)
-    };
+    let cfg = || forgetting_behind_a_shipper(dir.path());
     let store = Store::open(cfg()).unwrap();
     let stale = |note: &str| {
         assert_eq!(
@@ -320,13 +324,7 @@ fn a_tombstone_outlives_older_puts_the_shipper_holds_back() {
     store.put_blocking(&key, &common::record(5, "v5")).unwrap();
     store.close().unwrap();
 
-    let cfg = || {
-        common::config(dir.path())
-            .shards(1)
-            .max_segment_records(1)
-            .retain_until_shipped(true)
-            .tombstone_retention(Duration::ZERO)
-    };
+    let cfg = || forgetting_behind_a_shipper(dir.path());
     let store = Store::open(cfg()).unwrap();
     store.delete_blocking(&key, 7).unwrap();
     // The shipper has all of folder 0 and nothing of folder 1.

@@ -54,6 +54,10 @@ pub struct BaselineSpec {
     pub workload_depth: usize,
     /// Files (= writes in flight) for test 5: the store's shard count.
     pub shard_files: usize,
+    /// Writer threads of test 6 (the workload's writers).
+    pub writers: usize,
+    /// Bytes of one record in test 6 (a workload record as serialized).
+    pub record_bytes: usize,
 }
 
 /// One measurement of the device.
@@ -69,6 +73,9 @@ pub struct BaselineRun {
     pub durable_one_per_shard_mb_per_s: f64,
     /// Latency of one 128 KiB direct write plus `fdatasync`, microseconds.
     pub fsync_write_us: LatencySummary,
+    /// The closed loop through a bare group-commit log (test 6), MB/s of
+    /// records.
+    pub group_commit_mb_per_s: f64,
 }
 
 /// The baseline as reported: the mean of the runs before and after the store
@@ -88,6 +95,13 @@ pub struct Baseline {
     pub durable_one_per_shard_mb_per_s: f64,
     /// Files for that figure.
     pub shard_files: usize,
+    /// Mean MB/s of records of the closed loop through a bare group-commit
+    /// log with one appending file per shard (test 6).
+    pub group_commit_mb_per_s: f64,
+    /// Writers of that figure, each with one record in flight.
+    pub group_commit_writers: usize,
+    /// Bytes per record of that figure.
+    pub group_commit_record_bytes: usize,
     /// Mean p50 of write + fdatasync, microseconds.
     pub fsync_write_p50_us: f64,
     /// Mean p99 of write + fdatasync, microseconds.
@@ -126,6 +140,9 @@ impl Baseline {
                 after.durable_one_per_shard_mb_per_s,
             ),
             shard_files: spec.shard_files,
+            group_commit_mb_per_s: mean(before.group_commit_mb_per_s, after.group_commit_mb_per_s),
+            group_commit_writers: spec.writers,
+            group_commit_record_bytes: spec.record_bytes,
             fsync_write_p50_us: mean(before.fsync_write_us.p50, after.fsync_write_us.p50),
             fsync_write_p99_us: mean(before.fsync_write_us.p99, after.fsync_write_us.p99),
             block_bytes: BLOCK_BYTES,
@@ -138,7 +155,7 @@ impl Baseline {
     }
 }
 
-/// Runs the five tests in `dir` (created, and emptied afterwards).
+/// Runs the six tests in `dir` (created, and emptied afterwards).
 pub fn measure(dir: &Path, spec: BaselineSpec) -> Result<BaselineRun, LoadError> {
     fs::create_dir_all(dir).map_err(|e| LoadError::io("creating", dir, e))?;
     let seq_write_mb_per_s = bandwidth(dir, spec, false)?;
@@ -154,12 +171,14 @@ pub fn measure(dir: &Path, spec: BaselineSpec) -> Result<BaselineRun, LoadError>
     };
     let durable_one_per_shard_mb_per_s = bandwidth(dir, per_shard, true)?;
     let fsync_write_us = fsync_latency(dir)?;
+    let group_commit_mb_per_s = group_commit(dir, spec)?;
     Ok(BaselineRun {
         seq_write_mb_per_s,
         durable_write_mb_per_s,
         durable_at_workload_depth_mb_per_s,
         durable_one_per_shard_mb_per_s,
         fsync_write_us,
+        group_commit_mb_per_s,
     })
 }
 
@@ -189,6 +208,12 @@ impl AlignedBuf {
         self.storage
             .get(self.start..self.start + self.len)
             .unwrap_or(&[])
+    }
+
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        self.storage
+            .get_mut(self.start..self.start + self.len)
+            .unwrap_or(&mut [])
     }
 }
 
@@ -251,6 +276,196 @@ fn bandwidth(dir: &Path, spec: BaselineSpec, durable: bool) -> Result<f64, LoadE
     Ok(bytes as f64 / 1e6 / elapsed.as_secs_f64().max(1e-9))
 }
 
+/// One log of the bare group-commit test: the records queued for its next
+/// write, and how many of its writes are durable.
+#[derive(Default)]
+struct GroupLog {
+    state: std::sync::Mutex<GroupState>,
+    /// Signalled when a record is queued, or at the end.
+    queued: std::sync::Condvar,
+    /// Signalled when a write completes.
+    written: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct GroupState {
+    /// Records waiting for the next write.
+    queued: usize,
+    /// Number of the write that takes the queued records.
+    next_write: u64,
+    /// Writes below this number are durable.
+    durable_writes: u64,
+    /// A write failed: the writers stop (the log thread returns the error).
+    failed: bool,
+    /// The writers are done: the log thread stops once nothing is queued.
+    done: bool,
+}
+
+impl GroupLog {
+    fn lock(&self) -> std::sync::MutexGuard<'_, GroupState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Queues one record and waits until a write made it durable; false if
+    /// a write failed.
+    fn put(&self) -> bool {
+        let mut state = self.lock();
+        let write = state.next_write;
+        state.queued += 1;
+        self.queued.notify_one();
+        while state.durable_writes <= write && !state.failed {
+            state = self
+                .written
+                .wait(state)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+        !state.failed
+    }
+
+    fn finish(&self) {
+        self.lock().done = true;
+        self.queued.notify_all();
+    }
+
+    /// The log thread: takes everything queued, copies that many records
+    /// into one aligned buffer, appends it with one durable write, and
+    /// acknowledges it; until the writers are done.
+    fn run(&self, path: &Path, record: &[u8], max_records: usize) -> Result<(), LoadError> {
+        let file = open_direct(path, true)?;
+        let mut buf = AlignedBuf::random(align_up(max_records * record.len()), 0);
+        let mut offset = 0u64;
+        loop {
+            let (records, write) = {
+                let mut state = self.lock();
+                while state.queued == 0 && !state.done {
+                    state = self
+                        .queued
+                        .wait(state)
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                }
+                if state.queued == 0 {
+                    return Ok(());
+                }
+                let records = std::mem::take(&mut state.queued);
+                state.next_write += 1;
+                (records, state.next_write - 1)
+            };
+            let len = align_up(records * record.len());
+            let out = buf.bytes_mut().get_mut(..len).unwrap_or(&mut []);
+            let (data, filler) = out.split_at_mut((records * record.len()).min(out.len()));
+            for chunk in data.chunks_mut(record.len()) {
+                chunk.copy_from_slice(record.get(..chunk.len()).unwrap_or(&[]));
+            }
+            filler.fill(0);
+            let written = file
+                .write_all_at(out, offset)
+                .map_err(|e| LoadError::io("direct write to", path, e));
+            offset += len as u64;
+            let mut state = self.lock();
+            state.durable_writes = write + 1;
+            state.failed |= written.is_err();
+            self.written.notify_all();
+            written?;
+        }
+    }
+}
+
+/// `n` rounded up to the direct-I/O alignment.
+fn align_up(n: usize) -> usize {
+    n.div_ceil(ALIGN) * ALIGN
+}
+
+/// Test 6: MB/s of records through a bare group-commit log, `spec.writers`
+/// writers with one record in flight each, one log thread and file per
+/// shard, until about `spec.bytes` are written.
+fn group_commit(dir: &Path, spec: BaselineSpec) -> Result<f64, LoadError> {
+    let (acknowledged, mb_per_s) = group_commit_run(dir, spec)?;
+    let expected = group_commit_puts(spec);
+    if acknowledged != expected {
+        return Err(LoadError::io(
+            "the group-commit test in",
+            dir,
+            std::io::Error::other(format!("{acknowledged} of {expected} puts acknowledged")),
+        ));
+    }
+    Ok(mb_per_s)
+}
+
+/// Puts test 6 makes: about `spec.bytes` of records, the same number per
+/// writer.
+fn group_commit_puts(spec: BaselineSpec) -> u64 {
+    let writers = spec.writers.max(1) as u64;
+    (spec.bytes / spec.record_bytes.max(1) as u64 / writers).max(1) * writers
+}
+
+/// Runs test 6: the puts acknowledged, and MB/s of their records.
+fn group_commit_run(dir: &Path, spec: BaselineSpec) -> Result<(u64, f64), LoadError> {
+    let writers = spec.writers.max(1);
+    let record = AlignedBuf::random(spec.record_bytes.max(1), 0x6C06);
+    let puts_per_writer = group_commit_puts(spec) / writers as u64;
+    let acknowledged = std::sync::atomic::AtomicU64::new(0);
+    let logs: Vec<(PathBuf, GroupLog)> = (0..spec.shard_files.max(1))
+        .map(|i| (dir.join(format!("group-{i}.bin")), GroupLog::default()))
+        .collect();
+    let mut elapsed = std::time::Duration::ZERO;
+    let results: Vec<Result<(), LoadError>> = std::thread::scope(|scope| {
+        let log_threads: Vec<_> = logs
+            .iter()
+            .map(|(path, log)| {
+                let record = record.bytes();
+                scope.spawn(move || log.run(path, record, writers))
+            })
+            .collect();
+        let started = Instant::now();
+        let writer_threads: Vec<_> = (0..writers)
+            .map(|w| {
+                let logs = &logs;
+                let acknowledged = &acknowledged;
+                scope.spawn(move || {
+                    let mut rng = Rng::new(0x6C06, w as u64);
+                    for _ in 0..puts_per_writer {
+                        let Some((_, log)) = logs.get(rng.below(logs.len())) else {
+                            return;
+                        };
+                        if !log.put() {
+                            return;
+                        }
+                        acknowledged.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                })
+            })
+            .collect();
+        let mut outcomes: Vec<Result<(), LoadError>> = writer_threads
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .map_err(|_| LoadError::Panicked { role: "baseline" })
+            })
+            .collect();
+        elapsed = started.elapsed();
+        for (_, log) in &logs {
+            log.finish();
+        }
+        outcomes.extend(log_threads.into_iter().map(|h| {
+            h.join()
+                .unwrap_or(Err(LoadError::Panicked { role: "baseline" }))
+        }));
+        outcomes
+    });
+    for (path, _) in &logs {
+        let _ = fs::remove_file(path);
+    }
+    results.into_iter().collect::<Result<(), _>>()?;
+    let acknowledged = acknowledged.into_inner();
+    let bytes = acknowledged * record.len as u64;
+    Ok((
+        acknowledged,
+        bytes as f64 / 1e6 / elapsed.as_secs_f64().max(1e-9),
+    ))
+}
+
 /// Latency of a 128 KiB direct write followed by `fdatasync`, one at a time.
 fn fsync_latency(dir: &Path) -> Result<LatencySummary, LoadError> {
     let path = dir.join("fsync.bin");
@@ -285,6 +500,59 @@ fn fsync_latency(dir: &Path) -> Result<LatencySummary, LoadError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A temporary dir where `O_DIRECT` works (`/tmp` may be tmpfs):
+    /// under `RINGSTORE_TEST_DIR`, else in this crate's source tree.
+    fn direct_io_dir() -> tempfile::TempDir {
+        let parent = std::env::var_os("RINGSTORE_TEST_DIR")
+            .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+        tempfile::Builder::new()
+            .prefix("baseline-test-")
+            .tempdir_in(parent)
+            .unwrap()
+    }
+
+    #[test]
+    fn the_group_commit_test_writes_every_record_of_every_writer() {
+        let dir = direct_io_dir();
+        let spec = BaselineSpec {
+            bytes: 300 * 5000,
+            depth: 1,
+            workload_depth: 1,
+            shard_files: 2,
+            writers: 3,
+            record_bytes: 5000,
+        };
+        let (acknowledged, mb_per_s) = group_commit_run(dir.path(), spec).unwrap();
+        assert_eq!(acknowledged, 300);
+        assert!(mb_per_s > 0.0, "{mb_per_s}");
+        // The public entry checks the count itself.
+        assert!(group_commit(dir.path(), spec).is_ok());
+        // The log files are removed after the test.
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_group_log_writes_what_was_queued_padded_to_a_block_and_acknowledges_it() {
+        let dir = direct_io_dir();
+        let path = dir.path().join("log.bin");
+        let log = GroupLog::default();
+        let record = vec![7u8; 6000];
+        std::thread::scope(|scope| {
+            let writer = scope.spawn(|| (0..5).all(|_| log.put()));
+            let runner = scope.spawn(|| log.run(&path, &record, 1));
+            assert!(writer.join().unwrap());
+            log.finish();
+            runner.join().unwrap().unwrap();
+        });
+        // Five writes of one record each, each padded to the next block.
+        let bytes = fs::read(&path).unwrap();
+        assert_eq!(bytes.len(), 5 * align_up(6000));
+        assert!(bytes[..6000].iter().all(|&b| b == 7));
+        assert!(bytes[6000..align_up(6000)].iter().all(|&b| b == 0));
+        let state = log.lock();
+        assert_eq!((state.durable_writes, state.queued), (5, 0));
+    }
 
     #[test]
     fn buffers_are_aligned_for_direct_io() {

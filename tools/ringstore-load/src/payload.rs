@@ -111,6 +111,21 @@ impl Payload {
             .collect()
     }
 
+    /// Bytes of one record of this shape as serialized for a put (rkyv,
+    /// as the store and the seed design write it), with a version and a
+    /// key of the workload's form.
+    pub fn serialized_bytes(&self, seed: u64) -> usize {
+        let mut record = Record::new();
+        self.refresh(
+            &mut record,
+            "sensor0",
+            &mut Rng::new(seed, 0),
+            self.string_names.len(),
+        );
+        record.insert("collection_time", Value::Int(0));
+        rkyv::to_bytes::<rkyv::rancor::Error>(&record).map_or(0, |bytes| bytes.len())
+    }
+
     /// Makes `record` a fresh record for `key`: new `id`, every double
     /// redrawn, and `strings` of the string fields (from a random start)
     /// redrawn from the pool. The caller sets `collection_time` right before

@@ -322,6 +322,10 @@ pub struct Report {
     /// write pattern (one file per shard, one 1 MiB write in flight on
     /// each); null without `--baseline` or in Async.
     pub efficiency_vs_shard_pattern: Option<f64>,
+    /// Sync: `write_mb_per_s` ÷ the MB/s of the same closed loop through a
+    /// bare group-commit log (one appending `O_DSYNC` file per shard, no
+    /// map, encoding or readers); null without `--baseline` or in Async.
+    pub efficiency_vs_group_commit: Option<f64>,
     /// Peak resident set size of the process from the workload's start to
     /// the end of `close`, bytes (the kernel's peak is reset before the
     /// workload, so neither the baseline nor the read-back counts).
@@ -637,6 +641,17 @@ pub fn render(r: &Report) -> String {
                 "              {e:.3} of the durable bandwidth of the store's write pattern \
                  ({} files, one 1 MiB O_DSYNC append in flight on each: {:.1} MB/s)",
                 b.shard_files, b.durable_one_per_shard_mb_per_s
+            );
+        }
+        if let Some(e) = r.efficiency_vs_group_commit {
+            let _ = writeln!(
+                out,
+                "              {e:.3} of the same closed loop through a bare group-commit log \
+                 ({} writers x {} B records, {} appending O_DSYNC files, everything queued in one write: {:.1} MB/s)",
+                b.group_commit_writers,
+                b.group_commit_record_bytes,
+                b.shard_files,
+                b.group_commit_mb_per_s
             );
         }
     }

@@ -53,6 +53,14 @@ pub fn run(mut args: Args) -> Result<Outcome, LoadError> {
     let device = system::device_info(temp.path());
     note(&format!("data dir {}", temp.path().display()));
 
+    let payload = Payload::prepare(
+        PayloadSpec {
+            doubles: args.doubles,
+            strings: args.strings,
+            string_len: args.string_len,
+        },
+        args.seed,
+    );
     let baseline_spec = BaselineSpec {
         bytes: args.baseline_mib.saturating_mul(1 << 20),
         depth: args.baseline_depth,
@@ -65,6 +73,8 @@ pub fn run(mut args: Args) -> Result<Outcome, LoadError> {
         shard_files: args.shards.unwrap_or_else(|| {
             std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
         }),
+        writers: args.writers,
+        record_bytes: payload.serialized_bytes(args.seed),
     };
     let before = if args.baseline {
         note("baseline (before): raw direct writes, durable writes, write+fdatasync");
@@ -81,14 +91,6 @@ pub fn run(mut args: Args) -> Result<Outcome, LoadError> {
             before.seq_write_mb_per_s
         ));
     }
-    let payload = Payload::prepare(
-        PayloadSpec {
-            doubles: args.doubles,
-            strings: args.strings,
-            string_len: args.string_len,
-        },
-        args.seed,
-    );
     let keys: Vec<String> = (0..args.keys).map(|i| format!("sensor{i}")).collect();
 
     let spec = WorkloadSpec {
@@ -296,6 +298,10 @@ pub fn run(mut args: Args) -> Result<Outcome, LoadError> {
         }
         _ => None,
     };
+    let efficiency_vs_group_commit = match (&baseline, args.durability) {
+        (Some(b), DurabilityArg::Sync) => Some(write_mb_per_s / b.group_commit_mb_per_s.max(1e-9)),
+        _ => None,
+    };
     let cpu = cpu_before
         .zip(cpu_after)
         .map(|((u0, s0), (u1, s1))| (u1 - u0, s1 - s0));
@@ -352,6 +358,7 @@ pub fn run(mut args: Args) -> Result<Outcome, LoadError> {
         efficiency,
         efficiency_at_workload_depth,
         efficiency_vs_shard_pattern,
+        efficiency_vs_group_commit,
         peak_rss_bytes: peak_rss,
         rss_before_workload_bytes: rss_before_workload,
         live_data_bytes: (verification.frame_bytes as f64 / verification.frames.max(1) as f64

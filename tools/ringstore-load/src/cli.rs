@@ -262,7 +262,8 @@ pub struct Args {
 
     /// Measure the raw device in the same dir before and after the store:
     /// direct-I/O bandwidth, durable (O_DSYNC) bandwidth, write+fdatasync
-    /// latency.
+    /// latency, and the workload's closed loop through a bare group-commit
+    /// log (one appending O_DSYNC file per shard).
     #[arg(long)]
     pub baseline: bool,
 

@@ -289,12 +289,12 @@ struct GroupLog {
 
 #[derive(Default)]
 struct GroupState {
-    /// Records waiting for the next write.
-    queued: usize,
-    /// Number of the write that takes the queued records.
-    next_write: u64,
-    /// Writes below this number are durable.
-    durable_writes: u64,
+    /// Records queued so far: a put's ticket is the count before it.
+    queued: u64,
+    /// Records taken into writes so far (in ticket order).
+    taken: u64,
+    /// Records whose write is durable (in ticket order: one thread writes).
+    durable: u64,
     /// A write failed: the writers stop (the log thread returns the error).
     failed: bool,
     /// The writers are done: the log thread stops once nothing is queued.
@@ -312,10 +312,10 @@ impl GroupLog {
     /// a write failed.
     fn put(&self) -> bool {
         let mut state = self.lock();
-        let write = state.next_write;
+        let ticket = state.queued;
         state.queued += 1;
         self.queued.notify_one();
-        while state.durable_writes <= write && !state.failed {
+        while state.durable <= ticket && !state.failed {
             state = self
                 .written
                 .wait(state)
@@ -329,28 +329,30 @@ impl GroupLog {
         self.queued.notify_all();
     }
 
-    /// The log thread: takes everything queued, copies that many records
-    /// into one aligned buffer, appends it with one durable write, and
-    /// acknowledges it; until the writers are done.
+    /// The log thread: takes what is queued (at most `max_records`),
+    /// copies that many records into one aligned buffer, appends it with
+    /// one durable write, and acknowledges it; until the writers are done.
     fn run(&self, path: &Path, record: &[u8], max_records: usize) -> Result<(), LoadError> {
+        let max_records = max_records.max(1);
         let file = open_direct(path, true)?;
         let mut buf = AlignedBuf::random(align_up(max_records * record.len()), 0);
         let mut offset = 0u64;
         loop {
-            let (records, write) = {
+            let (records, through) = {
                 let mut state = self.lock();
-                while state.queued == 0 && !state.done {
+                while state.queued == state.taken && !state.done {
                     state = self
                         .queued
                         .wait(state)
                         .unwrap_or_else(std::sync::PoisonError::into_inner);
                 }
-                if state.queued == 0 {
+                let waiting = state.queued - state.taken;
+                if waiting == 0 {
                     return Ok(());
                 }
-                let records = std::mem::take(&mut state.queued);
-                state.next_write += 1;
-                (records, state.next_write - 1)
+                let records = usize::try_from(waiting).map_or(max_records, |n| n.min(max_records));
+                state.taken += records as u64;
+                (records, state.taken)
             };
             let len = align_up(records * record.len());
             let out = buf.bytes_mut().get_mut(..len).unwrap_or(&mut []);
@@ -364,7 +366,7 @@ impl GroupLog {
                 .map_err(|e| LoadError::io("direct write to", path, e));
             offset += len as u64;
             let mut state = self.lock();
-            state.durable_writes = write + 1;
+            state.durable = through;
             state.failed |= written.is_err();
             self.written.notify_all();
             written?;
@@ -392,6 +394,10 @@ fn group_commit(dir: &Path, spec: BaselineSpec) -> Result<f64, LoadError> {
     }
     Ok(mb_per_s)
 }
+
+/// Most bytes one write of test 6 carries (the store's default
+/// `max_batch_bytes`).
+const GROUP_MAX_BYTES: usize = 8 << 20;
 
 /// Most puts test 6 makes: small records are bound by the writes' latency,
 /// not their bytes, so `spec.bytes` of them would take minutes on a slow
@@ -421,7 +427,10 @@ fn group_commit_run(dir: &Path, spec: BaselineSpec) -> Result<(u64, f64), LoadEr
             .iter()
             .map(|(path, log)| {
                 let record = record.bytes();
-                scope.spawn(move || log.run(path, record, writers))
+                // As many records as there are writers, within the store's
+                // default largest batch.
+                let max_records = writers.min(GROUP_MAX_BYTES / record.len().max(1));
+                scope.spawn(move || log.run(path, record, max_records))
             })
             .collect();
         let started = Instant::now();
@@ -557,7 +566,41 @@ mod tests {
         assert!(bytes[..6000].iter().all(|&b| b == 7));
         assert!(bytes[6000..align_up(6000)].iter().all(|&b| b == 0));
         let state = log.lock();
-        assert_eq!((state.durable_writes, state.queued), (5, 0));
+        assert_eq!((state.durable, state.taken, state.queued), (5, 5, 5));
+    }
+
+    #[test]
+    fn a_group_log_splits_what_is_queued_into_writes_of_at_most_max_records() {
+        let dir = direct_io_dir();
+        let path = dir.path().join("log.bin");
+        let log = GroupLog::default();
+        let record = vec![9u8; 6000];
+        std::thread::scope(|scope| {
+            let writers: Vec<_> = (0..3)
+                .map(|_| scope.spawn(|| (0..4).all(|_| log.put())))
+                .collect();
+            let runner = scope.spawn(|| log.run(&path, &record, 2));
+            for w in writers {
+                assert!(w.join().unwrap());
+            }
+            log.finish();
+            runner.join().unwrap().unwrap();
+        });
+        let state = log.lock();
+        assert_eq!((state.durable, state.taken, state.queued), (12, 12, 12));
+        // Each write is its records then zero padding to the next block:
+        // the runs of record bytes are the writes.
+        let bytes = fs::read(&path).unwrap();
+        let writes: Vec<usize> = bytes
+            .split(|&b| b == 0)
+            .map(<[u8]>::len)
+            .filter(|&n| n > 0)
+            .collect();
+        assert_eq!(writes.iter().sum::<usize>(), 12 * 6000, "{writes:?}");
+        assert!(
+            writes.iter().all(|&n| n == 6000 || n == 12000),
+            "{writes:?}"
+        );
     }
 
     #[test]

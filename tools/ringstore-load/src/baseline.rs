@@ -355,15 +355,24 @@ impl GroupLog {
                 (records, state.taken)
             };
             let len = align_up(records * record.len());
-            let out = buf.bytes_mut().get_mut(..len).unwrap_or(&mut []);
-            let (data, filler) = out.split_at_mut((records * record.len()).min(out.len()));
-            for chunk in data.chunks_mut(record.len()) {
-                chunk.copy_from_slice(record.get(..chunk.len()).unwrap_or(&[]));
-            }
-            filler.fill(0);
-            let written = file
-                .write_all_at(out, offset)
-                .map_err(|e| LoadError::io("direct write to", path, e));
+            let written = match buf.bytes_mut().get_mut(..len) {
+                Some(out) => {
+                    let (data, filler) = out.split_at_mut(records * record.len());
+                    for chunk in data.chunks_mut(record.len()) {
+                        chunk.copy_from_slice(record.get(..chunk.len()).unwrap_or(&[]));
+                    }
+                    filler.fill(0);
+                    file.write_all_at(out, offset)
+                        .map_err(|e| LoadError::io("direct write to", path, e))
+                }
+                None => Err(LoadError::io(
+                    "staging a write to",
+                    path,
+                    std::io::Error::other(format!(
+                        "{records} records do not fit the {max_records}-record buffer"
+                    )),
+                )),
+            };
             offset += len as u64;
             let mut state = self.lock();
             state.durable = through;

@@ -332,7 +332,23 @@ impl GroupLog {
     /// The log thread: takes what is queued (at most `max_records`),
     /// copies that many records into one aligned buffer, appends it with
     /// one durable write, and acknowledges it; until the writers are done.
+    /// If it fails, waiting and later writers stop instead of waiting for a
+    /// write that will not come.
     fn run(&self, path: &Path, record: &[u8], max_records: usize) -> Result<(), LoadError> {
+        let outcome = self.write_groups(path, record, max_records);
+        if outcome.is_err() {
+            self.lock().failed = true;
+            self.written.notify_all();
+        }
+        outcome
+    }
+
+    fn write_groups(
+        &self,
+        path: &Path,
+        record: &[u8],
+        max_records: usize,
+    ) -> Result<(), LoadError> {
         let max_records = max_records.max(1);
         let file = open_direct(path, true)?;
         let mut buf = AlignedBuf::random(align_up(max_records * record.len()), 0);
@@ -373,12 +389,10 @@ impl GroupLog {
                     )),
                 )),
             };
-            offset += len as u64;
-            let mut state = self.lock();
-            state.durable = through;
-            state.failed |= written.is_err();
-            self.written.notify_all();
             written?;
+            offset += len as u64;
+            self.lock().durable = through;
+            self.written.notify_all();
         }
     }
 }
@@ -610,6 +624,21 @@ mod tests {
             writes.iter().all(|&n| n == 6000 || n == 12000),
             "{writes:?}"
         );
+    }
+
+    #[test]
+    fn a_log_that_cannot_open_its_file_stops_its_writers() {
+        let dir = direct_io_dir();
+        // A directory where the log's file should be: opening it fails.
+        let path = dir.path().join("taken");
+        fs::create_dir(&path).unwrap();
+        let log = GroupLog::default();
+        std::thread::scope(|scope| {
+            let runner = scope.spawn(|| log.run(&path, &[1u8; 100], 4));
+            assert!(runner.join().unwrap().is_err());
+            // A writer that comes later is refused, not left waiting.
+            assert!(!log.put());
+        });
     }
 
     #[test]

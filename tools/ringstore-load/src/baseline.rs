@@ -570,50 +570,52 @@ mod tests {
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 
-    #[test]
-    fn a_group_log_writes_what_was_queued_padded_to_a_block_and_acknowledges_it() {
+    /// Runs one log with `writers` threads of `puts` puts each (every one
+    /// acknowledged) until they are done; the log's file and its counts
+    /// (durable, taken, queued).
+    fn drive_log(
+        writers: usize,
+        puts: usize,
+        record: &[u8],
+        max_records: usize,
+    ) -> (Vec<u8>, (u64, u64, u64)) {
         let dir = direct_io_dir();
         let path = dir.path().join("log.bin");
         let log = GroupLog::default();
-        let record = vec![7u8; 6000];
         std::thread::scope(|scope| {
-            let writer = scope.spawn(|| (0..5).all(|_| log.put()));
-            let runner = scope.spawn(|| log.run(&path, &record, 1));
-            assert!(writer.join().unwrap());
-            log.finish();
-            runner.join().unwrap().unwrap();
-        });
-        // Five writes of one record each, each padded to the next block.
-        let bytes = fs::read(&path).unwrap();
-        assert_eq!(bytes.len(), 5 * align_up(6000));
-        assert!(bytes[..6000].iter().all(|&b| b == 7));
-        assert!(bytes[6000..align_up(6000)].iter().all(|&b| b == 0));
-        let state = log.lock();
-        assert_eq!((state.durable, state.taken, state.queued), (5, 5, 5));
-    }
-
-    #[test]
-    fn a_group_log_splits_what_is_queued_into_writes_of_at_most_max_records() {
-        let dir = direct_io_dir();
-        let path = dir.path().join("log.bin");
-        let log = GroupLog::default();
-        let record = vec![9u8; 6000];
-        std::thread::scope(|scope| {
-            let writers: Vec<_> = (0..3)
-                .map(|_| scope.spawn(|| (0..4).all(|_| log.put())))
+            let threads: Vec<_> = (0..writers)
+                .map(|_| scope.spawn(|| (0..puts).all(|_| log.put())))
                 .collect();
-            let runner = scope.spawn(|| log.run(&path, &record, 2));
-            for w in writers {
-                assert!(w.join().unwrap());
+            let runner = scope.spawn(|| log.run(&path, record, max_records));
+            for t in threads {
+                assert!(t.join().unwrap());
             }
             log.finish();
             runner.join().unwrap().unwrap();
         });
         let state = log.lock();
-        assert_eq!((state.durable, state.taken, state.queued), (12, 12, 12));
+        (
+            fs::read(&path).unwrap(),
+            (state.durable, state.taken, state.queued),
+        )
+    }
+
+    #[test]
+    fn a_group_log_writes_what_was_queued_padded_to_a_block_and_acknowledges_it() {
+        let (bytes, counts) = drive_log(1, 5, &[7u8; 6000], 1);
+        assert_eq!(counts, (5, 5, 5));
+        // Five writes of one record each, each padded to the next block.
+        assert_eq!(bytes.len(), 5 * align_up(6000));
+        assert!(bytes[..6000].iter().all(|&b| b == 7));
+        assert!(bytes[6000..align_up(6000)].iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn a_group_log_splits_what_is_queued_into_writes_of_at_most_max_records() {
+        let (bytes, counts) = drive_log(3, 4, &[9u8; 6000], 2);
+        assert_eq!(counts, (12, 12, 12));
         // Each write is its records then zero padding to the next block:
         // the runs of record bytes are the writes.
-        let bytes = fs::read(&path).unwrap();
         let writes: Vec<usize> = bytes
             .split(|&b| b == 0)
             .map(<[u8]>::len)

@@ -204,6 +204,17 @@ impl AlignedBuf {
         }
     }
 
+    /// `len` zero bytes (a staging buffer, overwritten before each use).
+    fn zeroed(len: usize) -> AlignedBuf {
+        let storage = vec![0u8; len + ALIGN];
+        let start = storage.as_ptr().align_offset(ALIGN).min(ALIGN);
+        AlignedBuf {
+            storage,
+            start,
+            len,
+        }
+    }
+
     fn bytes(&self) -> &[u8] {
         self.storage
             .get(self.start..self.start + self.len)
@@ -329,13 +340,31 @@ impl GroupLog {
         self.queued.notify_all();
     }
 
-    /// The log thread: takes what is queued (at most `max_records`),
-    /// copies that many records into one aligned buffer, appends it with
-    /// one durable write, and acknowledges it; until the writers are done.
-    /// If it fails, waiting and later writers stop instead of waiting for a
-    /// write that will not come.
-    fn run(&self, path: &Path, record: &[u8], max_records: usize) -> Result<(), LoadError> {
-        let outcome = self.write_groups(path, record, max_records);
+    /// Opens the log's file and sizes its staging buffer for `max_records`
+    /// records: done before the test's clock starts.
+    fn prepare(
+        path: &Path,
+        record_len: usize,
+        max_records: usize,
+    ) -> Result<(File, AlignedBuf), LoadError> {
+        let file = open_direct(path, true)?;
+        let buf = AlignedBuf::zeroed(align_up(max_records.max(1) * record_len));
+        Ok((file, buf))
+    }
+
+    /// The log thread, with what [`GroupLog::prepare`] made: takes what is
+    /// queued (at most what the buffer holds), copies it into the buffer,
+    /// appends it with one durable write, and acknowledges it; until the
+    /// writers are done. If it fails, waiting and later writers stop
+    /// instead of waiting for a write that will not come.
+    fn serve(
+        &self,
+        path: &Path,
+        prepared: Result<(File, AlignedBuf), LoadError>,
+        record: &[u8],
+    ) -> Result<(), LoadError> {
+        let outcome =
+            prepared.and_then(|(file, mut buf)| self.write_groups(path, &file, &mut buf, record));
         if outcome.is_err() {
             self.lock().failed = true;
             self.written.notify_all();
@@ -346,12 +375,11 @@ impl GroupLog {
     fn write_groups(
         &self,
         path: &Path,
+        file: &File,
+        buf: &mut AlignedBuf,
         record: &[u8],
-        max_records: usize,
     ) -> Result<(), LoadError> {
-        let max_records = max_records.max(1);
-        let file = open_direct(path, true)?;
-        let mut buf = AlignedBuf::random(align_up(max_records * record.len()), 0);
+        let max_records = (buf.len / record.len().max(1)).max(1);
         let mut offset = 0u64;
         loop {
             let (records, through) = {
@@ -445,17 +473,26 @@ fn group_commit_run(dir: &Path, spec: BaselineSpec) -> Result<(u64, f64), LoadEr
         .map(|i| (dir.join(format!("group-{i}.bin")), GroupLog::default()))
         .collect();
     let mut elapsed = std::time::Duration::ZERO;
+    // The log threads open their files and size their buffers, then the
+    // clock starts.
+    let ready = std::sync::Barrier::new(logs.len() + 1);
     let results: Vec<Result<(), LoadError>> = std::thread::scope(|scope| {
         let log_threads: Vec<_> = logs
             .iter()
             .map(|(path, log)| {
                 let record = record.bytes();
+                let ready = &ready;
                 // As many records as there are writers, within the store's
                 // default largest batch.
                 let max_records = writers.min(GROUP_MAX_BYTES / record.len().max(1));
-                scope.spawn(move || log.run(path, record, max_records))
+                scope.spawn(move || {
+                    let prepared = GroupLog::prepare(path, record.len(), max_records);
+                    ready.wait();
+                    log.serve(path, prepared, record)
+                })
             })
             .collect();
+        ready.wait();
         let started = Instant::now();
         let writer_threads: Vec<_> = (0..writers)
             .map(|w| {
@@ -538,6 +575,14 @@ fn fsync_latency(dir: &Path) -> Result<LatencySummary, LoadError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl GroupLog {
+        /// [`GroupLog::prepare`] then [`GroupLog::serve`] on this thread.
+        fn run(&self, path: &Path, record: &[u8], max_records: usize) -> Result<(), LoadError> {
+            let prepared = GroupLog::prepare(path, record.len(), max_records);
+            self.serve(path, prepared, record)
+        }
+    }
 
     /// A temporary dir where `O_DIRECT` works (`/tmp` may be tmpfs):
     /// under `RINGSTORE_TEST_DIR`, else in this crate's source tree.

@@ -286,22 +286,14 @@ pub fn run(mut args: Args) -> Result<Outcome, LoadError> {
         };
         write_mb_per_s / ceiling.max(1e-9)
     });
-    let efficiency_at_workload_depth = match (&baseline, args.durability) {
-        (Some(b), DurabilityArg::Sync) => {
-            Some(write_mb_per_s / b.durable_at_workload_depth_mb_per_s.max(1e-9))
-        }
+    // Sync only: the store's MB/s over one of the baseline's durable figures.
+    let sync_ratio = |figure: fn(&Baseline) -> f64| match (&baseline, args.durability) {
+        (Some(b), DurabilityArg::Sync) => Some(write_mb_per_s / figure(b).max(1e-9)),
         _ => None,
     };
-    let efficiency_vs_shard_pattern = match (&baseline, args.durability) {
-        (Some(b), DurabilityArg::Sync) => {
-            Some(write_mb_per_s / b.durable_one_per_shard_mb_per_s.max(1e-9))
-        }
-        _ => None,
-    };
-    let efficiency_vs_group_commit = match (&baseline, args.durability) {
-        (Some(b), DurabilityArg::Sync) => Some(write_mb_per_s / b.group_commit_mb_per_s.max(1e-9)),
-        _ => None,
-    };
+    let efficiency_at_workload_depth = sync_ratio(|b| b.durable_at_workload_depth_mb_per_s);
+    let efficiency_vs_shard_pattern = sync_ratio(|b| b.durable_one_per_shard_mb_per_s);
+    let efficiency_vs_group_commit = sync_ratio(|b| b.group_commit_mb_per_s);
     let cpu = cpu_before
         .zip(cpu_after)
         .map(|((u0, s0), (u1, s1))| (u1 - u0, s1 - s0));

@@ -195,13 +195,11 @@ impl AlignedBuf {
     /// cannot shortcut zeros).
     fn random(len: usize, seed: u64) -> AlignedBuf {
         let mut rng = Rng::new(seed, 0);
-        let storage: Vec<u8> = (0..len + ALIGN).map(|_| rng.next_u64() as u8).collect();
-        let start = storage.as_ptr().align_offset(ALIGN).min(ALIGN);
-        AlignedBuf {
-            storage,
-            start,
-            len,
+        let mut buf = AlignedBuf::zeroed(len);
+        for byte in buf.bytes_mut() {
+            *byte = rng.next_u64() as u8;
         }
+        buf
     }
 
     /// `len` zero bytes (a staging buffer, overwritten before each use).
